@@ -137,7 +137,8 @@ async def run_call(websocket: WebSocket, start: StreamStart, *, call_id: str, de
 
     runner = WorkerRunner(handle_sigint=False)
     log.info("call %s: pipeline started (stream %s)", call_id, start.stream_sid)
-    await runner.run(worker)
+    await runner.add_workers(worker)
+    await runner.run()
     log.info("call %s: pipeline finished by %s, %d segments", call_id, ended_by, segments)
     return CallOutcome(
         call_id=call_id, segments=segments, skipped_messages=serializer.skipped, ended_by=ended_by

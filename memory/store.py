@@ -108,6 +108,9 @@ class Store:
             status,
         )
 
+    async def set_status(self, call_id: str, status: str) -> None:
+        await self.pool.execute("UPDATE calls SET status = $2 WHERE id = $1", uuid.UUID(call_id), status)
+
     async def find_call(self, *, call_id: str | None = None, call_sid: str | None = None) -> str | None:
         if call_id:
             try:

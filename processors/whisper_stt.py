@@ -44,6 +44,7 @@ class SharedWhisperSTTService(WhisperSTTService):  # type: ignore[misc]
         super().__init__(settings=settings, **kwargs)
         self._samples_seen = 0
         self._speech_start_ms = 0
+        self._in_speech = False
         self._timings: deque[tuple[int, int]] = deque()
 
     def _load(self) -> None:
@@ -60,17 +61,19 @@ class SharedWhisperSTTService(WhisperSTTService):  # type: ignore[misc]
     async def process_frame(self, frame: Frame, direction: FrameDirection) -> None:
         if isinstance(frame, VADUserStartedSpeakingFrame):
             self._speech_start_ms = max(0, self._position_ms() - int(frame.start_secs * 1000))
+            self._in_speech = True
         await super().process_frame(frame, direction)
 
     async def _handle_user_stopped_speaking(self, frame: VADUserStoppedSpeakingFrame) -> None:
-        if self.is_usable and self._user_speaking:
+        if self.is_usable and self._in_speech:
             end_ms = max(self._speech_start_ms, self._position_ms() - int(frame.stop_secs * 1000))
             self._timings.append((self._speech_start_ms, end_ms))
+        self._in_speech = False
         await super()._handle_user_stopped_speaking(frame)
 
     async def stop(self, frame: EndFrame) -> None:
         # The call ended mid-utterance: transcribe what was said instead of dropping it.
-        if self._user_speaking:
+        if self._in_speech:
             await self._handle_user_stopped_speaking(VADUserStoppedSpeakingFrame(stop_secs=0.0))
         await super().stop(frame)
 

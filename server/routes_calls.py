@@ -65,7 +65,7 @@ async def create_call(body: CallRequest, runtime: RuntimeDep) -> CallCreated:
     except NotConfigured as exc:
         raise HTTPException(status_code=503, detail=str(exc)) from exc
     except ProviderError as exc:
-        await runtime.store.record_status(call_sid="", status="failed", payload={"error": str(exc)})
+        await runtime.store.set_status(call_id, "failed")
         raise HTTPException(status_code=502, detail=str(exc)) from exc
     await runtime.store.set_call_sid(call_id, call_sid, status="queued")
     return CallCreated(call_id=call_id, call_sid=call_sid, status="queued")
