@@ -1,0 +1,10 @@
+FROM python:3.11-slim
+RUN pip install --no-cache-dir uv
+WORKDIR /app
+COPY pyproject.toml uv.lock README.md ./
+RUN uv sync --frozen --no-dev --no-install-project
+COPY . .
+RUN uv sync --frozen --no-dev
+ENV PATH="/app/.venv/bin:$PATH" CONVENE_HOME=/var/lib/convene
+EXPOSE 8000
+CMD ["convene", "serve", "--host", "0.0.0.0", "--port", "8000"]

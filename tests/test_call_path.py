@@ -1,0 +1,86 @@
+"""The call path end to end: Media Streams over a real websocket -> Pipecat -> Postgres/Redis."""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+from pathlib import Path
+
+import pytest
+
+from memory import keys
+from server.runtime import Runtime
+from server.simulate import simulate_call
+from tests.conftest import MEETING_TURNS, TEST_AUTH_TOKEN
+from tests.speech import wer, words, write_meeting
+
+OTHER_TURNS = [
+    "Hello, this is the infrastructure review for the database cluster.",
+    "We need to upgrade the storage servers before the holidays.",
+]
+
+
+def joined(result: dict[str, object]) -> str:
+    return " ".join(seg["text"] for seg in result["transcript"])  # type: ignore[attr-defined, index]
+
+
+async def test_simulated_call_stores_transcript(base_url: str, runtime: Runtime, meeting_wav: Path) -> None:
+    result = await simulate_call(
+        meeting_wav,
+        base_url=base_url,
+        series="weekly-planning",
+        meeting_date=dt.date(2026, 11, 24),
+        speed=0,
+        auth_token=TEST_AUTH_TOKEN,
+    )
+    assert set(result) >= {"call_id", "series", "transcript", "commitments", "replies"}
+    assert result["series"] == "weekly-planning"
+    assert result["commitments"] == [] and result["replies"] == []
+    assert wer(" ".join(MEETING_TURNS), joined(result)) <= 0.15
+
+    # The rows are really in Postgres, in order, with sane timings.
+    rows = await runtime.store.pool.fetch(
+        "SELECT seq, start_ms, end_ms, text, confidence FROM transcript_segments"
+        " WHERE call_id = $1 ORDER BY seq",
+        __import__("uuid").UUID(result["call_id"]),
+    )
+    assert [r["seq"] for r in rows] == list(range(len(rows)))
+    assert len(rows) >= 2
+    assert all(r["start_ms"] < r["end_ms"] for r in rows)
+    assert all(a["end_ms"] <= b["start_ms"] for a, b in zip(rows, rows[1:], strict=False))
+    assert all(0 < r["confidence"] <= 1 for r in rows)
+    call = await runtime.store.get_call(str(result["call_id"]))
+    assert call is not None
+    assert call["status"] == "completed" and call["completed_at"] is not None
+    assert call["meeting_date"] == dt.date(2026, 11, 24)
+
+    # Each final segment was also published to the Redis stream.
+    entries = await runtime.redis.xrange(keys.SEGMENTS_STREAM)
+    mine = [fields for _, fields in entries if fields["call_id"] == result["call_id"]]
+    assert [m["text"] for m in mine] == [r["text"] for r in rows]
+
+
+async def test_two_calls_at_once_get_separate_pipelines(
+    base_url: str, meeting_wav: Path, tmp_path: Path
+) -> None:
+    other_wav = write_meeting(tmp_path / "other.wav", OTHER_TURNS)
+    first, second = await asyncio.gather(
+        simulate_call(meeting_wav, base_url=base_url, series="a", speed=4, auth_token=TEST_AUTH_TOKEN),
+        simulate_call(other_wav, base_url=base_url, series="b", speed=4, auth_token=TEST_AUTH_TOKEN),
+    )
+    assert first["call_id"] != second["call_id"]
+    assert (first["series"], second["series"]) == ("a", "b")
+    assert wer(" ".join(MEETING_TURNS), joined(first)) <= 0.15
+    assert wer(" ".join(OTHER_TURNS), joined(second)) <= 0.15
+    # Nothing of one call leaked into the other.
+    assert "holidays" not in words(joined(first))
+    assert "legal" not in words(joined(second))
+
+
+@pytest.mark.parametrize("speed", [1.0])
+async def test_real_time_pacing_still_transcribes(
+    base_url: str, tmp_path: Path, speed: float
+) -> None:
+    wav = write_meeting(tmp_path / "short.wav", ["Please write the release notes today."])
+    result = await simulate_call(wav, base_url=base_url, speed=speed, auth_token=TEST_AUTH_TOKEN)
+    assert wer("Please write the release notes today.", joined(result)) <= 0.15
