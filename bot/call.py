@@ -64,6 +64,7 @@ def build_stt(deps: CallDeps) -> SharedWhisperSTTService:
             hotwords=agent.stt.hotwords,
         ),
         trailing_silence_secs=knobs.trailing_silence_secs,
+        ttfs_p99_latency=1.0,
     )
 
 

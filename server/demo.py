@@ -50,6 +50,9 @@ async def run_demo(settings: Settings, *, speed: float, console: Console) -> dic
     with Progress(SpinnerColumn(), TextColumn("{task.description}"), console=console, transient=True) as p:
         p.add_task("Starting embedded Postgres + Redis, loading Whisper base…", total=None)
         runtime = await Runtime.start(local)
+        # The sample meeting's people: biases Whisper toward their names.
+        agent = runtime.prompts.agent.model_copy(update={"participants": ["Tom", "Priya"]})
+        runtime.prompts = runtime.prompts.model_copy(update={"agent": agent})
         p.add_task("Speaking the sample meeting with Piper…", total=None)
         audio = await asyncio.to_thread(meeting_audio, local.convene_home, "meeting-1", MEETING_1)
     info = sf.info(str(audio))
