@@ -68,7 +68,9 @@ def build_stt(deps: CallDeps) -> SharedWhisperSTTService:
     )
 
 
-async def run_call(websocket: WebSocket, start: StreamStart, *, call_id: str, deps: CallDeps) -> CallOutcome:
+async def run_call(
+    websocket: WebSocket, start: StreamStart, *, call_id: str, deps: CallDeps
+) -> CallOutcome:
     """Run the call's pipeline until Twilio says `stop` or the socket goes away."""
     knobs = deps.prompts.pipeline
     ended_by = "disconnect"
@@ -130,7 +132,7 @@ async def run_call(websocket: WebSocket, start: StreamStart, *, call_id: str, de
         name=f"call-{call_id}",
     )
 
-    @transport.event_handler("on_client_disconnected")  # type: ignore[misc]
+    @transport.event_handler("on_client_disconnected")  # type: ignore[misc, untyped-decorator]
     async def _on_disconnected(_transport: object, _ws: object) -> None:
         # A hang-up without `stop`: end gracefully so queued speech is still transcribed.
         if worker is not None:

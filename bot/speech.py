@@ -38,7 +38,9 @@ def load_voice(model_path: str | None = None) -> Any:
     return PiperVoice.load(model, config_path=config)
 
 
-def synthesize(text: str, *, model_path: str | None = None, length_scale: float | None = None) -> tuple[np.ndarray, int]:
+def synthesize(
+    text: str, *, model_path: str | None = None, length_scale: float | None = None
+) -> tuple[np.ndarray, int]:
     """Speak `text`; returns (int16 samples, sample rate)."""
     from piper import SynthesisConfig
 

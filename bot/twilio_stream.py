@@ -47,7 +47,9 @@ def _preview(data: str | bytes) -> str:
 def parse_message(data: str | bytes, *, max_bytes: int) -> dict[str, Any] | None:
     """Decode one Media Streams message, or log why it is skipped and return None."""
     if len(data) > max_bytes:
-        log.warning("twilio stream: skipped oversized message (%d bytes > %d)", len(data), max_bytes)
+        log.warning(
+            "twilio stream: skipped oversized message (%d bytes > %d)", len(data), max_bytes
+        )
         return None
     try:
         message = json.loads(data)
@@ -162,7 +164,7 @@ class ConveneTwilioSerializer(TwilioFrameSerializer):  # type: ignore[misc]
             return self._skip(f"repeated `{event}`")
         return self._skip(f"unknown event `{event}`")
 
-    def _skip(self, why: str) -> None:
+    def _skip(self, why: str) -> Frame | None:
         self.skipped += 1
         log.warning("twilio stream %s: skipped %s", self._stream_sid, why)
         return None

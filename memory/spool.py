@@ -47,7 +47,9 @@ class Spool:
             rows = self._db.execute(
                 "SELECT id, kind, payload FROM ops ORDER BY id LIMIT ?", (limit,)
             ).fetchall()
-        return [(row_id, _KINDS[kind].from_json(json.loads(payload))) for row_id, kind, payload in rows]
+        return [
+            (row_id, _KINDS[kind].from_json(json.loads(payload))) for row_id, kind, payload in rows
+        ]
 
     def _delete_through(self, last_id: int) -> None:
         with self._lock:

@@ -109,9 +109,13 @@ class Store:
         )
 
     async def set_status(self, call_id: str, status: str) -> None:
-        await self.pool.execute("UPDATE calls SET status = $2 WHERE id = $1", uuid.UUID(call_id), status)
+        await self.pool.execute(
+            "UPDATE calls SET status = $2 WHERE id = $1", uuid.UUID(call_id), status
+        )
 
-    async def find_call(self, *, call_id: str | None = None, call_sid: str | None = None) -> str | None:
+    async def find_call(
+        self, *, call_id: str | None = None, call_sid: str | None = None
+    ) -> str | None:
         if call_id:
             try:
                 key = uuid.UUID(call_id)
@@ -173,7 +177,9 @@ class Store:
             )
         return meeting_id
 
-    async def record_status(self, *, call_sid: str, status: str, payload: dict[str, Any]) -> str | None:
+    async def record_status(
+        self, *, call_sid: str, status: str, payload: dict[str, Any]
+    ) -> str | None:
         """Record a Twilio status callback; returns our call id if the call is known."""
         async with self.pool.acquire() as conn, conn.transaction():
             call_id = await conn.fetchval("SELECT id FROM calls WHERE call_sid = $1", call_sid)

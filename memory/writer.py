@@ -24,7 +24,7 @@ from server.errors import StorageUnavailable
 
 log = logging.getLogger(__name__)
 
-_STORE_DOWN = (*CONNECTION_ERRORS, StorageUnavailable)
+_STORE_DOWN: tuple[type[BaseException], ...] = (*CONNECTION_ERRORS, StorageUnavailable)
 
 
 class StoreWriter:
@@ -118,7 +118,11 @@ class StoreWriter:
         try:
             await self._store.apply(batch)
         except _STORE_DOWN as exc:
-            log.warning("writer: Postgres unavailable (%s); spooling %d writes", type(exc).__name__, len(batch))
+            log.warning(
+                "writer: Postgres unavailable (%s); spooling %d writes",
+                type(exc).__name__,
+                len(batch),
+            )
             await self._spool_batch(batch)
             return
         await self._publish(batch)

@@ -46,5 +46,11 @@ class TranscriptRecorder(FrameProcessor):  # type: ignore[misc]
             self._submit(record)
             if self._on_segment is not None:
                 self._on_segment(record)
-            log.info("call %s segment %d [%d-%d ms]", self._call_id, record.seq, record.start_ms, record.end_ms)
+            log.info(
+                "call %s segment %d [%d-%d ms]",
+                self._call_id,
+                record.seq,
+                record.start_ms,
+                record.end_ms,
+            )
         await self.push_frame(frame, direction)

@@ -54,7 +54,9 @@ class SharedWhisperSTTService(WhisperSTTService):  # type: ignore[misc]
         rate = self.sample_rate or 16000
         return int(self._samples_seen * 1000 / rate)
 
-    async def process_audio_frame(self, frame: InputAudioRawFrame, direction: FrameDirection) -> None:
+    async def process_audio_frame(
+        self, frame: InputAudioRawFrame, direction: FrameDirection
+    ) -> None:
         self._samples_seen += len(frame.audio) // (2 * frame.num_channels)
         await super().process_audio_frame(frame, direction)
 
@@ -85,7 +87,7 @@ class SharedWhisperSTTService(WhisperSTTService):  # type: ignore[misc]
             return
         await self.start_processing_metrics()
         samples = np.frombuffer(audio, dtype=np.int16).astype(np.float32) / 32768.0
-        settings = self._settings
+        settings: Any = self._settings
         threshold = settings.no_speech_prob
 
         def transcribe() -> list[Any]:

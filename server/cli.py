@@ -60,18 +60,35 @@ def serve(
 
     configure_logging("INFO" if verbose else "WARNING")
     settings = _settings()
-    err.print(f"Convene listening on http://{host}:{port} (public host: {settings.public_host or 'unset'})")
-    uvicorn.run(create_app(settings=settings), host=host, port=port, log_level="info" if verbose else "warning")
+    err.print(
+        f"Convene listening on http://{host}:{port} (public host: {settings.public_host or 'unset'})"
+    )
+    uvicorn.run(
+        create_app(settings=settings),
+        host=host,
+        port=port,
+        log_level="info" if verbose else "warning",
+    )
 
 
 @app.command()
 def simulate(
-    audio: Annotated[Path, typer.Argument(help="A recording (wav, flac, ogg...) to stream as a call.")],
+    audio: Annotated[
+        Path, typer.Argument(help="A recording (wav, flac, ogg...) to stream as a call.")
+    ],
     series: Annotated[str | None, typer.Option(help="Meeting series key.")] = None,
-    date: Annotated[str | None, typer.Option(help="Meeting date, YYYY-MM-DD (default today).")] = None,
-    speed: Annotated[float, typer.Option(help="Pacing: 1 = real time, 4 = four times faster, 0 = unpaced.")] = 1.0,
-    url: Annotated[str | None, typer.Option(help="Stream to a running `convene serve` (http://host:port).")] = None,
-    record: Annotated[Path | None, typer.Option(help="Save the audio the bot sent back to this WAV.")] = None,
+    date: Annotated[
+        str | None, typer.Option(help="Meeting date, YYYY-MM-DD (default today).")
+    ] = None,
+    speed: Annotated[
+        float, typer.Option(help="Pacing: 1 = real time, 4 = four times faster, 0 = unpaced.")
+    ] = 1.0,
+    url: Annotated[
+        str | None, typer.Option(help="Stream to a running `convene serve` (http://host:port).")
+    ] = None,
+    record: Annotated[
+        Path | None, typer.Option(help="Save the audio the bot sent back to this WAV.")
+    ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
     verbose: Verbose = False,
 ) -> None:
@@ -95,21 +112,33 @@ def simulate(
         if url:
             token = os.environ.get("TWILIO_AUTH_TOKEN")
             return await simulate_call(
-                audio, base_url=url, series=series, meeting_date=meeting_date, speed=speed,
-                auth_token=token, record_path=record,
+                audio,
+                base_url=url,
+                series=series,
+                meeting_date=meeting_date,
+                speed=speed,
+                auth_token=token,
+                record_path=record,
             )
         from server.app import create_app
         from server.local_server import serve_in_process
         from server.runtime import Runtime
 
         token = secrets.token_hex(16)
-        settings = _settings().model_copy(update={"twilio_auth_token": SecretStr(token), "public_host": None})
+        settings = _settings().model_copy(
+            update={"twilio_auth_token": SecretStr(token), "public_host": None}
+        )
         runtime = await Runtime.start(settings)
         try:
             async with serve_in_process(create_app(runtime=runtime)) as base_url:
                 return await simulate_call(
-                    audio, base_url=base_url, series=series, meeting_date=meeting_date, speed=speed,
-                    auth_token=token, record_path=record,
+                    audio,
+                    base_url=base_url,
+                    series=series,
+                    meeting_date=meeting_date,
+                    speed=speed,
+                    auth_token=token,
+                    record_path=record,
                 )
         finally:
             await runtime.close()

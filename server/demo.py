@@ -47,7 +47,9 @@ def meeting_audio(home: Path, name: str, turns: list[str]) -> Path:
 async def run_demo(settings: Settings, *, speed: float, console: Console) -> dict[str, Any]:
     token = secrets.token_hex(16)
     local = settings.model_copy(update={"twilio_auth_token": SecretStr(token), "public_host": None})
-    with Progress(SpinnerColumn(), TextColumn("{task.description}"), console=console, transient=True) as p:
+    with Progress(
+        SpinnerColumn(), TextColumn("{task.description}"), console=console, transient=True
+    ) as p:
         p.add_task("Starting embedded Postgres + Redis, loading Whisper base…", total=None)
         runtime = await Runtime.start(local)
         # The sample meeting's people: biases Whisper toward their names.
@@ -113,6 +115,8 @@ async def _stream_with_live_transcript(
                     continue
                 segments = response.json()["transcript"]
                 for seg in segments[shown:]:
-                    progress.console.print(f"  [green]{seg['start_ms'] / 1000:5.1f}s[/] {seg['text']}")
+                    progress.console.print(
+                        f"  [green]{seg['start_ms'] / 1000:5.1f}s[/] {seg['text']}"
+                    )
                 shown = max(shown, len(segments))
         return await call

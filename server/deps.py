@@ -53,7 +53,9 @@ async def verified_twilio_form(request: Request, runtime: RuntimeDep) -> dict[st
         raise HTTPException(status_code=403, detail="missing X-Twilio-Signature header")
     validator = RequestValidator(settings.twilio_auth_token.get_secret_value())
     if not validator.validate(public_url(request, runtime), params, signature):
-        raise HTTPException(status_code=403, detail="X-Twilio-Signature does not match this request")
+        raise HTTPException(
+            status_code=403, detail="X-Twilio-Signature does not match this request"
+        )
     return params
 
 

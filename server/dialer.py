@@ -52,7 +52,9 @@ async def place_call(settings: Settings, *, to: str, twiml: str) -> str:
             status_callback_event=STATUS_EVENTS,
         )
     except TwilioRestException as exc:
-        raise ProviderError(f"Twilio refused the call: {exc.msg} (HTTP {exc.status}, code {exc.code})") from exc
+        raise ProviderError(
+            f"Twilio refused the call: {exc.msg} (HTTP {exc.status}, code {exc.code})"
+        ) from exc
     except (TwilioException, OSError) as exc:
         raise ProviderError(f"Twilio unreachable: {type(exc).__name__}") from exc
     finally:

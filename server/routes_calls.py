@@ -51,7 +51,10 @@ async def create_call(body: CallRequest, runtime: RuntimeDep) -> CallCreated:
         )
     series = body.series or (f"{body.to}#{body.digits}" if body.digits else body.to)
     call_id = await runtime.store.create_call(
-        direction="outbound", status="queued", to_number=body.to, series_key=series,
+        direction="outbound",
+        status="queued",
+        to_number=body.to,
+        series_key=series,
         from_number=settings.twilio_from_number,
     )
     params = {"call_id": call_id, "series": series}
@@ -100,4 +103,6 @@ async def ready(runtime: RuntimeDep) -> JSONResponse:
         checks["redis"] = f"Redis unreachable: {type(exc).__name__}"
     checks["spooled_writes"] = str(runtime.spool.count())
     ok = checks["postgres"] == "ok" and checks["redis"] == "ok"
-    return JSONResponse({"status": "ready" if ok else "unavailable", **checks}, status_code=200 if ok else 503)
+    return JSONResponse(
+        {"status": "ready" if ok else "unavailable", **checks}, status_code=200 if ok else 503
+    )

@@ -43,7 +43,11 @@ async def request_twiml(
     auth_token: str | None,
     call_sid: str,
 ) -> str:
-    query = {k: v for k, v in {"series": series, "date": meeting_date and meeting_date.isoformat()}.items() if v}
+    query = {
+        k: v
+        for k, v in {"series": series, "date": meeting_date and meeting_date.isoformat()}.items()
+        if v
+    }
     url = f"{base_url.rstrip('/')}/twilio/voice" + (f"?{urlencode(query)}" if query else "")
     form = {
         "CallSid": call_sid,
@@ -62,7 +66,9 @@ async def request_twiml(
     return response.text
 
 
-async def wait_completed(client: httpx.AsyncClient, base_url: str, call_id: str, timeout: float) -> dict[str, Any]:
+async def wait_completed(
+    client: httpx.AsyncClient, base_url: str, call_id: str, timeout: float
+) -> dict[str, Any]:
     deadline = time.monotonic() + timeout
     while True:
         response = await client.get(f"{base_url.rstrip('/')}/calls/{call_id}")
@@ -93,7 +99,12 @@ async def simulate_call(
     call_sid = _sid("CA")
     async with httpx.AsyncClient(timeout=30) as client:
         twiml = await request_twiml(
-            client, base_url, series=series, meeting_date=meeting_date, auth_token=auth_token, call_sid=call_sid
+            client,
+            base_url,
+            series=series,
+            meeting_date=meeting_date,
+            auth_token=auth_token,
+            call_sid=call_sid,
         )
         stream_url, params = stream_url_from_twiml(twiml)
         call_id = params.get("call_id")
@@ -115,7 +126,8 @@ async def simulate_call(
         "call_id": call_id,
         "series": call.get("series"),
         "transcript": [
-            {"start_ms": s["start_ms"], "end_ms": s["end_ms"], "text": s["text"]} for s in call["transcript"]
+            {"start_ms": s["start_ms"], "end_ms": s["end_ms"], "text": s["text"]}
+            for s in call["transcript"]
         ],
         "commitments": [],
         "replies": [],

@@ -7,7 +7,9 @@ from collections.abc import Mapping
 from twilio.twiml.voice_response import Connect, VoiceResponse
 
 
-def stream_twiml(stream_url: str, parameters: Mapping[str, str], *, digits: str | None = None) -> str:
+def stream_twiml(
+    stream_url: str, parameters: Mapping[str, str], *, digits: str | None = None
+) -> str:
     """Optionally play DTMF digits (meeting ID, passcode, `w` pauses), then connect the stream."""
     response = VoiceResponse()
     if digits:

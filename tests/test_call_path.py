@@ -24,7 +24,9 @@ def joined(result: dict[str, object]) -> str:
     return " ".join(seg["text"] for seg in result["transcript"])  # type: ignore[attr-defined, index]
 
 
-async def test_simulated_call_stores_transcript(base_url: str, runtime: Runtime, meeting_wav: Path) -> None:
+async def test_simulated_call_stores_transcript(
+    base_url: str, runtime: Runtime, meeting_wav: Path
+) -> None:
     result = await simulate_call(
         meeting_wav,
         base_url=base_url,
@@ -65,8 +67,12 @@ async def test_two_calls_at_once_get_separate_pipelines(
 ) -> None:
     other_wav = write_meeting(tmp_path / "other.wav", OTHER_TURNS)
     first, second = await asyncio.gather(
-        simulate_call(meeting_wav, base_url=base_url, series="a", speed=4, auth_token=TEST_AUTH_TOKEN),
-        simulate_call(other_wav, base_url=base_url, series="b", speed=4, auth_token=TEST_AUTH_TOKEN),
+        simulate_call(
+            meeting_wav, base_url=base_url, series="a", speed=4, auth_token=TEST_AUTH_TOKEN
+        ),
+        simulate_call(
+            other_wav, base_url=base_url, series="b", speed=4, auth_token=TEST_AUTH_TOKEN
+        ),
     )
     assert first["call_id"] != second["call_id"]
     assert (first["series"], second["series"]) == ("a", "b")

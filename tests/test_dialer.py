@@ -38,12 +38,19 @@ async def dialer(runtime: Runtime) -> AsyncIterator[tuple[str, FakeTwilio]]:
             runtime.settings = saved
 
 
-async def test_outbound_call_sends_digits_and_stream(dialer: tuple[str, FakeTwilio], runtime: Runtime) -> None:
+async def test_outbound_call_sends_digits_and_stream(
+    dialer: tuple[str, FakeTwilio], runtime: Runtime
+) -> None:
     url, fake = dialer
     async with httpx.AsyncClient() as client:
         response = await client.post(
             f"{url}/calls",
-            json={"to": "+14155550100", "digits": "ww123456#ww7890#", "series": "standup", "meeting_title": "Standup"},
+            json={
+                "to": "+14155550100",
+                "digits": "ww123456#ww7890#",
+                "series": "standup",
+                "meeting_title": "Standup",
+            },
         )
     assert response.status_code == 201, response.text
     body = response.json()
@@ -58,7 +65,9 @@ async def test_outbound_call_sends_digits_and_stream(dialer: tuple[str, FakeTwil
     assert [child.tag for child in twiml] == ["Play", "Connect"]
     assert twiml.find("Play").get("digits") == "ww123456#ww7890#"  # type: ignore[union-attr]
     stream = twiml.find("./Connect/Stream")
-    assert stream is not None and stream.get("url") == "wss://convene.example.ngrok.app/twilio/media"
+    assert (
+        stream is not None and stream.get("url") == "wss://convene.example.ngrok.app/twilio/media"
+    )
     params = {p.get("name"): p.get("value") for p in stream.findall("Parameter")}
     assert params == {"call_id": body["call_id"], "series": "standup", "meeting_title": "Standup"}
     call = await runtime.store.get_call(body["call_id"])
@@ -87,7 +96,9 @@ async def test_no_credentials_is_503_not_a_stack_trace(base_url: str) -> None:
 
 async def test_bad_body_is_422_naming_the_field(base_url: str) -> None:
     async with httpx.AsyncClient() as client:
-        response = await client.post(f"{base_url}/calls", json={"to": "call me maybe", "digits": "12;rm"})
+        response = await client.post(
+            f"{base_url}/calls", json={"to": "call me maybe", "digits": "12;rm"}
+        )
     assert response.status_code == 422
     fields = {tuple(e["loc"]) for e in response.json()["detail"]}
     assert ("body", "to") in fields and ("body", "digits") in fields

@@ -45,7 +45,9 @@ async def test_malformed_media_stream_input_is_skipped(
         await client.send_start()
         await client.send_raw(json.dumps({"event": "bogus", "streamSid": "MZ0"}))
         await client.stream_audio(ulaw[:half], speed=0)
-        await client.send_raw(json.dumps({"event": "media", "media": {"payload": "@@not-base64@@"}}))
+        await client.send_raw(
+            json.dumps({"event": "media", "media": {"payload": "@@not-base64@@"}})
+        )
         big = base64.b64encode(b"\xff" * 100_000).decode()
         await client.send_raw(json.dumps({"event": "media", "media": {"payload": big}}))
         await client.send_raw(b"\x00\x01binary-garbage")
@@ -106,7 +108,9 @@ async def own_runtime(tmp_path: Path) -> AsyncIterator[Runtime]:
         await rt.close()
 
 
-async def test_postgres_outage_mid_call_spools_and_replays(own_runtime: Runtime, meeting_wav: Path) -> None:
+async def test_postgres_outage_mid_call_spools_and_replays(
+    own_runtime: Runtime, meeting_wav: Path
+) -> None:
     rt = own_runtime
     pg = rt.embedded_postgres
     assert pg is not None
@@ -114,12 +118,19 @@ async def test_postgres_outage_mid_call_spools_and_replays(own_runtime: Runtime,
     async with serve_in_process(create_app(runtime=rt)) as url, httpx.AsyncClient() as http:
         call_sid = "CA" + secrets.token_hex(16)
         twiml = await request_twiml(
-            http, url, series="outage", meeting_date=None, auth_token=TEST_AUTH_TOKEN, call_sid=call_sid
+            http,
+            url,
+            series="outage",
+            meeting_date=None,
+            auth_token=TEST_AUTH_TOKEN,
+            call_sid=call_sid,
         )
         stream_url, params = stream_url_from_twiml(twiml)
         call_id = params["call_id"]
         streaming = asyncio.create_task(
-            simulate_stream(stream_url, ulaw, custom_parameters=params, speed=3.0, close_timeout=120)
+            simulate_stream(
+                stream_url, ulaw, custom_parameters=params, speed=3.0, close_timeout=120
+            )
         )
         # Wait until the first segment is in Postgres, then take Postgres away mid-call.
         for _ in range(600):
@@ -136,9 +147,13 @@ async def test_postgres_outage_mid_call_spools_and_replays(own_runtime: Runtime,
         await rt.writer.drained(60)
     texts = await _segments(rt, call_id)
     assert wer(" ".join(MEETING_TURNS), " ".join(texts)) <= 0.15
-    seqs = [r["seq"] for r in await rt.store.pool.fetch(
-        "SELECT seq FROM transcript_segments WHERE call_id = $1 ORDER BY seq", uuid.UUID(call_id)
-    )]
+    seqs = [
+        r["seq"]
+        for r in await rt.store.pool.fetch(
+            "SELECT seq FROM transcript_segments WHERE call_id = $1 ORDER BY seq",
+            uuid.UUID(call_id),
+        )
+    ]
     assert seqs == list(range(len(seqs)))
     call = await rt.store.get_call(call_id)
     assert call is not None and call["status"] == "completed"

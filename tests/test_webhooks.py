@@ -27,7 +27,9 @@ def inbound_form() -> dict[str, str]:
     }
 
 
-async def test_voice_with_valid_signature_answers_stream_twiml(base_url: str, runtime: Runtime) -> None:
+async def test_voice_with_valid_signature_answers_stream_twiml(
+    base_url: str, runtime: Runtime
+) -> None:
     url = f"{base_url}/twilio/voice?series=team-sync"
     form = inbound_form()
     async with httpx.AsyncClient() as client:
@@ -75,7 +77,9 @@ async def test_status_callback_is_recorded(base_url: str, runtime: Runtime) -> N
         await client.post(voice_url, data=form, headers=signed(voice_url, form))
         status_url = f"{base_url}/twilio/status"
         status_form = {"CallSid": form["CallSid"], "CallStatus": "in-progress", "CallDuration": "3"}
-        response = await client.post(status_url, data=status_form, headers=signed(status_url, status_form))
+        response = await client.post(
+            status_url, data=status_form, headers=signed(status_url, status_form)
+        )
     assert response.status_code == 200
     call_id = response.json()["call_id"]
     assert call_id

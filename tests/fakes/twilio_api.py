@@ -23,7 +23,9 @@ class FakeTwilio:
         async def create_call(account_sid: str, request: Request) -> JSONResponse:
             form = await request.form()
             auth = request.headers.get("authorization", "")
-            user, _, password = base64.b64decode(auth.removeprefix("Basic ")).decode().partition(":")
+            user, _, password = (
+                base64.b64decode(auth.removeprefix("Basic ")).decode().partition(":")
+            )
             self.requests.append(
                 {
                     "account_sid": account_sid,
@@ -35,7 +37,12 @@ class FakeTwilio:
             if self.fail_with:
                 status, code, message = self.fail_with
                 return JSONResponse(
-                    {"code": code, "message": message, "more_info": f"https://www.twilio.com/docs/errors/{code}", "status": status},
+                    {
+                        "code": code,
+                        "message": message,
+                        "more_info": f"https://www.twilio.com/docs/errors/{code}",
+                        "status": status,
+                    },
                     status_code=status,
                 )
             sid = "CA" + secrets.token_hex(16)
