@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -20,7 +21,9 @@ from pipecat.transports.websocket.fastapi import FastAPIWebsocketParams, FastAPI
 from pipecat.workers.runner import WorkerRunner
 
 from bot.twilio_stream import ConveneTwilioSerializer, StreamStart
-from memory.models import SegmentRecord
+from memory.models import WriteOp
+from processors.commitments import CommitmentExtractor
+from processors.extraction import DeterministicExtractor
 from processors.transcript import TranscriptRecorder
 from processors.whisper_stt import SharedWhisperSTTService
 from server.prompts import Prompts
@@ -38,7 +41,7 @@ class CallDeps:
     prompts: Prompts
     whisper_model: WhisperModel
     whisper_model_name: str
-    submit: Callable[[SegmentRecord], None]
+    submit: Callable[[WriteOp], None]
     twilio_account_sid: str | None = None
     twilio_auth_token: str | None = None
 
@@ -68,8 +71,19 @@ def build_stt(deps: CallDeps) -> SharedWhisperSTTService:
     )
 
 
+def build_extractor(deps: CallDeps) -> DeterministicExtractor:
+    agent = deps.prompts.agent
+    names = tuple(n.lower() for n in (agent.name, *agent.aliases))
+    return DeterministicExtractor(window=deps.prompts.pipeline.extraction.window, bot_names=names)
+
+
 async def run_call(
-    websocket: WebSocket, start: StreamStart, *, call_id: str, deps: CallDeps
+    websocket: WebSocket,
+    start: StreamStart,
+    *,
+    call_id: str,
+    meeting_date: dt.date,
+    deps: CallDeps,
 ) -> CallOutcome:
     """Run the call's pipeline until Twilio says `stop` or the socket goes away."""
     knobs = deps.prompts.pipeline
@@ -113,12 +127,21 @@ async def run_call(
     )
     segments = 0
 
-    def counted(record: SegmentRecord) -> None:
+    def counted(record: object) -> None:
         nonlocal segments
         segments += 1
 
     recorder = TranscriptRecorder(call_id=call_id, submit=deps.submit, on_segment=counted)
-    pipeline = Pipeline([transport.input(), vad, build_stt(deps), recorder, transport.output()])
+    commitments = CommitmentExtractor(
+        call_id=call_id,
+        series=start.custom_parameters.get("series"),
+        meeting_date=meeting_date,
+        extractor=build_extractor(deps),
+        submit=deps.submit,
+    )
+    pipeline = Pipeline(
+        [transport.input(), vad, build_stt(deps), recorder, commitments, transport.output()]
+    )
     idle = knobs.call.idle_timeout_secs
     worker = PipelineWorker(
         pipeline,

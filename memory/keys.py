@@ -7,6 +7,17 @@ COMMITMENTS_STREAM = "convene:commitments"
 STREAM_MAXLEN = 10_000
 
 
-def call_state(call_id: str) -> str:
-    """Hash with a live call's state (working memory)."""
-    return f"convene:call:{call_id}:state"
+WINDOW_SIZE = 8
+CALL_TTL_SECS = 24 * 3600
+SERIES_TTL_SECS = 30 * 24 * 3600
+SERIES_RECENT_SIZE = 200
+
+
+def call_window(call_id: str) -> str:
+    """Working memory: the call's last utterances (a capped list)."""
+    return f"convene:call:{call_id}:window"
+
+
+def series_recent(series_key: str) -> str:
+    """Short-term memory: the series' recent commitments (a capped list with a TTL)."""
+    return f"convene:series:{series_key}:recent"

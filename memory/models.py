@@ -59,4 +59,50 @@ class CallEnded:
         )
 
 
-WriteOp = SegmentRecord | CallEnded
+@dataclass(frozen=True)
+class CommitmentRecord:
+    """A commitment, status update or cancellation heard in a call (extractor output)."""
+
+    call_id: str
+    seq: int
+    ordinal: int
+    kind: str  # "commitment" | "status_done" | "cancel"
+    owner: str | None
+    action: str
+    due: dt.date | None
+    quote: str
+    confidence: float
+    series: str | None = None
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "call_id": self.call_id,
+            "series": self.series,
+            "seq": self.seq,
+            "ordinal": self.ordinal,
+            "kind": self.kind,
+            "owner": self.owner,
+            "action": self.action,
+            "due": self.due.isoformat() if self.due else None,
+            "quote": self.quote,
+            "confidence": self.confidence,
+        }
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> CommitmentRecord:
+        due = dt.date.fromisoformat(data["due"]) if data.get("due") else None
+        return cls(**{**data, "due": due})
+
+    def public(self) -> dict[str, Any]:
+        """The `{owner, action, due, quote, confidence}` shape of the CLI and API."""
+        return {
+            "owner": self.owner,
+            "action": self.action,
+            "due": self.due.isoformat() if self.due else None,
+            "quote": self.quote,
+            "confidence": round(self.confidence, 3),
+            "kind": self.kind,
+        }
+
+
+WriteOp = SegmentRecord | CommitmentRecord | CallEnded

@@ -8,16 +8,18 @@ import sqlite3
 import threading
 from pathlib import Path
 
-from memory.models import CallEnded, SegmentRecord, WriteOp
+from memory.models import CallEnded, CommitmentRecord, SegmentRecord, WriteOp
 
-_KINDS: dict[str, type[SegmentRecord] | type[CallEnded]] = {
+_KINDS: dict[str, type[SegmentRecord] | type[CommitmentRecord] | type[CallEnded]] = {
     "segment": SegmentRecord,
+    "commitment": CommitmentRecord,
     "call_ended": CallEnded,
 }
+_NAMES = {cls: name for name, cls in _KINDS.items()}
 
 
 def _kind(op: WriteOp) -> str:
-    return "segment" if isinstance(op, SegmentRecord) else "call_ended"
+    return _NAMES[type(op)]
 
 
 class Spool:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import uuid
 from collections.abc import Sequence
@@ -10,8 +11,10 @@ from typing import Any
 import asyncpg
 from pgvector.asyncpg import register_vector
 
+from memory.embeddings import Embedder, shared_embedder
 from memory.migrate import migrate
-from memory.models import CallEnded, SegmentRecord, WriteOp
+from memory.models import CallEnded, CommitmentRecord, SegmentRecord, WriteOp
+from memory.tracking import apply_commitment
 from server.errors import StorageUnavailable
 
 # What asyncpg raises when the server is away or the connection broke.
@@ -33,8 +36,15 @@ async def _init_connection(conn: asyncpg.Connection) -> None:
 class Store:
     """Typed queries over the call-path tables."""
 
-    def __init__(self, pool: asyncpg.Pool) -> None:
+    def __init__(self, pool: asyncpg.Pool, embedder: Embedder | None = None) -> None:
         self.pool = pool
+        self._embedder = embedder
+
+    @property
+    def embedder(self) -> Embedder:
+        if self._embedder is None:
+            self._embedder = shared_embedder()
+        return self._embedder
 
     @classmethod
     async def open(cls, dsn: str, *, run_migrations: bool = True) -> Store:
@@ -205,6 +215,11 @@ class Store:
     async def apply(self, ops: Sequence[WriteOp]) -> None:
         """Apply a batch of pipeline writes in one transaction; idempotent (replay-safe)."""
         segments = [op for op in ops if isinstance(op, SegmentRecord)]
+        commitments = [op for op in ops if isinstance(op, CommitmentRecord)]
+        texts = [s.text for s in segments]
+        for c in commitments:
+            texts += [c.action, c.quote]
+        vectors = await asyncio.to_thread(self.embedder.embed, texts) if texts else None
         async with self.pool.acquire() as conn, conn.transaction():
             if segments:
                 await conn.executemany(
@@ -224,8 +239,25 @@ class Store:
                         for s in segments
                     ],
                 )
+                assert vectors is not None
+                await conn.executemany(
+                    "INSERT INTO memory_embeddings(series_id, call_id, kind, ref, text, embedding)"
+                    " SELECT c.series_id, c.id, 'segment', $2, $3, $4 FROM calls c WHERE c.id = $1"
+                    " ON CONFLICT (kind, ref) DO NOTHING",
+                    [
+                        (uuid.UUID(s.call_id), f"{s.call_id}:{s.seq}", s.text, vectors[i])
+                        for i, s in enumerate(segments)
+                    ],
+                )
+            at = len(segments)
             for op in ops:
-                if isinstance(op, CallEnded):
+                if isinstance(op, CommitmentRecord):
+                    assert vectors is not None
+                    await apply_commitment(
+                        conn, op, action_vec=vectors[at], quote_vec=vectors[at + 1]
+                    )
+                    at += 2
+                elif isinstance(op, CallEnded):
                     await conn.execute(
                         "UPDATE calls SET status = $2, ended_at = COALESCE(ended_at, $3),"
                         " completed_at = now() WHERE id = $1",
@@ -256,6 +288,72 @@ class Store:
         call["transcript"] = await self.get_segments(call_id)
         return call
 
+    async def get_commitments(self, call_id: str) -> list[dict[str, Any]]:
+        rows = await self.pool.fetch(
+            "SELECT seq, kind, owner, action, due, quote, confidence, task_id FROM commitments"
+            " WHERE call_id = $1 ORDER BY seq, ordinal",
+            uuid.UUID(call_id),
+        )
+        return [
+            {
+                **dict(r),
+                "due": r["due"].isoformat() if r["due"] else None,
+                "confidence": round(float(r["confidence"]), 3),
+            }
+            for r in rows
+        ]
+
+    async def list_tasks(self, series_key: str, *, status: str = "all") -> list[dict[str, Any]] | None:
+        """The series' tasks with their history; None when the series does not exist."""
+        series_id = await self.pool.fetchval("SELECT id FROM series WHERE key = $1", series_key)
+        if series_id is None:
+            return None
+        rows = await self.pool.fetch(
+            "SELECT t.id, t.owner, t.action, t.due, t.status, mc.meeting_date AS created_in,"
+            " mu.meeting_date AS updated_in FROM tasks t"
+            " LEFT JOIN meetings mc ON mc.id = t.meeting_created_id"
+            " LEFT JOIN meetings mu ON mu.id = t.meeting_updated_id"
+            " WHERE t.series_id = $1 AND ($2 = 'all' OR t.status = $2) ORDER BY t.id",
+            series_id,
+            status,
+        )
+        history = await self.pool.fetch(
+            "SELECT h.task_id, h.change, h.from_status, h.to_status, h.from_due, h.to_due, h.quote,"
+            " h.call_id, h.seq, m.meeting_date, h.created_at FROM task_history h"
+            " JOIN tasks t ON t.id = h.task_id LEFT JOIN meetings m ON m.id = h.meeting_id"
+            " WHERE t.series_id = $1 ORDER BY h.id",
+            series_id,
+        )
+        by_task: dict[int, list[dict[str, Any]]] = {}
+        for h in history:
+            by_task.setdefault(h["task_id"], []).append(
+                {
+                    "change": h["change"],
+                    "from_status": h["from_status"],
+                    "to_status": h["to_status"],
+                    "from_due": _iso(h["from_due"]),
+                    "to_due": _iso(h["to_due"]),
+                    "quote": h["quote"],
+                    "call_id": str(h["call_id"]) if h["call_id"] else None,
+                    "seq": h["seq"],
+                    "meeting_date": _iso(h["meeting_date"]),
+                    "at": h["created_at"].isoformat(),
+                }
+            )
+        return [
+            {
+                "id": r["id"],
+                "owner": r["owner"],
+                "action": r["action"],
+                "due": _iso(r["due"]),
+                "status": r["status"],
+                "created_in": _iso(r["created_in"]),
+                "updated_in": _iso(r["updated_in"]),
+                "history": by_task.get(r["id"], []),
+            }
+            for r in rows
+        ]
+
     async def get_segments(self, call_id: str) -> list[dict[str, Any]]:
         rows = await self.pool.fetch(
             "SELECT seq, start_ms, end_ms, text, confidence, speaker FROM transcript_segments"
@@ -263,6 +361,10 @@ class Store:
             uuid.UUID(call_id),
         )
         return [dict(r) for r in rows]
+
+
+def _iso(value: dt.date | None) -> str | None:
+    return value.isoformat() if value is not None else None
 
 
 def _json(payload: dict[str, Any]) -> str:

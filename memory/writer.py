@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 from collections.abc import Sequence
 
@@ -17,7 +18,7 @@ import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
 from memory import keys
-from memory.models import SegmentRecord, WriteOp
+from memory.models import CommitmentRecord, SegmentRecord, WriteOp
 from memory.spool import Spool
 from memory.store import CONNECTION_ERRORS, Store
 from server.errors import StorageUnavailable
@@ -152,14 +153,33 @@ class StoreWriter:
             await self._publish(ops)
 
     async def _publish(self, ops: Sequence[WriteOp]) -> None:
+        """Redis: the segment and commitment streams, working and short-term memory."""
         if self._redis is None:
             return
         segments = [op for op in ops if isinstance(op, SegmentRecord)]
-        if not segments:
+        commitments = [op for op in ops if isinstance(op, CommitmentRecord)]
+        if not segments and not commitments:
             return
         try:
             async with self._redis.pipeline(transaction=False) as pipe:
+                for item in commitments:
+                    payload = json.dumps(item.as_json())
+                    pipe.xadd(
+                        keys.COMMITMENTS_STREAM,
+                        {"call_id": item.call_id, "series": item.series or "", "commitment": payload},
+                        maxlen=keys.STREAM_MAXLEN,
+                        approximate=True,
+                    )
+                    if item.series:
+                        recent = keys.series_recent(item.series)
+                        pipe.lpush(recent, payload)
+                        pipe.ltrim(recent, 0, keys.SERIES_RECENT_SIZE - 1)
+                        pipe.expire(recent, keys.SERIES_TTL_SECS)
                 for seg in segments:
+                    window = keys.call_window(seg.call_id)
+                    pipe.rpush(window, json.dumps(seg.as_json()))
+                    pipe.ltrim(window, -keys.WINDOW_SIZE, -1)
+                    pipe.expire(window, keys.CALL_TTL_SECS)
                     pipe.xadd(
                         keys.SEGMENTS_STREAM,
                         {

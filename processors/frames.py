@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime
 from dataclasses import dataclass
 
 from pipecat.frames.frames import DataFrame
@@ -16,3 +17,17 @@ class TranscriptSegmentFrame(DataFrame):
     end_ms: int
     confidence: float | None = None
     speaker: str | None = None
+    seq: int = -1  # numbered by the transcript recorder
+
+
+@dataclass
+class CommitmentFrame(DataFrame):
+    """Someone promised something (or reported it done, or cancelled it) in this call."""
+
+    kind: str  # "commitment" | "status_done" | "cancel"
+    owner: str | None
+    action: str
+    due: datetime.date | None
+    quote: str
+    confidence: float
+    seq: int

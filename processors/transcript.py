@@ -8,7 +8,7 @@ from collections.abc import Callable
 from pipecat.frames.frames import Frame
 from pipecat.processors.frame_processor import FrameDirection, FrameProcessor
 
-from memory.models import SegmentRecord
+from memory.models import SegmentRecord, WriteOp
 from processors.frames import TranscriptSegmentFrame
 
 log = logging.getLogger(__name__)
@@ -21,7 +21,7 @@ class TranscriptRecorder(FrameProcessor):  # type: ignore[misc]
         self,
         *,
         call_id: str,
-        submit: Callable[[SegmentRecord], None],
+        submit: Callable[[WriteOp], None],
         on_segment: Callable[[SegmentRecord], None] | None = None,
     ) -> None:
         super().__init__()
@@ -42,6 +42,7 @@ class TranscriptRecorder(FrameProcessor):  # type: ignore[misc]
                 confidence=frame.confidence,
                 speaker=frame.speaker,
             )
+            frame.seq = record.seq
             self._seq += 1
             self._submit(record)
             if self._on_segment is not None:

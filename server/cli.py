@@ -172,5 +172,108 @@ def demo(
         raise _fail(exc) from exc
 
 
+@app.command()
+def extract(
+    file: Annotated[str | None, typer.Argument(help="Transcript file, one `Speaker: text` per line; - for stdin.")] = None,
+    date: Annotated[str | None, typer.Option(help="Meeting date YYYY-MM-DD: due dates resolve against it.")] = None,
+    batch: Annotated[Path | None, typer.Option(help="JSONL: one {id, date, lines} per line.")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """Find commitments (who promised what, by when) in a transcript, or in a batch of them.
+
+    With --batch, prints one {"id", "commitments"} per input line (or {"id", "error"} for a
+    malformed line, also reported on stderr; the exit code is then 1).
+    """
+    from server.extract_cli import extract_lines, run_batch
+
+    configure_logging("WARNING")
+    if batch is not None:
+        if not batch.is_file():
+            err.print(f"[red]error:[/] {batch}: no such file")
+            raise typer.Exit(2)
+        failed = 0
+        with batch.open(encoding="utf-8") as handle:
+            for result in run_batch(handle):
+                if result.error:
+                    failed += 1
+                    err.print(f"[red]error:[/] {batch}:{result.output['error']}")
+                if as_json:
+                    sys.stdout.write(json.dumps(result.output) + "\n")
+                elif not result.error:
+                    _print_commitments(str(result.output["id"]), result.output["commitments"])
+        raise typer.Exit(1 if failed else 0)
+    if date is None:
+        err.print("[red]error:[/] --date YYYY-MM-DD is required (due dates resolve against it)")
+        raise typer.Exit(2)
+    try:
+        meeting_date = dt.date.fromisoformat(date)
+    except ValueError as exc:
+        err.print(f"[red]error:[/] --date {date!r}: expected YYYY-MM-DD")
+        raise typer.Exit(2) from exc
+    if file is None or file == "-":
+        text = sys.stdin.read()
+    else:
+        path = Path(file)
+        if not path.is_file():
+            err.print(f"[red]error:[/] {path}: no such file")
+            raise typer.Exit(2)
+        text = path.read_text(encoding="utf-8")
+    if not text.strip():
+        err.print("note: the transcript is empty; no commitments")
+    found = extract_lines(text.splitlines(), meeting_date=meeting_date)
+    if as_json:
+        sys.stdout.write(json.dumps({"commitments": found}) + "\n")
+    else:
+        _print_commitments(file or "stdin", found)
+
+
+def _print_commitments(title: str, found: list[dict[str, object]]) -> None:
+    out = Console()
+    out.print(f"[bold]{title}[/]: {len(found)} found")
+    for c in found:
+        due = f" by {c['due']}" if c["due"] else ""
+        out.print(f"  [{c['kind']}] {c['owner'] or '?'}: {c['action']}{due}")
+
+
+@app.command()
+def tasks(
+    series: Annotated[str, typer.Option(help="Meeting series key.")],
+    status: Annotated[str, typer.Option(help="open, done, cancelled or all.")] = "open",
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
+) -> None:
+    """List a series' tasks with their history (from Postgres: embedded unless DATABASE_URL)."""
+    from server.runtime import Runtime
+
+    configure_logging("WARNING")
+    if status not in ("open", "done", "cancelled", "all"):
+        err.print(f"[red]error:[/] --status {status!r}: expected open, done, cancelled or all")
+        raise typer.Exit(2)
+
+    async def go() -> list[dict[str, object]] | None:
+        runtime = await Runtime.start(_settings(), load_whisper=False)
+        try:
+            return await runtime.store.list_tasks(series, status=status)
+        finally:
+            await runtime.close()
+
+    try:
+        found = asyncio.run(go())
+    except ConveneError as exc:
+        raise _fail(exc) from exc
+    if found is None:
+        err.print(f"[red]error:[/] no series {series!r}")
+        raise typer.Exit(1)
+    if as_json:
+        sys.stdout.write(json.dumps({"series": series, "tasks": found}) + "\n")
+        return
+    out = Console()
+    out.print(f"[bold]{series}[/]: {len(found)} task(s) ({status})")
+    for t in found:
+        due = f" due {t['due']}" if t["due"] else ""
+        out.print(f"  #{t['id']} [{t['status']}] {t['owner'] or '?'}: {t['action']}{due}")
+        for h in t["history"]:  # type: ignore[attr-defined]
+            out.print(f"      {h['meeting_date'] or ''} {h['change']}: \"{h['quote']}\"")
+
+
 def main() -> None:
     app()

@@ -60,9 +60,15 @@ class CallKnobs(_Strict):
     pipeline_sample_rate: Literal[8000, 16000] = 16000
 
 
+class ExtractionKnobs(_Strict):
+    backend: Literal["deterministic"] = "deterministic"
+    window: int = Field(4, ge=1, le=20)
+
+
 class PipelineKnobs(_Strict):
     """`prompts/pipeline.yaml`: the pipeline's knobs."""
 
+    extraction: ExtractionKnobs = ExtractionKnobs()
     vad: VadKnobs = VadKnobs()
     stt: SttKnobs = SttKnobs()
     call: CallKnobs = CallKnobs()

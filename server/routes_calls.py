@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-from typing import Any
+from typing import Any, Literal
 
 from fastapi import APIRouter, HTTPException
 from fastapi.responses import JSONResponse
@@ -81,6 +81,23 @@ async def get_call(call_id: str, runtime: RuntimeDep) -> dict[str, Any]:
         raise HTTPException(status_code=404, detail=f"no call {call_id}")
     call["active"] = call_id in runtime.active_calls
     return call
+
+
+@router.get("/calls/{call_id}/commitments")
+async def get_call_commitments(call_id: str, runtime: RuntimeDep) -> dict[str, Any]:
+    if await runtime.store.get_call(call_id) is None:
+        raise HTTPException(status_code=404, detail=f"no call {call_id}")
+    return {"call_id": call_id, "commitments": await runtime.store.get_commitments(call_id)}
+
+
+@router.get("/series/{key}/tasks")
+async def get_series_tasks(
+    key: str, runtime: RuntimeDep, status: Literal["open", "done", "cancelled", "all"] = "all"
+) -> dict[str, Any]:
+    tasks = await runtime.store.list_tasks(key, status=status)
+    if tasks is None:
+        raise HTTPException(status_code=404, detail=f"no series {key!r}")
+    return {"series": key, "tasks": tasks}
 
 
 @router.get("/health")

@@ -114,7 +114,13 @@ async def media(websocket: WebSocket) -> None:
     runtime.active_calls.add(call_id)
     status = "completed"
     try:
-        await run_call(websocket, start, call_id=call_id, deps=runtime.call_deps())
+        await run_call(
+            websocket,
+            start,
+            call_id=call_id,
+            meeting_date=_meeting_date(start),
+            deps=runtime.call_deps(),
+        )
     except Exception:
         status = "failed"
         log.exception("call %s: pipeline failed", call_id)

@@ -122,6 +122,8 @@ async def simulate_call(
             call_sid=call_sid,
         )
         call = await wait_completed(client, base_url, call_id, complete_timeout)
+        found = await client.get(f"{base_url.rstrip('/')}/calls/{call_id}/commitments")
+        commitments = found.json()["commitments"] if found.status_code == 200 else []
     return {
         "call_id": call_id,
         "series": call.get("series"),
@@ -129,6 +131,9 @@ async def simulate_call(
             {"start_ms": s["start_ms"], "end_ms": s["end_ms"], "text": s["text"]}
             for s in call["transcript"]
         ],
-        "commitments": [],
+        "commitments": [
+            {k: c[k] for k in ("owner", "action", "due", "quote", "confidence", "kind")}
+            for c in commitments
+        ],
         "replies": [],
     }

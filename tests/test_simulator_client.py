@@ -18,6 +18,7 @@ import soundfile as sf
 from twilio.request_validator import RequestValidator
 from twilio.twiml.voice_response import Connect, VoiceResponse
 from websockets.asyncio.server import ServerConnection, serve
+from websockets.datastructures import Headers
 
 from server.audio import (
     AudioFormatError,
@@ -55,9 +56,17 @@ class FakeTwilioServer:
         self.behaviour = behaviour or echo_then_close_on_stop
         self.raw: list[str | bytes] = []
         self.times: list[float] = []
-        self.headers: dict[str, str] = {}
+        self.headers: Headers = Headers()
         self.path = ""
         self.done = asyncio.Event()
+        self.marked_at = 0.0
+        self._changed = asyncio.Event()
+
+    async def wait_until(self, predicate: Callable[[], bool], timeout: float = 10.0) -> None:
+        async with asyncio.timeout(timeout):
+            while not predicate():
+                self._changed.clear()
+                await self._changed.wait()
 
     @property
     def messages(self) -> list[dict[str, Any]]:
@@ -67,12 +76,13 @@ class FakeTwilioServer:
         return [m["event"] for m in self.messages]
 
     async def handler(self, ws: ServerConnection) -> None:
-        self.headers = dict(ws.request.headers) if ws.request else {}
+        self.headers = ws.request.headers if ws.request else Headers()
         self.path = ws.request.path if ws.request else ""
         try:
             async for data in ws:
                 self.raw.append(data)
                 self.times.append(time.monotonic())
+                self._changed.set()
                 try:
                     message = json.loads(data)
                 except ValueError:
@@ -91,13 +101,17 @@ async def echo_then_close_on_stop(
     sid = message.get("streamSid")
     if message.get("event") == "start":
         payload = base64.b64encode(ECHO_ULAW).decode()
-        await ws.send(json.dumps({"event": "media", "streamSid": sid, "media": {"payload": payload}}))
+        await ws.send(
+            json.dumps({"event": "media", "streamSid": sid, "media": {"payload": payload}})
+        )
         await ws.send(json.dumps({"event": "mark", "streamSid": sid, "mark": {"name": "m1"}}))
         await ws.send(json.dumps({"event": "clear", "streamSid": sid}))
     return bool(message.get("event") == "stop")
 
 
-async def never_close(ws: ServerConnection, message: dict[str, Any], server: FakeTwilioServer) -> bool:
+async def never_close(
+    ws: ServerConnection, message: dict[str, Any], server: FakeTwilioServer
+) -> bool:
     return False
 
 
@@ -203,7 +217,9 @@ async def test_last_frame_is_padded_with_silence() -> None:
     server = FakeTwilioServer()
     async with running(server) as url:
         await simulate_stream(url, b"\x00" * 250, speed=0, trailing_silence_ms=0)
-    payloads = [base64.b64decode(m["media"]["payload"]) for m in server.messages if m["event"] == "media"]
+    payloads = [
+        base64.b64decode(m["media"]["payload"]) for m in server.messages if m["event"] == "media"
+    ]
     assert payloads == [b"\x00" * 160, b"\x00" * 90 + b"\xff" * 70]
 
 
@@ -220,8 +236,7 @@ async def test_dtmf_mark_and_raw_messages() -> None:
         with pytest.raises(ValueError, match="DTMF"):
             await client.send_dtmf("x")
         await client.send_stop()
-        while len(server.raw) < 8:
-            await asyncio.sleep(0.01)
+        await server.wait_until(lambda: len(server.raw) >= 8)
     assert server.raw[4] == "not json"
     messages = [json.loads(m) for i, m in enumerate(server.raw) if i != 4]
     assert_sequence_numbers(messages)
@@ -269,7 +284,9 @@ async def test_real_time_pacing() -> None:
     assert elapsed < 10  # loose: the machine may be busy
     assert progress == sorted(progress)
     assert progress[-1] == pytest.approx(0.5)
-    media_times = [t for t, m in zip(server.times, server.messages, strict=True) if m["event"] == "media"]
+    media_times = [
+        t for t, m in zip(server.times, server.messages, strict=True) if m["event"] == "media"
+    ]
     assert media_times[-1] - media_times[0] >= 0.4
 
 
@@ -302,9 +319,11 @@ async def test_mark_is_echoed_after_the_audio_before_it_has_played() -> None:
     ) -> bool:
         if message.get("event") == "start":
             sid = message["streamSid"]
-            server.marked_at = time.monotonic()  # type: ignore[attr-defined]
+            server.marked_at = time.monotonic()
             payload = base64.b64encode(b"\xff" * 2400).decode()  # 0.3 s
-            await ws.send(json.dumps({"event": "media", "streamSid": sid, "media": {"payload": payload}}))
+            await ws.send(
+                json.dumps({"event": "media", "streamSid": sid, "media": {"payload": payload}})
+            )
             await ws.send(json.dumps({"event": "mark", "streamSid": sid, "mark": {"name": "said"}}))
         return False
 
@@ -312,16 +331,16 @@ async def test_mark_is_echoed_after_the_audio_before_it_has_played() -> None:
     async with running(server) as url, TwilioStreamClient(url) as client:
         await client.send_connected()
         await client.send_start()
-        async with asyncio.timeout(10):
-            while "mark" not in server.events():
-                await asyncio.sleep(0.01)
+        await server.wait_until(lambda: "mark" in server.events())
     mark_index = server.events().index("mark")
-    assert server.times[mark_index] - server.marked_at >= 0.25  # type: ignore[attr-defined]
+    assert server.times[mark_index] - server.marked_at >= 0.25
     assert server.messages[mark_index]["mark"] == {"name": "said"}
 
 
 async def test_receiver_survives_unexpected_messages() -> None:
-    async def garbage(ws: ServerConnection, message: dict[str, Any], server: FakeTwilioServer) -> bool:
+    async def garbage(
+        ws: ServerConnection, message: dict[str, Any], server: FakeTwilioServer
+    ) -> bool:
         if message.get("event") == "start":
             sid = message["streamSid"]
             for junk in (
@@ -332,7 +351,9 @@ async def test_receiver_survives_unexpected_messages() -> None:
                 "[" * 100_000,
                 json.dumps({"event": "media", "streamSid": sid, "media": {"payload": "!!!"}}),
                 json.dumps({"event": "media", "streamSid": sid, "media": "oops"}),
-                json.dumps({"event": "media", "streamSid": "MZwrong", "media": {"payload": "AAAA"}}),
+                json.dumps(
+                    {"event": "media", "streamSid": "MZwrong", "media": {"payload": "AAAA"}}
+                ),
                 json.dumps({"event": "mark", "streamSid": sid, "mark": {"name": 5}}),
                 json.dumps({"event": ["media"], "streamSid": sid}),
                 json.dumps({"event": "surprise", "streamSid": sid}),
@@ -340,7 +361,9 @@ async def test_receiver_survives_unexpected_messages() -> None:
             ):
                 await ws.send(junk)
             ok = base64.b64encode(b"\x80\x00").decode()
-            await ws.send(json.dumps({"event": "media", "streamSid": sid, "media": {"payload": ok}}))
+            await ws.send(
+                json.dumps({"event": "media", "streamSid": sid, "media": {"payload": ok}})
+            )
         return bool(message.get("event") == "stop")
 
     server = FakeTwilioServer(garbage)
@@ -513,7 +536,9 @@ def test_load_audio_wav_stereo_and_flac(tmp_path: Path) -> None:
     assert np.allclose(samples, tone, atol=1e-4)
 
 
-@pytest.mark.parametrize(("src", "dst"), [(16000, 8000), (44100, 8000), (8000, 8000), (8000, 48000)])
+@pytest.mark.parametrize(
+    ("src", "dst"), [(16000, 8000), (44100, 8000), (8000, 8000), (8000, 48000)]
+)
 def test_resample_length(src: int, dst: int) -> None:
     x = np.sin(np.arange(src) / 7).astype(np.float32)  # 1 s
     y = resample(x, src, dst)

@@ -1,0 +1,112 @@
+"""Commitment extraction after STT: who promised what, by when.
+
+Final transcript segments go to a queue; a task runs the extractor over a rolling window of
+the last few utterances (a request and its acceptance are often two turns) and pushes a
+`CommitmentFrame` per commitment, and hands each to the writer. A slow extractor never delays
+frames: audio and transcripts pass straight through.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import logging
+from collections.abc import Callable
+from typing import Protocol
+
+from pipecat.frames.frames import CancelFrame, EndFrame, Frame, StartFrame
+from pipecat.processors.frame_processor import FrameDirection, FrameProcessor
+
+from memory.models import CommitmentRecord
+from processors.extraction import Commitment, Utterance
+from processors.frames import CommitmentFrame, TranscriptSegmentFrame
+
+log = logging.getLogger(__name__)
+
+
+class StreamingExtractor(Protocol):
+    def feed(self, utterance: Utterance, *, meeting_date: dt.date) -> list[Commitment]: ...
+
+
+class CommitmentExtractor(FrameProcessor):  # type: ignore[misc]
+    """Runs a streaming extractor over a call's final segments, off the frame path."""
+
+    def __init__(
+        self,
+        *,
+        call_id: str,
+        series: str | None,
+        meeting_date: dt.date,
+        extractor: StreamingExtractor,
+        submit: Callable[[CommitmentRecord], None],
+    ) -> None:
+        super().__init__()
+        self._call_id = call_id
+        self._series = series
+        self._meeting_date = meeting_date
+        self._extractor = extractor
+        self._submit = submit
+        self._queue: asyncio.Queue[TranscriptSegmentFrame | None] = asyncio.Queue()
+        self._task: asyncio.Task[None] | None = None
+        self.found: list[CommitmentRecord] = []
+
+    async def process_frame(self, frame: Frame, direction: FrameDirection) -> None:
+        await super().process_frame(frame, direction)
+        if isinstance(frame, StartFrame):
+            await self.push_frame(frame, direction)
+            self._task = self.create_task(self._run())
+        elif isinstance(frame, TranscriptSegmentFrame):
+            await self.push_frame(frame, direction)
+            self._queue.put_nowait(frame)
+        elif isinstance(frame, EndFrame):
+            # Finish what was heard before the call ends, then let the end through.
+            if self._task is not None:
+                self._queue.put_nowait(None)
+                await self._task
+                self._task = None
+            await self.push_frame(frame, direction)
+        elif isinstance(frame, CancelFrame):
+            if self._task is not None:
+                await self.cancel_task(self._task)
+                self._task = None
+            await self.push_frame(frame, direction)
+        else:
+            await self.push_frame(frame, direction)
+
+    async def _run(self) -> None:
+        while (segment := await self._queue.get()) is not None:
+            try:
+                found = self._extractor.feed(
+                    Utterance(speaker=segment.speaker, text=segment.text),
+                    meeting_date=self._meeting_date,
+                )
+            except Exception as exc:  # one bad utterance must not stop extraction
+                await self.push_error(f"commitment extraction failed: {exc}", exception=exc)
+                continue
+            for ordinal, item in enumerate(found):
+                record = CommitmentRecord(
+                    call_id=self._call_id,
+                    seq=segment.seq,
+                    ordinal=ordinal,
+                    kind=item.kind,
+                    owner=item.owner,
+                    action=item.action,
+                    due=item.due,
+                    quote=item.quote,
+                    confidence=item.confidence,
+                    series=self._series,
+                )
+                self.found.append(record)
+                self._submit(record)
+                log.info("call %s: %s %s: %s (due %s)", self._call_id, item.kind, item.owner, item.action, item.due)
+                await self.push_frame(
+                    CommitmentFrame(
+                        kind=item.kind,
+                        owner=item.owner,
+                        action=item.action,
+                        due=item.due,
+                        quote=item.quote,
+                        confidence=item.confidence,
+                        seq=segment.seq,
+                    )
+                )
