@@ -31,3 +31,15 @@ class CommitmentFrame(DataFrame):
     quote: str
     confidence: float
     seq: int
+
+
+@dataclass
+class AddressedFrame(DataFrame):
+    """An utterance spoken to the bot: what it asks for (see processors/wake.py)."""
+
+    intent: str
+    question: str
+    person: str | None
+    topic: str | None
+    seq: int
+    end_ms: int

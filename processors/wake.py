@@ -1,0 +1,164 @@
+"""The addressing gate: is this utterance spoken *to* the bot, and what does it ask for?
+
+The bot's name (and what speech recognition hears instead, from prompts/agent.yaml) must stand
+at the start or the end of the utterance ("Convene, give me a progress report", "what's open,
+Convene?"), matched exactly, phonetically (metaphone) or fuzzily (Jaro-Winkler). A name in
+passing ("I told Convene's team…") does not count. Right after the bot spoke, a follow-up
+needs no name. Everything else passes through and the bot stays silent.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from dataclasses import dataclass
+
+import jellyfish
+from pipecat.frames.frames import BotStartedSpeakingFrame, BotStoppedSpeakingFrame, Frame
+from pipecat.processors.frame_processor import FrameDirection, FrameProcessor
+
+from processors.frames import AddressedFrame, TranscriptSegmentFrame
+
+_TOKEN = re.compile(r"[a-z0-9']+")
+_LEAD_FILLERS = frozenset({"hey", "hi", "ok", "okay", "so", "um", "uh", "and", "well", "yo", "alright"})
+_TRAIL_FILLERS = frozenset({"please", "thanks", "thank", "you"})
+FOLLOW_UP_SECS = 8.0
+
+_INTENTS: list[tuple[str, re.Pattern[str]]] = [
+    ("stop", re.compile(r"^(stop|that's all|thats all|that is all|be quiet|never ?mind|enough|shut up|thanks?( you)?)\b")),
+    ("person_tasks", re.compile(r"\bwhat (is|are|was|has|does) (?P<person>[a-z]+)('s)? (working on|doing|got|have|on the hook|owe)|\b(?P<person2>[a-z]+)'s (tasks|action items|to-?dos)\b")),
+    ("today", re.compile(r"\b(decided|decide|promised|agreed|action items?)\b.*\b(today|this meeting|so far)\b|\bwhat did we (decide|agree)\b")),
+    ("recall", re.compile(r"\bwhat did (we|you|they|i) (say|said|discuss|talk) about (?P<topic>.+)|\bremind (me|us) (about|of) (?P<topic2>.+)")),
+    ("progress_report", re.compile(r"\b(progress|status|report|update|where are we|what's open|whats open|open items|recap|summary)\b")),
+]
+_NOT_PEOPLE = frozenset({"everyone", "everybody", "the", "this", "that", "it", "we", "team"})
+
+
+@dataclass(frozen=True)
+class Addressing:
+    """What an addressed utterance asks for."""
+
+    intent: str  # progress_report | person_tasks | today | recall | stop | unknown
+    question: str  # the utterance without the bot's name
+    person: str | None = None
+    topic: str | None = None
+
+
+def _tokens(text: str) -> list[str]:
+    return _TOKEN.findall(text.lower())
+
+
+class NameMatcher:
+    """Matches the bot's name as heard by speech recognition."""
+
+    def __init__(self, name: str, aliases: list[str] | tuple[str, ...] = ()) -> None:
+        self.forms = {" ".join(_tokens(n)) for n in (name, *aliases) if _tokens(n)}
+        self._codes = {jellyfish.metaphone(f.replace(" ", "")) for f in self.forms}
+        self._max_words = max(len(f.split()) for f in self.forms)
+
+    def is_name(self, candidate: str) -> bool:
+        if candidate in self.forms:
+            return True
+        if candidate.endswith("'s"):  # "Convene's team": the name in passing
+            return False
+        joined = candidate.replace(" ", "")
+        if jellyfish.metaphone(joined) in self._codes and len(joined) >= 4:
+            return True
+        return any(
+            jellyfish.jaro_winkler_similarity(joined, form.replace(" ", "")) >= 0.92
+            and abs(len(joined) - len(form.replace(" ", ""))) <= 2
+            for form in self.forms
+        )
+
+    def strip(self, tokens: list[str]) -> list[str] | None:
+        """The tokens without a leading or trailing name, or None when no name stands there."""
+        start = 0
+        while start < len(tokens) and tokens[start] in _LEAD_FILLERS:
+            start += 1
+        for width in range(self._max_words, 0, -1):
+            head = tokens[start : start + width]
+            if len(head) == width and self.is_name(" ".join(head)):
+                return tokens[start + width :]
+        end = len(tokens)
+        while end > 0 and tokens[end - 1] in _TRAIL_FILLERS:
+            end -= 1
+        for width in range(self._max_words, 0, -1):
+            tail = tokens[max(0, end - width) : end]
+            if len(tail) == width and end - width > 0 and self.is_name(" ".join(tail)):
+                return tokens[: end - width]
+        return None
+
+
+def classify(question: str) -> Addressing:
+    text = question.lower().strip()
+    for intent, pattern in _INTENTS:
+        match = pattern.search(text)
+        if not match:
+            continue
+        groups = {k: v for k, v in match.groupdict().items() if v}
+        person = groups.get("person") or groups.get("person2")
+        if intent == "person_tasks" and (person is None or person in _NOT_PEOPLE):
+            continue
+        topic = groups.get("topic") or groups.get("topic2")
+        return Addressing(
+            intent=intent,
+            question=question,
+            person=person.capitalize() if person else None,
+            topic=topic.strip(" ?.!") if topic else None,
+        )
+    return Addressing(intent="unknown", question=question)
+
+
+class WakeMatcher:
+    """Decides whether an utterance is addressed to the bot, and classifies it."""
+
+    def __init__(self, name: str, aliases: list[str] | tuple[str, ...] = ()) -> None:
+        self.names = NameMatcher(name, aliases)
+
+    def match(self, text: str, *, follow_up: bool = False) -> Addressing | None:
+        tokens = _tokens(text)
+        if not tokens:
+            return None
+        rest = self.names.strip(tokens)
+        if rest is not None and rest:
+            return classify(" ".join(rest))
+        if follow_up:
+            found = classify(" ".join(tokens))
+            return found if found.intent != "unknown" else None
+        return None
+
+
+class WakeGate(FrameProcessor):  # type: ignore[misc]
+    """Pushes an `AddressedFrame` after each transcript spoken to the bot; passes all frames."""
+
+    def __init__(self, matcher: WakeMatcher, *, follow_up_secs: float = FOLLOW_UP_SECS) -> None:
+        super().__init__()
+        self._matcher = matcher
+        self._follow_up_secs = follow_up_secs
+        self._bot_speaking = False
+        self._bot_stopped_at = 0.0
+
+    def _in_follow_up(self) -> bool:
+        return self._bot_speaking or time.monotonic() - self._bot_stopped_at < self._follow_up_secs
+
+    async def process_frame(self, frame: Frame, direction: FrameDirection) -> None:
+        await super().process_frame(frame, direction)
+        if isinstance(frame, BotStartedSpeakingFrame):
+            self._bot_speaking = True
+        elif isinstance(frame, BotStoppedSpeakingFrame):
+            self._bot_speaking = False
+            self._bot_stopped_at = time.monotonic()
+        await self.push_frame(frame, direction)
+        if isinstance(frame, TranscriptSegmentFrame):
+            found = self._matcher.match(frame.text, follow_up=self._in_follow_up())
+            if found is not None:
+                await self.push_frame(
+                    AddressedFrame(
+                        intent=found.intent,
+                        question=found.question,
+                        person=found.person,
+                        topic=found.topic,
+                        seq=frame.seq,
+                        end_ms=frame.end_ms,
+                    )
+                )

@@ -1,0 +1,53 @@
+"""The addressing gate: addressed vs not, misheard names, the name in passing, intents."""
+
+from __future__ import annotations
+
+import pytest
+
+from processors.wake import WakeMatcher
+
+MATCHER = WakeMatcher("Convene", ["Convein", "Convenee", "Conveen", "come in"])
+
+ADDRESSED = [
+    ("Convene, give me a progress report.", "progress_report", None),
+    ("Hey Convene, what's the status?", "progress_report", None),
+    ("Convein, what is Tom working on?", "person_tasks", "Tom"),
+    ("Convenee what's Priya's tasks", "person_tasks", "Priya"),
+    ("Conveen, what did we decide today?", "today", None),
+    ("OK come in, what did we say about the pricing page?", "recall", None),
+    ("What's open, Convene?", "progress_report", None),
+    ("Convene, stop.", "stop", None),
+    ("Convene that's all thanks", "stop", None),
+    ("Konvene, give us a quick recap please", "progress_report", None),
+]
+NOT_ADDRESSED = [
+    "I told Convene's team about the outage.",
+    "The convenient thing is that the demo works.",
+    "Give me a progress report by Friday.",
+    "We should convene again next week to discuss it.",
+    "Tom, what are you working on?",
+    "",
+    "Can you come in on Saturday?",
+]
+
+
+@pytest.mark.parametrize(("text", "intent", "person"), ADDRESSED)
+def test_addressed(text: str, intent: str, person: str | None) -> None:
+    found = MATCHER.match(text)
+    assert found is not None, text
+    assert found.intent == intent
+    assert found.person == person
+
+
+@pytest.mark.parametrize("text", NOT_ADDRESSED)
+def test_not_addressed(text: str) -> None:
+    assert MATCHER.match(text) is None
+
+
+def test_recall_topic_and_follow_up_without_name() -> None:
+    found = MATCHER.match("Convene, what did we say about the security review?")
+    assert found is not None and found.topic == "the security review"
+    assert MATCHER.match("And what is Ken working on?") is None
+    follow = MATCHER.match("And what is Ken working on?", follow_up=True)
+    assert follow is not None and follow.person == "Ken"
+    assert MATCHER.match("yeah I agree with that", follow_up=True) is None
