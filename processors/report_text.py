@@ -1,0 +1,216 @@
+"""Spoken reports from memory facts, with templates from prompts/report.yaml (no LLM)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import string
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, ClassVar
+
+from pydantic import BaseModel, ConfigDict, ValidationInfo, field_validator
+
+from server.prompts import load_yaml_model
+
+
+def _placeholders(template: str) -> set[str]:
+    return {name for _, name, _, _ in string.Formatter().parse(template) if name}
+
+
+class _Templates(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    allowed: ClassVar[dict[str, set[str]]] = {}
+
+    @field_validator("*")
+    @classmethod
+    def _known_placeholders(cls, value: Any, info: ValidationInfo) -> Any:
+        allowed = cls.allowed.get(str(info.field_name))
+        if allowed is not None and isinstance(value, str):
+            unknown = _placeholders(value) - allowed
+            if unknown:
+                raise ValueError(
+                    f"unknown placeholder(s) {sorted(unknown)}; allowed: {sorted(allowed)}"
+                )
+        return value
+
+
+class ProgressTemplates(_Templates):
+    allowed: ClassVar[dict[str, set[str]]] = {
+        "intro": {"series"},
+        "done": {"items"},
+        "overdue": {"items"},
+        "open": {"items"},
+        "new": {"items"},
+        "nothing": {"series"},
+        "done_item": {"owner", "action", "due"},
+        "overdue_item": {"owner", "action", "due"},
+        "open_item": {"owner", "action", "due"},
+    }
+    intro: str
+    done: str
+    overdue: str
+    open: str
+    new: str
+    nothing: str
+    done_item: str
+    overdue_item: str
+    open_item: str
+
+
+class PersonTemplates(_Templates):
+    allowed: ClassVar[dict[str, set[str]]] = {"some": {"person", "count", "items"}, "none": {"person"}, "item": {"action", "due"}}
+    some: str
+    none: str
+    item: str
+
+
+class TodayTemplates(_Templates):
+    allowed: ClassVar[dict[str, set[str]]] = {"some": {"items"}, "none": set(), "item": {"owner", "action", "due"}}
+    some: str
+    none: str
+    item: str
+
+
+class RecallTemplates(_Templates):
+    allowed: ClassVar[dict[str, set[str]]] = {"some": {"topic", "items"}, "none": {"topic"}, "item": {"text"}}
+    some: str
+    none: str
+    item: str
+
+
+class ReportTemplates(_Templates):
+    allowed: ClassVar[dict[str, set[str]]] = {
+        "unknown": set(),
+        "due": {"weekday", "ordinal", "month"},
+        "due_far": {"weekday", "ordinal", "month"},
+        "someone": set(),
+    }
+    progress_report: ProgressTemplates
+    person_tasks: PersonTemplates
+    today: TodayTemplates
+    recall: RecallTemplates
+    unknown: str
+    due: str
+    due_far: str
+    someone: str
+
+
+def load_report_templates(path: Path) -> ReportTemplates:
+    return load_yaml_model(path, ReportTemplates)
+
+
+def ordinal(n: int) -> str:
+    suffix = "th" if 11 <= n % 100 <= 13 else {1: "st", 2: "nd", 3: "rd"}.get(n % 10, "th")
+    return f"{n}{suffix}"
+
+
+def say_due(due: dt.date | None, *, today: dt.date, templates: ReportTemplates) -> str:
+    """" by Wednesday the 25th" (within a month of today), else " by December 3rd"."""
+    if due is None:
+        return ""
+    values = {"weekday": due.strftime("%A"), "ordinal": ordinal(due.day), "month": due.strftime("%B")}
+    near = abs((due - today).days) <= 27
+    return (templates.due if near else templates.due_far).format(**values)
+
+
+def join_items(items: list[str]) -> str:
+    if len(items) <= 1:
+        return "".join(items)
+    return ", ".join(items[:-1]) + " and " + items[-1]
+
+
+@dataclass(frozen=True)
+class TaskFact:
+    owner: str | None
+    action: str
+    due: dt.date | None
+    status: str
+    created_on: dt.date | None
+    updated_on: dt.date | None
+
+
+@dataclass(frozen=True)
+class Facts:
+    """What memory lookup found for one question."""
+
+    intent: str
+    meeting_date: dt.date
+    series: str | None = None
+    tasks: list[TaskFact] = field(default_factory=list)
+    previous_meeting: dt.date | None = None
+    person: str | None = None
+    topic: str | None = None
+    recalled: list[str] = field(default_factory=list)
+
+
+def _progress(facts: Facts, t: ReportTemplates) -> str:
+    p = t.progress_report
+    today = facts.meeting_date
+    since = facts.previous_meeting or dt.date.min
+
+    def item(task: TaskFact, template: str) -> str:
+        due = say_due(task.due, today=today, templates=t) if task.status == "open" else ""
+        return template.format(owner=task.owner or t.someone, action=task.action, due=due)
+
+    done = [x for x in facts.tasks if x.status == "done" and (x.updated_on or today) > since]
+    open_ = [x for x in facts.tasks if x.status == "open"]
+    overdue = sorted((x for x in open_ if x.due and x.due < today), key=lambda x: x.due or today)
+    new = [x for x in open_ if x.created_on == today and x not in overdue]
+    rest = sorted(
+        (x for x in open_ if x not in overdue and x not in new),
+        key=lambda x: (x.due is None, x.due or today),
+    )
+    if not facts.tasks:
+        return p.nothing.format(series=facts.series or "")
+    parts = [p.intro.format(series=facts.series or "")]
+    if overdue:
+        parts.append(p.overdue.format(items=join_items([item(x, p.overdue_item) for x in overdue])))
+    if done:
+        parts.append(p.done.format(items=join_items([item(x, p.done_item) for x in done])))
+    if rest:
+        parts.append(p.open.format(items=join_items([item(x, p.open_item) for x in rest])))
+    if new:
+        parts.append(p.new.format(items=join_items([item(x, p.open_item) for x in new])))
+    return " ".join(parts)
+
+
+def render(facts: Facts, templates: ReportTemplates) -> str:
+    """The spoken answer for `facts`. Mentions only tasks present in the facts."""
+    t = templates
+    today = facts.meeting_date
+    if facts.intent == "progress_report":
+        return _progress(facts, t)
+    if facts.intent == "person_tasks":
+        person = facts.person or t.someone
+        mine = [
+            x for x in facts.tasks
+            if x.status == "open" and x.owner and x.owner.lower() == person.lower()
+        ]
+        if not mine:
+            return t.person_tasks.none.format(person=person)
+        items = [
+            t.person_tasks.item.format(action=x.action, due=say_due(x.due, today=today, templates=t))
+            for x in mine
+        ]
+        return t.person_tasks.some.format(person=person, count=len(mine), items=join_items(items))
+    if facts.intent == "today":
+        new = [x for x in facts.tasks if x.created_on == today]
+        if not new:
+            return t.today.none
+        items = [
+            t.today.item.format(
+                owner=x.owner or t.someone, action=x.action, due=say_due(x.due, today=today, templates=t)
+            )
+            for x in new
+        ]
+        return t.today.some.format(items=join_items(items))
+    if facts.intent == "recall":
+        topic = facts.topic or "that"
+        if not facts.recalled:
+            return t.recall.none.format(topic=topic)
+        items = [t.recall.item.format(text=text.rstrip(".")) for text in facts.recalled]
+        return t.recall.some.format(topic=topic, items=join_items(items))
+    if facts.intent == "stop":
+        return ""
+    return t.unknown
+
