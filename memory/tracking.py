@@ -78,6 +78,14 @@ def best_match(
     return max(scored, key=lambda pair: pair[0])[1]
 
 
+def _vector(value: Any) -> npt.NDArray[np.float32] | None:
+    if value is None:
+        return None
+    if hasattr(value, "to_numpy"):
+        value = value.to_numpy()
+    return np.asarray(value, dtype=np.float32)
+
+
 async def _open_tasks(conn: asyncpg.Connection, series_id: int) -> list[TaskRow]:
     rows = await conn.fetch(
         "SELECT id, owner, action, due, status, embedding FROM tasks"
@@ -91,7 +99,7 @@ async def _open_tasks(conn: asyncpg.Connection, series_id: int) -> list[TaskRow]
             action=r["action"],
             due=r["due"],
             status=r["status"],
-            embedding=np.asarray(r["embedding"], dtype=np.float32) if r["embedding"] is not None else None,
+            embedding=_vector(r["embedding"]),
         )
         for r in rows
     ]

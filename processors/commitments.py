@@ -11,7 +11,8 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import logging
-from collections.abc import Callable
+import inspect
+from collections.abc import Awaitable, Callable
 from typing import Protocol
 
 from pipecat.frames.frames import CancelFrame, EndFrame, Frame, StartFrame
@@ -25,7 +26,11 @@ log = logging.getLogger(__name__)
 
 
 class StreamingExtractor(Protocol):
-    def feed(self, utterance: Utterance, *, meeting_date: dt.date) -> list[Commitment]: ...
+    """Deterministic extractors are plain functions; LLM ones are coroutines."""
+
+    def feed(
+        self, utterance: Utterance, *, meeting_date: dt.date
+    ) -> list[Commitment] | Awaitable[list[Commitment]]: ...
 
 
 class CommitmentExtractor(FrameProcessor):  # type: ignore[misc]
@@ -73,13 +78,20 @@ class CommitmentExtractor(FrameProcessor):  # type: ignore[misc]
         else:
             await self.push_frame(frame, direction)
 
+    async def _feed(self, utterance: Utterance) -> list[Commitment]:
+        feed = self._extractor.feed
+        if inspect.iscoroutinefunction(feed):
+            result: list[Commitment] = await feed(utterance, meeting_date=self._meeting_date)
+            return result
+        # A plain extractor runs in a thread: even a slow one never stalls the event loop.
+        found = await asyncio.to_thread(feed, utterance, meeting_date=self._meeting_date)
+        return found  # type: ignore[return-value]
+
     async def _run(self) -> None:
         while (segment := await self._queue.get()) is not None:
+            utterance = Utterance(speaker=segment.speaker, text=segment.text)
             try:
-                found = self._extractor.feed(
-                    Utterance(speaker=segment.speaker, text=segment.text),
-                    meeting_date=self._meeting_date,
-                )
+                found = await self._feed(utterance)
             except Exception as exc:  # one bad utterance must not stop extraction
                 await self.push_error(f"commitment extraction failed: {exc}", exception=exc)
                 continue

@@ -7,6 +7,8 @@ from dataclasses import dataclass
 
 from pipecat.frames.frames import DataFrame
 
+from processors.report_text import Facts
+
 
 @dataclass
 class TranscriptSegmentFrame(DataFrame):
@@ -43,3 +45,11 @@ class AddressedFrame(DataFrame):
     topic: str | None
     seq: int
     end_ms: int
+
+
+@dataclass
+class MemoryFactsFrame(DataFrame):
+    """What memory holds that answers an addressed question."""
+
+    ask: AddressedFrame
+    facts: Facts

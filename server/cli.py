@@ -242,7 +242,7 @@ def tasks(
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
 ) -> None:
     """List a series' tasks with their history (from Postgres: embedded unless DATABASE_URL)."""
-    from server.runtime import Runtime
+    from server.runtime import open_store
 
     configure_logging("WARNING")
     if status not in ("open", "done", "cancelled", "all"):
@@ -250,11 +250,13 @@ def tasks(
         raise typer.Exit(2)
 
     async def go() -> list[dict[str, object]] | None:
-        runtime = await Runtime.start(_settings(), load_whisper=False)
+        store, embedded = await open_store(_settings())
         try:
-            return await runtime.store.list_tasks(series, status=status)
+            return await store.list_tasks(series, status=status)
         finally:
-            await runtime.close()
+            await store.close()
+            if embedded is not None:
+                embedded.stop()
 
     try:
         found = asyncio.run(go())
@@ -277,3 +279,7 @@ def tasks(
 
 def main() -> None:
     app()
+
+
+if __name__ == "__main__":
+    main()

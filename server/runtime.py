@@ -30,6 +30,18 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 
+async def open_store(settings: Settings) -> tuple[Store, EmbeddedPostgres | None]:
+    """Postgres from DATABASE_URL, or the embedded one under CONVENE_HOME; migrated."""
+    embedded: EmbeddedPostgres | None = None
+    if settings.database_url is not None:
+        dsn = settings.database_url.get_secret_value()
+    else:
+        settings.convene_home.mkdir(parents=True, exist_ok=True)
+        embedded = EmbeddedPostgres(settings.convene_home / "postgres")
+        dsn = await asyncio.to_thread(embedded.start)
+    return await Store.open(dsn), embedded
+
+
 @dataclass
 class Runtime:
     settings: Settings
@@ -50,13 +62,7 @@ class Runtime:
         home = settings.convene_home
         home.mkdir(parents=True, exist_ok=True)
 
-        embedded_pg: EmbeddedPostgres | None = None
-        if settings.database_url is not None:
-            dsn = settings.database_url.get_secret_value()
-        else:
-            embedded_pg = EmbeddedPostgres(home / "postgres")
-            dsn = await asyncio.to_thread(embedded_pg.start)
-        store = await Store.open(dsn)
+        store, embedded_pg = await open_store(settings)
 
         embedded_redis: EmbeddedRedis | None = None
         if settings.redis_url is not None:

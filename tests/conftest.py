@@ -49,6 +49,9 @@ def home(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="session")
 async def runtime(home: Path) -> AsyncIterator[Runtime]:
     rt = await Runtime.start(make_settings(home))
+    # As a user would list them in prompts/agent.yaml: biases Whisper toward the names.
+    agent = rt.prompts.agent.model_copy(update={"participants": ["Tom", "Priya"]})
+    rt.prompts = rt.prompts.model_copy(update={"agent": agent})
     try:
         yield rt
     finally:

@@ -37,7 +37,10 @@ async def test_simulated_call_stores_transcript(
     )
     assert set(result) >= {"call_id", "series", "transcript", "commitments", "replies"}
     assert result["series"] == "weekly-planning"
-    assert result["commitments"] == [] and result["replies"] == []
+    assert result["replies"] == []
+    # "I will send the security review to the legal team by Friday." (Friday the 27th)
+    [promise] = [c for c in result["commitments"] if c["kind"] == "commitment"]
+    assert "security review" in promise["action"] and promise["due"] == "2026-11-27"
     assert wer(" ".join(MEETING_TURNS), joined(result)) <= 0.15
 
     # The rows are really in Postgres, in order, with sane timings.

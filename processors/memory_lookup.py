@@ -1,0 +1,121 @@
+"""Memory lookup: for a question addressed to the bot, gather the facts that answer it.
+
+Reads the structured layer (the series' tasks and their history), the long-term layer
+(pgvector similarity over the series' segments and commitments) and this call's working memory,
+in a task, and pushes a `MemoryFactsFrame`. The frame path never waits on the database.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import logging
+import uuid
+
+from pipecat.frames.frames import CancelFrame, EndFrame, Frame
+from pipecat.processors.frame_processor import FrameDirection, FrameProcessor
+
+from memory.store import Store
+from processors.frames import AddressedFrame, MemoryFactsFrame
+from processors.report_text import Facts, TaskFact
+
+log = logging.getLogger(__name__)
+RECALL_LIMIT = 3
+RECALL_MAX_DISTANCE = 0.6
+
+
+async def gather_facts(
+    store: Store, *, series: str | None, meeting_date: dt.date, call_id: str | None, ask: AddressedFrame
+) -> Facts:
+    """Facts for one question, from Postgres (tasks, history, embeddings)."""
+    tasks: list[TaskFact] = []
+    previous: dt.date | None = None
+    if series:
+        for t in await store.list_tasks(series, status="all") or []:
+            tasks.append(
+                TaskFact(
+                    owner=t["owner"],
+                    action=t["action"],
+                    due=dt.date.fromisoformat(t["due"]) if t["due"] else None,
+                    status=t["status"],
+                    created_on=dt.date.fromisoformat(t["created_in"]) if t["created_in"] else None,
+                    updated_on=dt.date.fromisoformat(t["updated_in"]) if t["updated_in"] else None,
+                )
+            )
+        previous = await store.pool.fetchval(
+            "SELECT max(m.meeting_date) FROM meetings m JOIN series s ON s.id = m.series_id"
+            " WHERE s.key = $1 AND m.meeting_date < $2",
+            series,
+            meeting_date,
+        )
+    recalled: list[str] = []
+    if ask.intent == "recall" and ask.topic:
+        vector = await asyncio.to_thread(store.embedder.embed_one, ask.topic)
+        rows = await store.pool.fetch(
+            "SELECT e.text, e.embedding <=> $1 AS distance FROM memory_embeddings e"
+            " LEFT JOIN series s ON s.id = e.series_id"
+            " WHERE (s.key = $2 OR e.call_id = $3) AND e.kind IN ('segment', 'summary')"
+            " ORDER BY e.embedding <=> $1 LIMIT $4",
+            vector,
+            series,
+            uuid.UUID(call_id) if call_id else None,
+            RECALL_LIMIT,
+        )
+        recalled = [r["text"] for r in rows if r["distance"] <= RECALL_MAX_DISTANCE]
+    return Facts(
+        intent=ask.intent,
+        meeting_date=meeting_date,
+        series=series,
+        tasks=tasks,
+        previous_meeting=previous,
+        person=ask.person,
+        topic=ask.topic,
+        recalled=recalled,
+    )
+
+
+class MemoryLookup(FrameProcessor):  # type: ignore[misc]
+    """Turns each `AddressedFrame` into a `MemoryFactsFrame`, querying memory in a task."""
+
+    def __init__(
+        self,
+        *,
+        store: Store,
+        series: str | None,
+        meeting_date: dt.date,
+        call_id: str | None,
+    ) -> None:
+        super().__init__()
+        self._store = store
+        self._series = series
+        self._meeting_date = meeting_date
+        self._call_id = call_id
+        self._pending: set[asyncio.Task[None]] = set()
+
+    async def process_frame(self, frame: Frame, direction: FrameDirection) -> None:
+        await super().process_frame(frame, direction)
+        if isinstance(frame, AddressedFrame):
+            await self.push_frame(frame, direction)
+            task = self.create_task(self._lookup(frame))
+            self._pending.add(task)
+            task.add_done_callback(self._pending.discard)
+        elif isinstance(frame, (EndFrame, CancelFrame)):
+            for task in list(self._pending):
+                await self.cancel_task(task)
+            await self.push_frame(frame, direction)
+        else:
+            await self.push_frame(frame, direction)
+
+    async def _lookup(self, ask: AddressedFrame) -> None:
+        try:
+            facts = await gather_facts(
+                self._store,
+                series=self._series,
+                meeting_date=self._meeting_date,
+                call_id=self._call_id,
+                ask=ask,
+            )
+        except Exception as exc:
+            await self.push_error(f"memory lookup failed: {exc}", exception=exc)
+            return
+        await self.push_frame(MemoryFactsFrame(ask=ask, facts=facts))

@@ -1,0 +1,50 @@
+"""Piper TTS in-process with the process-wide voice (loaded once, shared by calls)."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncGenerator, AsyncIterator, Iterator
+from typing import Any
+
+from pipecat.frames.frames import ErrorFrame, Frame
+from pipecat.services.tts_service import TTSService
+
+from bot.speech import load_voice
+
+
+class SharedPiperTTSService(TTSService):  # type: ignore[misc]
+    """Speaks with a Piper voice (default: the packaged en_US joe voice), streaming chunks."""
+
+    def __init__(self, *, model_path: str | None = None, length_scale: float | None = None, **kwargs: Any) -> None:
+        super().__init__(push_start_frame=True, push_stop_frames=True, **kwargs)
+        self._voice = load_voice(model_path)
+        self._length_scale = length_scale
+
+    def can_generate_metrics(self) -> bool:
+        return True
+
+    async def run_tts(self, text: str, context_id: str) -> AsyncGenerator[Frame, None]:
+        from piper import SynthesisConfig
+
+        chunks: Iterator[Any] = iter(
+            self._voice.synthesize(text, syn_config=SynthesisConfig(length_scale=self._length_scale))
+        )
+
+        def next_chunk() -> Any:
+            return next(chunks, None)
+
+        async def audio() -> AsyncIterator[bytes]:
+            while (chunk := await asyncio.to_thread(next_chunk)) is not None:
+                yield chunk.audio_int16_bytes
+
+        try:
+            await self.start_tts_usage_metrics(text)
+            async for frame in self._stream_audio_frames_from_iterator(
+                audio(), in_sample_rate=self._voice.config.sample_rate, context_id=context_id
+            ):
+                await self.stop_ttfb_metrics()
+                yield frame
+        except Exception as exc:
+            yield ErrorFrame(error=f"Piper TTS failed: {exc}")
+        finally:
+            await self.stop_ttfb_metrics()

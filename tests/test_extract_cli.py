@@ -1,0 +1,71 @@
+"""`convene extract` as users run it: a real subprocess of the console script's module."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+
+def convene(*args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "server.cli", *args],
+        input=stdin, capture_output=True, text=True, timeout=120, check=False,
+    )
+
+
+def test_extract_json_from_stdin() -> None:
+    transcript = "Ana: Tom, can you send the deck to the client by Friday?\nTom: Sure, I'll send it.\n"
+    out = convene("extract", "-", "--date", "2026-11-24", "--json", stdin=transcript)
+    assert out.returncode == 0, out.stderr
+    [item] = json.loads(out.stdout)["commitments"]
+    assert set(item) >= {"owner", "action", "due", "quote", "confidence"}
+    assert item["owner"] == "Tom" and item["due"] == "2026-11-27"
+    assert "deck" in item["action"]
+
+
+def test_extract_file_and_empty_transcript(tmp_path: Path) -> None:
+    path = tmp_path / "t.txt"
+    path.write_text("I'll update the roadmap tomorrow.\n")
+    out = convene("extract", str(path), "--date", "2026-11-24", "--json")
+    [item] = json.loads(out.stdout)["commitments"]
+    assert item["due"] == "2026-11-25"
+    empty = tmp_path / "empty.txt"
+    empty.write_text("")
+    out = convene("extract", str(empty), "--date", "2026-11-24", "--json")
+    assert out.returncode == 0
+    assert json.loads(out.stdout) == {"commitments": []}
+    assert "empty" in out.stderr
+
+
+def test_bad_date_and_missing_file_are_clear_errors(tmp_path: Path) -> None:
+    out = convene("extract", "-", "--date", "next tuesday", stdin="I'll do it.\n")
+    assert out.returncode == 2 and "--date 'next tuesday': expected YYYY-MM-DD" in out.stderr
+    out = convene("extract", str(tmp_path / "nope.txt"), "--date", "2026-11-24")
+    assert out.returncode == 2 and "no such file" in out.stderr
+
+
+def test_batch_processes_every_line_and_names_the_bad_one(tmp_path: Path) -> None:
+    batch = tmp_path / "in.jsonl"
+    batch.write_text(
+        "\n".join(
+            [
+                json.dumps({"id": "a", "date": "2026-11-24", "lines": ["Ken will send the invoice by Monday."]}),
+                "{not json",
+                json.dumps({"id": "c", "date": "someday", "lines": ["I'll call them."]}),
+                json.dumps({"id": "d", "date": "2026-11-24", "lines": ["Last week I fixed the build."]}),
+            ]
+        )
+        + "\n"
+    )
+    out = convene("extract", "--batch", str(batch), "--json")
+    assert out.returncode == 1
+    rows = [json.loads(line) for line in out.stdout.splitlines()]
+    assert [r["id"] for r in rows] == ["a", None, "c", "d"]
+    assert rows[0]["commitments"][0]["owner"] == "Ken"
+    assert rows[0]["commitments"][0]["due"] == "2026-11-30"
+    assert "line 2" in rows[1]["error"] and "line 3" in rows[2]["error"]
+    assert "`date` 'someday'" in rows[2]["error"]
+    assert rows[3]["commitments"] == []
+    assert "in.jsonl:line 2" in out.stderr
