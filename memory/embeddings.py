@@ -62,7 +62,8 @@ class Embedder:
         summed = (hidden * mask[..., None]).sum(axis=1)
         pooled = summed / np.maximum(mask.sum(axis=1, keepdims=True), 1)
         norms = np.linalg.norm(pooled, axis=1, keepdims=True)
-        return (pooled / np.maximum(norms, 1e-9)).astype(np.float32)
+        vectors: npt.NDArray[np.float32] = (pooled / np.maximum(norms, 1e-9)).astype(np.float32)
+        return vectors
 
     def embed_one(self, text: str) -> npt.NDArray[np.float32]:
         vector: npt.NDArray[np.float32] = self.embed([text])[0]

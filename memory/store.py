@@ -303,7 +303,9 @@ class Store:
             for r in rows
         ]
 
-    async def list_tasks(self, series_key: str, *, status: str = "all") -> list[dict[str, Any]] | None:
+    async def list_tasks(
+        self, series_key: str, *, status: str = "all"
+    ) -> list[dict[str, Any]] | None:
         """The series' tasks with their history; None when the series does not exist."""
         series_id = await self.pool.fetchval("SELECT id FROM series WHERE key = $1", series_key)
         if series_id is None:

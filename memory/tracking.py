@@ -11,20 +11,93 @@ from __future__ import annotations
 import re
 import uuid
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeAlias
 
 import asyncpg
 import numpy as np
 import numpy.typing as npt
+from asyncpg.pool import PoolConnectionProxy
 
 from memory.models import CommitmentRecord
 
+Conn: TypeAlias = "asyncpg.Connection[Any] | PoolConnectionProxy[Any]"
 MATCH_THRESHOLD = 0.55
 _STOP = frozenset(
-    "a an the to of for and or on in by at it its is are be will i i'll we we'll you he she they "
-    "this that these those my our your his her their with from get got have has had done ready "
-    "not yet still just also up out now next week today tomorrow monday tuesday wednesday "
-    "thursday friday saturday sunday end day month can could would should going gonna".split()
+    [
+        "a",
+        "an",
+        "the",
+        "to",
+        "of",
+        "for",
+        "and",
+        "or",
+        "on",
+        "in",
+        "by",
+        "at",
+        "it",
+        "its",
+        "is",
+        "are",
+        "be",
+        "will",
+        "i",
+        "i'll",
+        "we",
+        "we'll",
+        "you",
+        "he",
+        "she",
+        "they",
+        "this",
+        "that",
+        "these",
+        "those",
+        "my",
+        "our",
+        "your",
+        "his",
+        "her",
+        "their",
+        "with",
+        "from",
+        "get",
+        "got",
+        "have",
+        "has",
+        "had",
+        "done",
+        "ready",
+        "not",
+        "yet",
+        "still",
+        "just",
+        "also",
+        "up",
+        "out",
+        "now",
+        "next",
+        "week",
+        "today",
+        "tomorrow",
+        "monday",
+        "tuesday",
+        "wednesday",
+        "thursday",
+        "friday",
+        "saturday",
+        "sunday",
+        "end",
+        "day",
+        "month",
+        "can",
+        "could",
+        "would",
+        "should",
+        "going",
+        "gonna",
+    ]
 )
 _WORD = re.compile(r"[a-z0-9']+")
 
@@ -86,7 +159,7 @@ def _vector(value: Any) -> npt.NDArray[np.float32] | None:
     return np.asarray(value, dtype=np.float32)
 
 
-async def _open_tasks(conn: asyncpg.Connection, series_id: int) -> list[TaskRow]:
+async def _open_tasks(conn: Conn, series_id: int) -> list[TaskRow]:
     rows = await conn.fetch(
         "SELECT id, owner, action, due, status, embedding FROM tasks"
         " WHERE series_id = $1 AND status = 'open' ORDER BY id",
@@ -105,7 +178,7 @@ async def _open_tasks(conn: asyncpg.Connection, series_id: int) -> list[TaskRow]
     ]
 
 
-async def _person(conn: asyncpg.Connection, series_id: int, name: str | None) -> int | None:
+async def _person(conn: Conn, series_id: int, name: str | None) -> int | None:
     if not name:
         return None
     person_id: int = await conn.fetchval(
@@ -118,7 +191,7 @@ async def _person(conn: asyncpg.Connection, series_id: int, name: str | None) ->
 
 
 async def _history(
-    conn: asyncpg.Connection,
+    conn: Conn,
     *,
     task_id: int,
     change: str,
@@ -146,7 +219,7 @@ async def _history(
 
 
 async def apply_commitment(
-    conn: asyncpg.Connection,
+    conn: Conn,
     record: CommitmentRecord,
     *,
     action_vec: npt.NDArray[np.float32],
@@ -198,8 +271,15 @@ async def apply_commitment(
             )
             assert task_id is not None
             await _history(
-                conn, task_id=task_id, change="created", from_status=None, to_status="open",
-                from_due=None, to_due=record.due, record=record, meeting_id=meeting_id,
+                conn,
+                task_id=task_id,
+                change="created",
+                from_status=None,
+                to_status="open",
+                from_due=None,
+                to_due=record.due,
+                record=record,
+                meeting_id=meeting_id,
             )
         else:
             task_id = task.id
@@ -213,9 +293,15 @@ async def apply_commitment(
                 meeting_id,
             )
             await _history(
-                conn, task_id=task.id, change="redated" if redated else "restated",
-                from_status=task.status, to_status=task.status, from_due=task.due,
-                to_due=record.due if redated else task.due, record=record, meeting_id=meeting_id,
+                conn,
+                task_id=task.id,
+                change="redated" if redated else "restated",
+                from_status=task.status,
+                to_status=task.status,
+                from_due=task.due,
+                to_due=record.due if redated else task.due,
+                record=record,
+                meeting_id=meeting_id,
             )
     elif task is not None:
         status = "done" if record.kind == "status_done" else "cancelled"
@@ -227,8 +313,15 @@ async def apply_commitment(
             meeting_id,
         )
         await _history(
-            conn, task_id=task.id, change=status, from_status=task.status, to_status=status,
-            from_due=task.due, to_due=task.due, record=record, meeting_id=meeting_id,
+            conn,
+            task_id=task.id,
+            change=status,
+            from_status=task.status,
+            to_status=status,
+            from_due=task.due,
+            to_due=task.due,
+            record=record,
+            meeting_id=meeting_id,
         )
     if task_id is not None:
         await conn.execute("UPDATE commitments SET task_id = $2 WHERE id = $1", inserted, task_id)

@@ -166,7 +166,11 @@ class StoreWriter:
                     payload = json.dumps(item.as_json())
                     pipe.xadd(
                         keys.COMMITMENTS_STREAM,
-                        {"call_id": item.call_id, "series": item.series or "", "commitment": payload},
+                        {
+                            "call_id": item.call_id,
+                            "series": item.series or "",
+                            "commitment": payload,
+                        },
                         maxlen=keys.STREAM_MAXLEN,
                         approximate=True,
                     )

@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
-import logging
 import inspect
+import logging
 from collections.abc import Awaitable, Callable
 from typing import Protocol
 
@@ -110,7 +110,14 @@ class CommitmentExtractor(FrameProcessor):  # type: ignore[misc]
                 )
                 self.found.append(record)
                 self._submit(record)
-                log.info("call %s: %s %s: %s (due %s)", self._call_id, item.kind, item.owner, item.action, item.due)
+                log.info(
+                    "call %s: %s %s: %s (due %s)",
+                    self._call_id,
+                    item.kind,
+                    item.owner,
+                    item.action,
+                    item.due,
+                )
                 await self.push_frame(
                     CommitmentFrame(
                         kind=item.kind,

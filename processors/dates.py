@@ -19,8 +19,21 @@ WEEKDAYS = ["monday", "tuesday", "wednesday", "thursday", "friday", "saturday", 
 MONTHS = [m.lower() for m in calendar.month_name[1:]]
 _MONTH_ALT = "|".join(MONTHS + [m[:3] for m in MONTHS] + ["sept"])
 _NUMBERS = {
-    "a": 1, "an": 1, "one": 1, "two": 2, "three": 3, "four": 4, "five": 5, "six": 6,
-    "seven": 7, "eight": 8, "nine": 9, "ten": 10, "couple of": 2, "a couple of": 2, "few": 3,
+    "a": 1,
+    "an": 1,
+    "one": 1,
+    "two": 2,
+    "three": 3,
+    "four": 4,
+    "five": 5,
+    "six": 6,
+    "seven": 7,
+    "eight": 8,
+    "nine": 9,
+    "ten": 10,
+    "couple of": 2,
+    "a couple of": 2,
+    "few": 3,
 }
 _NUM_ALT = r"\d{1,2}|a couple of|couple of|an?|one|two|three|four|five|six|seven|eight|nine|ten|few"
 _DAY = r"(?P<day>\d{1,2})(?:st|nd|rd|th)?"
@@ -28,18 +41,31 @@ _WD = "|".join(WEEKDAYS)
 
 _PATTERNS: list[tuple[str, re.Pattern[str]]] = [
     ("calendar", re.compile(rf"\b(?:by |on |before |until )?(?P<month>{_MONTH_ALT})\.? {_DAY}\b")),
-    ("calendar_of", re.compile(rf"\b(?:by |on |before )?(?:the )?{_DAY} of (?P<month>{_MONTH_ALT})\b")),
+    (
+        "calendar_of",
+        re.compile(rf"\b(?:by |on |before )?(?:the )?{_DAY} of (?P<month>{_MONTH_ALT})\b"),
+    ),
     ("weekday_day", re.compile(rf"\b(?:by |on |before |until )?(?:{_WD}),? the {_DAY}\b")),
     ("day_of_month", re.compile(rf"\b(?:by|on|before|until) the {_DAY}\b")),
     ("day_after", re.compile(r"\b(?:by )?the day after tomorrow\b")),
     ("tomorrow", re.compile(r"\b(?:by )?tomorrow(?: morning| afternoon| evening| night)?\b")),
-    ("eod", re.compile(r"\b(?:by )?(?:the )?(?:end of (?:the )?day|eod|close of business|cob|today|tonight|this (?:afternoon|evening))\b")),
+    (
+        "eod",
+        re.compile(
+            r"\b(?:by )?(?:the )?(?:end of (?:the )?day|eod|close of business|cob|today|tonight|this (?:afternoon|evening))\b"
+        ),
+    ),
     ("eom", re.compile(r"\b(?:by )?(?:the )?(?:end of (?:the |this )?month|eom)\b")),
     ("eow", re.compile(r"\b(?:by )?(?:the )?(?:end of (?:the |this )?week|eow|this week)\b")),
     ("next_week", re.compile(r"\b(?:by |sometime |early |later )?next week\b")),
     ("in_n", re.compile(rf"\bin (?P<n>{_NUM_ALT}) (?P<unit>days?|weeks?)\b")),
     ("next_weekday", re.compile(rf"\b(?:by |on )?next (?P<wd>{_WD})\b")),
-    ("weekday", re.compile(rf"\b(?:by |on |before |until |this |coming )?(?P<wd>{_WD})(?: morning| afternoon| evening| night)?\b")),
+    (
+        "weekday",
+        re.compile(
+            rf"\b(?:by |on |before |until |this |coming )?(?P<wd>{_WD})(?: morning| afternoon| evening| night)?\b"
+        ),
+    ),
 ]
 
 
@@ -96,7 +122,9 @@ def _resolve(kind: str, match: re.Match[str], meeting_date: dt.date) -> dt.date 
     if kind == "eod":
         return meeting_date
     if kind == "eom":
-        return meeting_date.replace(day=calendar.monthrange(meeting_date.year, meeting_date.month)[1])
+        return meeting_date.replace(
+            day=calendar.monthrange(meeting_date.year, meeting_date.month)[1]
+        )
     if kind == "eow":
         return _friday_of(meeting_date)
     if kind == "next_week":

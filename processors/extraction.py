@@ -58,8 +58,42 @@ _FILLERS = re.compile(
     re.IGNORECASE,
 )
 _NOT_NAMES = frozenset(
-    "i we you he she they it this that these those there here the a an everyone everybody "
-    "someone somebody nobody team so and but okay ok yes yeah no well also then maybe".split()
+    [
+        "i",
+        "we",
+        "you",
+        "he",
+        "she",
+        "they",
+        "it",
+        "this",
+        "that",
+        "these",
+        "those",
+        "there",
+        "here",
+        "the",
+        "a",
+        "an",
+        "everyone",
+        "everybody",
+        "someone",
+        "somebody",
+        "nobody",
+        "team",
+        "so",
+        "and",
+        "but",
+        "okay",
+        "ok",
+        "yes",
+        "yeah",
+        "no",
+        "well",
+        "also",
+        "then",
+        "maybe",
+    ]
 )
 
 _QUESTION_START = re.compile(
@@ -131,10 +165,13 @@ _DONE_FIRST = re.compile(
     re.IGNORECASE,
 )
 _HISTORY = re.compile(
-    r"\b(?:last (?:week|month|year|quarter|time)|ago|back then|in the past|used to)\b", re.IGNORECASE
+    r"\b(?:last (?:week|month|year|quarter|time)|ago|back then|in the past|used to)\b",
+    re.IGNORECASE,
 )
 _NEGATED = re.compile(r"\b(?:not|isn't|aren't|n't|never|no longer|hasn't|haven't)\b", re.IGNORECASE)
-_HAVE_READY = re.compile(r"^have (?P<obj>.+?) (?P<adj>ready|done|finished|sorted|fixed)\b", re.IGNORECASE)
+_HAVE_READY = re.compile(
+    r"^have (?P<obj>.+?) (?P<adj>ready|done|finished|sorted|fixed)\b", re.IGNORECASE
+)
 _TRAILING = re.compile(
     r"[\s,]*(?:okay|ok|right|alright|then|as well|too|for you|for everyone|for us|"
     r"if that works|if that's okay|no problem|first thing)?[\s,.!?]*$",
@@ -157,7 +194,9 @@ def _clean_action(rest: str, *, meeting_date: dt.date) -> str:
     text = _FILLERS.sub("", text)
     text = re.sub(r"\s+", " ", text).strip(" ,.;:!?-")
     text = _TRAILING.sub("", text).strip(" ,.;:!?-")
-    text = re.sub(r"^(?:to|also|then|go ahead and|get started on)\s+", "", text, flags=re.IGNORECASE)
+    text = re.sub(
+        r"^(?:to|also|then|go ahead and|get started on)\s+", "", text, flags=re.IGNORECASE
+    )
     ready = _HAVE_READY.match(text)
     if ready:
         text = f"get {ready['obj']} {ready['adj']}"
@@ -197,7 +236,9 @@ class DeterministicExtractor:
         self._recent.clear()
         self._requests.clear()
 
-    def extract(self, utterances: Sequence[Utterance], *, meeting_date: dt.date) -> list[Commitment]:
+    def extract(
+        self, utterances: Sequence[Utterance], *, meeting_date: dt.date
+    ) -> list[Commitment]:
         self.reset()
         found: list[Commitment] = []
         for utterance in utterances:
@@ -213,7 +254,9 @@ class DeterministicExtractor:
         sentences = _sentences(utterance.text)
         for index, sentence in enumerate(sentences):
             first = index == 0
-            found.extend(self._sentence(sentence, utterance, first=first, meeting_date=meeting_date))
+            found.extend(
+                self._sentence(sentence, utterance, first=first, meeting_date=meeting_date)
+            )
         self._recent.append(utterance)
         return found
 
@@ -254,11 +297,17 @@ class DeterministicExtractor:
         promise = _FIRST_PERSON.search(sentence)
         if promise and not _REFUSAL.search(sentence) and not _PAST.search(sentence):
             action = _clean_action(promise["rest"], meeting_date=meeting_date)
-            if action and len(action.split()) >= 2 or (action and not _PRONOUN_OBJECT.match(action)):
+            if (
+                action
+                and len(action.split()) >= 2
+                or (action and not _PRONOUN_OBJECT.match(action))
+            ):
                 confidence = 0.9 if not re.search(r"\b(?:try|probably)\b", lowered) else 0.6
                 # "send it to legal": the whole utterance says what "it" is.
                 quote = utterance.text if _PRONOUN_OBJECT.match(action) else sentence
-                return [Commitment(speaker, action, _due(sentence, meeting_date), quote, confidence)]
+                return [
+                    Commitment(speaker, action, _due(sentence, meeting_date), quote, confidence)
+                ]
         assignment = _ASSIGNMENT.search(sentence)
         if assignment and not _REFUSAL.search(sentence) and not _PAST.search(sentence):
             name = assignment["name"]
@@ -292,7 +341,9 @@ class DeterministicExtractor:
     def _status(self, sentence: str, speaker: str | None) -> list[Commitment]:
         done = _DONE_FIRST.search(sentence)
         if done and not _NEGATED.search(sentence) and not _HISTORY.search(sentence):
-            action = _SUBJECT_PRONOUNS.sub("", _clean_action(done["rest"], meeting_date=dt.date.min))
+            action = _SUBJECT_PRONOUNS.sub(
+                "", _clean_action(done["rest"], meeting_date=dt.date.min)
+            )
             if action:
                 return [Commitment(speaker, action, None, sentence, 0.75, "status_done")]
         done = _DONE_SUBJECT.match(sentence)

@@ -25,7 +25,12 @@ RECALL_MAX_DISTANCE = 0.6
 
 
 async def gather_facts(
-    store: Store, *, series: str | None, meeting_date: dt.date, call_id: str | None, ask: AddressedFrame
+    store: Store,
+    *,
+    series: str | None,
+    meeting_date: dt.date,
+    call_id: str | None,
+    ask: AddressedFrame,
 ) -> Facts:
     """Facts for one question, from Postgres (tasks, history, embeddings)."""
     tasks: list[TaskFact] = []

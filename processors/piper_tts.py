@@ -15,7 +15,9 @@ from bot.speech import load_voice
 class SharedPiperTTSService(TTSService):  # type: ignore[misc]
     """Speaks with a Piper voice (default: the packaged en_US joe voice), streaming chunks."""
 
-    def __init__(self, *, model_path: str | None = None, length_scale: float | None = None, **kwargs: Any) -> None:
+    def __init__(
+        self, *, model_path: str | None = None, length_scale: float | None = None, **kwargs: Any
+    ) -> None:
         super().__init__(push_start_frame=True, push_stop_frames=True, **kwargs)
         self._voice = load_voice(model_path)
         self._length_scale = length_scale
@@ -27,7 +29,9 @@ class SharedPiperTTSService(TTSService):  # type: ignore[misc]
         from piper import SynthesisConfig
 
         chunks: Iterator[Any] = iter(
-            self._voice.synthesize(text, syn_config=SynthesisConfig(length_scale=self._length_scale))
+            self._voice.synthesize(
+                text, syn_config=SynthesisConfig(length_scale=self._length_scale)
+            )
         )
 
         def next_chunk() -> Any:

@@ -58,21 +58,33 @@ class ProgressTemplates(_Templates):
 
 
 class PersonTemplates(_Templates):
-    allowed: ClassVar[dict[str, set[str]]] = {"some": {"person", "count", "items"}, "none": {"person"}, "item": {"action", "due"}}
+    allowed: ClassVar[dict[str, set[str]]] = {
+        "some": {"person", "count", "items"},
+        "none": {"person"},
+        "item": {"action", "due"},
+    }
     some: str
     none: str
     item: str
 
 
 class TodayTemplates(_Templates):
-    allowed: ClassVar[dict[str, set[str]]] = {"some": {"items"}, "none": set(), "item": {"owner", "action", "due"}}
+    allowed: ClassVar[dict[str, set[str]]] = {
+        "some": {"items"},
+        "none": set(),
+        "item": {"owner", "action", "due"},
+    }
     some: str
     none: str
     item: str
 
 
 class RecallTemplates(_Templates):
-    allowed: ClassVar[dict[str, set[str]]] = {"some": {"topic", "items"}, "none": {"topic"}, "item": {"text"}}
+    allowed: ClassVar[dict[str, set[str]]] = {
+        "some": {"topic", "items"},
+        "none": {"topic"},
+        "item": {"text"},
+    }
     some: str
     none: str
     item: str
@@ -105,10 +117,14 @@ def ordinal(n: int) -> str:
 
 
 def say_due(due: dt.date | None, *, today: dt.date, templates: ReportTemplates) -> str:
-    """" by Wednesday the 25th" (within a month of today), else " by December 3rd"."""
+    """ " by Wednesday the 25th" (within a month of today), else " by December 3rd"."""
     if due is None:
         return ""
-    values = {"weekday": due.strftime("%A"), "ordinal": ordinal(due.day), "month": due.strftime("%B")}
+    values = {
+        "weekday": due.strftime("%A"),
+        "ordinal": ordinal(due.day),
+        "month": due.strftime("%B"),
+    }
     near = abs((due - today).days) <= 27
     return (templates.due if near else templates.due_far).format(**values)
 
@@ -183,13 +199,16 @@ def render(facts: Facts, templates: ReportTemplates) -> str:
     if facts.intent == "person_tasks":
         person = facts.person or t.someone
         mine = [
-            x for x in facts.tasks
+            x
+            for x in facts.tasks
             if x.status == "open" and x.owner and x.owner.lower() == person.lower()
         ]
         if not mine:
             return t.person_tasks.none.format(person=person)
         items = [
-            t.person_tasks.item.format(action=x.action, due=say_due(x.due, today=today, templates=t))
+            t.person_tasks.item.format(
+                action=x.action, due=say_due(x.due, today=today, templates=t)
+            )
             for x in mine
         ]
         return t.person_tasks.some.format(person=person, count=len(mine), items=join_items(items))
@@ -199,7 +218,9 @@ def render(facts: Facts, templates: ReportTemplates) -> str:
             return t.today.none
         items = [
             t.today.item.format(
-                owner=x.owner or t.someone, action=x.action, due=say_due(x.due, today=today, templates=t)
+                owner=x.owner or t.someone,
+                action=x.action,
+                due=say_due(x.due, today=today, templates=t),
             )
             for x in new
         ]
@@ -213,4 +234,3 @@ def render(facts: Facts, templates: ReportTemplates) -> str:
     if facts.intent == "stop":
         return ""
     return t.unknown
-

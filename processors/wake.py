@@ -20,16 +20,43 @@ from pipecat.processors.frame_processor import FrameDirection, FrameProcessor
 from processors.frames import AddressedFrame, TranscriptSegmentFrame
 
 _TOKEN = re.compile(r"[a-z0-9']+")
-_LEAD_FILLERS = frozenset({"hey", "hi", "ok", "okay", "so", "um", "uh", "and", "well", "yo", "alright"})
+_LEAD_FILLERS = frozenset(
+    {"hey", "hi", "ok", "okay", "so", "um", "uh", "and", "well", "yo", "alright"}
+)
 _TRAIL_FILLERS = frozenset({"please", "thanks", "thank", "you"})
 FOLLOW_UP_SECS = 8.0
 
 _INTENTS: list[tuple[str, re.Pattern[str]]] = [
-    ("stop", re.compile(r"^(stop|that's all|thats all|that is all|be quiet|never ?mind|enough|shut up|thanks?( you)?)\b")),
-    ("person_tasks", re.compile(r"\bwhat (is|are|was|has|does) (?P<person>[a-z]+)('s)? (working on|doing|got|have|on the hook|owe)|\b(?P<person2>[a-z]+)'s (tasks|action items|to-?dos)\b")),
-    ("today", re.compile(r"\b(decided|decide|promised|agreed|action items?)\b.*\b(today|this meeting|so far)\b|\bwhat did we (decide|agree)\b")),
-    ("recall", re.compile(r"\bwhat did (we|you|they|i) (say|said|discuss|talk) about (?P<topic>.+)|\bremind (me|us) (about|of) (?P<topic2>.+)")),
-    ("progress_report", re.compile(r"\b(progress|status|report|update|where are we|what's open|whats open|open items|recap|summary)\b")),
+    (
+        "stop",
+        re.compile(
+            r"^(stop|that's all|thats all|that is all|be quiet|never ?mind|enough|shut up|thanks?( you)?)\b"
+        ),
+    ),
+    (
+        "person_tasks",
+        re.compile(
+            r"\bwhat (is|are|was|has|does) (?P<person>[a-z]+)('s)? (working on|doing|got|have|on the hook|owe)|\b(?P<person2>[a-z]+)'s (tasks|action items|to-?dos)\b"
+        ),
+    ),
+    (
+        "today",
+        re.compile(
+            r"\b(decided|decide|promised|agreed|action items?)\b.*\b(today|this meeting|so far)\b|\bwhat did we (decide|agree)\b"
+        ),
+    ),
+    (
+        "recall",
+        re.compile(
+            r"\bwhat did (we|you|they|i) (say|said|discuss|talk) about (?P<topic>.+)|\bremind (me|us) (about|of) (?P<topic2>.+)"
+        ),
+    ),
+    (
+        "progress_report",
+        re.compile(
+            r"\b(progress|status|report|update|where are we|what's open|whats open|open items|recap|summary)\b"
+        ),
+    ),
 ]
 _NOT_PEOPLE = frozenset({"everyone", "everybody", "the", "this", "that", "it", "we", "team"})
 

@@ -174,9 +174,16 @@ def demo(
 
 @app.command()
 def extract(
-    file: Annotated[str | None, typer.Argument(help="Transcript file, one `Speaker: text` per line; - for stdin.")] = None,
-    date: Annotated[str | None, typer.Option(help="Meeting date YYYY-MM-DD: due dates resolve against it.")] = None,
-    batch: Annotated[Path | None, typer.Option(help="JSONL: one {id, date, lines} per line.")] = None,
+    file: Annotated[
+        str | None,
+        typer.Argument(help="Transcript file, one `Speaker: text` per line; - for stdin."),
+    ] = None,
+    date: Annotated[
+        str | None, typer.Option(help="Meeting date YYYY-MM-DD: due dates resolve against it.")
+    ] = None,
+    batch: Annotated[
+        Path | None, typer.Option(help="JSONL: one {id, date, lines} per line.")
+    ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
     """Find commitments (who promised what, by when) in a transcript, or in a batch of them.
@@ -274,7 +281,7 @@ def tasks(
         due = f" due {t['due']}" if t["due"] else ""
         out.print(f"  #{t['id']} [{t['status']}] {t['owner'] or '?'}: {t['action']}{due}")
         for h in t["history"]:  # type: ignore[attr-defined]
-            out.print(f"      {h['meeting_date'] or ''} {h['change']}: \"{h['quote']}\"")
+            out.print(f'      {h["meeting_date"] or ""} {h["change"]}: "{h["quote"]}"')
 
 
 def main() -> None:

@@ -39,9 +39,13 @@ def _batch_item(line_no: int, raw: str) -> BatchResult:
     try:
         item = json.loads(raw)
     except json.JSONDecodeError as exc:
-        return BatchResult(line_no, {"id": None, "error": f"line {line_no}: not JSON ({exc.msg})"}, "x")
+        return BatchResult(
+            line_no, {"id": None, "error": f"line {line_no}: not JSON ({exc.msg})"}, "x"
+        )
     if not isinstance(item, dict):
-        return BatchResult(line_no, {"id": None, "error": f"line {line_no}: expected an object"}, "x")
+        return BatchResult(
+            line_no, {"id": None, "error": f"line {line_no}: expected an object"}, "x"
+        )
     item_id = item.get("id")
     problems = []
     lines = item.get("lines")

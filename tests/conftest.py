@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import os
+import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
+from loguru import logger
 from pydantic import SecretStr
 
 from server.app import create_app
@@ -14,6 +16,10 @@ from server.local_server import serve_in_process
 from server.runtime import Runtime
 from server.settings import Settings
 from tests.speech import write_meeting
+
+# Pipecat logs through loguru at DEBUG by default: keep test output readable.
+logger.remove()
+logger.add(sys.stderr, level="WARNING")
 
 TEST_AUTH_TOKEN = "test-auth-token-0123456789abcdef"
 TEST_ACCOUNT_SID = "AC" + "0" * 32

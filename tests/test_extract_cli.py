@@ -11,12 +11,18 @@ from pathlib import Path
 def convene(*args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "server.cli", *args],
-        input=stdin, capture_output=True, text=True, timeout=120, check=False,
+        input=stdin,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
     )
 
 
 def test_extract_json_from_stdin() -> None:
-    transcript = "Ana: Tom, can you send the deck to the client by Friday?\nTom: Sure, I'll send it.\n"
+    transcript = (
+        "Ana: Tom, can you send the deck to the client by Friday?\nTom: Sure, I'll send it.\n"
+    )
     out = convene("extract", "-", "--date", "2026-11-24", "--json", stdin=transcript)
     assert out.returncode == 0, out.stderr
     [item] = json.loads(out.stdout)["commitments"]
@@ -51,10 +57,18 @@ def test_batch_processes_every_line_and_names_the_bad_one(tmp_path: Path) -> Non
     batch.write_text(
         "\n".join(
             [
-                json.dumps({"id": "a", "date": "2026-11-24", "lines": ["Ken will send the invoice by Monday."]}),
+                json.dumps(
+                    {
+                        "id": "a",
+                        "date": "2026-11-24",
+                        "lines": ["Ken will send the invoice by Monday."],
+                    }
+                ),
                 "{not json",
                 json.dumps({"id": "c", "date": "someday", "lines": ["I'll call them."]}),
-                json.dumps({"id": "d", "date": "2026-11-24", "lines": ["Last week I fixed the build."]}),
+                json.dumps(
+                    {"id": "d", "date": "2026-11-24", "lines": ["Last week I fixed the build."]}
+                ),
             ]
         )
         + "\n"

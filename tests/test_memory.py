@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import json
 import os
@@ -37,7 +38,11 @@ async def test_two_meetings_track_tasks_across_the_series(
     week1 = write_meeting(tmp_path / "week1.wav", WEEK_1)
     week2 = write_meeting(tmp_path / "week2.wav", WEEK_2)
     first = await simulate_call(
-        week1, base_url=base_url, series=SERIES, meeting_date=dt.date(2026, 11, 17), speed=0,
+        week1,
+        base_url=base_url,
+        series=SERIES,
+        meeting_date=dt.date(2026, 11, 17),
+        speed=0,
         auth_token=TEST_AUTH_TOKEN,
     )
     promises = [c for c in first["commitments"] if c["kind"] == "commitment"]
@@ -47,7 +52,11 @@ async def test_two_meetings_track_tasks_across_the_series(
     assert len(before) == 3 and all(t["status"] == "open" for t in before)
 
     second = await simulate_call(
-        week2, base_url=base_url, series=SERIES, meeting_date=dt.date(2026, 11, 24), speed=0,
+        week2,
+        base_url=base_url,
+        series=SERIES,
+        meeting_date=dt.date(2026, 11, 24),
+        speed=0,
         auth_token=TEST_AUTH_TOKEN,
     )
     assert {c["kind"] for c in second["commitments"]} >= {"status_done", "commitment"}
@@ -74,7 +83,9 @@ async def test_two_meetings_track_tasks_across_the_series(
         per_call = (await client.get(f"{base_url}/calls/{second['call_id']}/commitments")).json()
     assert len(per_call["commitments"]) == len(second["commitments"])
     stream = await runtime.redis.xrange(keys.COMMITMENTS_STREAM)
-    assert sum(1 for _, f in stream if f["call_id"] == second["call_id"]) == len(second["commitments"])
+    assert sum(1 for _, f in stream if f["call_id"] == second["call_id"]) == len(
+        second["commitments"]
+    )
     recent = await runtime.redis.lrange(keys.series_recent(SERIES), 0, -1)
     assert len(recent) == len(first["commitments"]) + len(second["commitments"])
     # Long-term memory: every segment and commitment has an embedding for recall.
@@ -93,9 +104,24 @@ async def test_two_meetings_track_tasks_across_the_series(
 
     # `convene tasks --json` reads the same Postgres from outside the process.
     env = {**os.environ, "CONVENE_HOME": str(home), "DATABASE_URL": runtime.embedded_postgres.uri}  # type: ignore[union-attr]
-    out = subprocess.run(
-        [sys.executable, "-m", "server.cli", "tasks", "--series", SERIES, "--status", "all", "--json"],
-        capture_output=True, text=True, env=env, timeout=120, check=True,
+    out = await asyncio.to_thread(
+        subprocess.run,
+        [
+            sys.executable,
+            "-m",
+            "server.cli",
+            "tasks",
+            "--series",
+            SERIES,
+            "--status",
+            "all",
+            "--json",
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+        check=True,
     )
     listed = json.loads(out.stdout)
     assert [t["status"] for t in listed["tasks"]] == [t["status"] for t in after]

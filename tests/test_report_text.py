@@ -24,29 +24,59 @@ TASKS = [
 
 
 def test_progress_report_orders_overdue_first_and_mentions_only_known_tasks() -> None:
-    text = render(Facts(intent="progress_report", meeting_date=TODAY, previous_meeting=LAST, tasks=TASKS), T)
-    assert text.startswith("Here is the progress report. Overdue: Priya was to update the pricing page by Monday the 23rd.")
+    text = render(
+        Facts(intent="progress_report", meeting_date=TODAY, previous_meeting=LAST, tasks=TASKS), T
+    )
+    assert text.startswith(
+        "Here is the progress report. Overdue: Priya was to update the pricing page by Monday the 23rd."
+    )
     assert "Done since last time: get the demo environment ready, by Tom." in text
-    assert "Still open: someone will send the security review to legal by Wednesday the 25th." in text
+    assert (
+        "Still open: someone will send the security review to legal by Wednesday the 25th." in text
+    )
     assert "New today: Ken will send the invoice." in text
     assert "offsite" not in text  # cancelled tasks are not reported
 
 
 def test_person_today_recall_and_empty() -> None:
-    assert render(Facts(intent="person_tasks", meeting_date=TODAY, person="Priya", tasks=TASKS), T) == (
-        "Priya has 1 open: update the pricing page by Monday the 23rd."
+    assert render(
+        Facts(intent="person_tasks", meeting_date=TODAY, person="Priya", tasks=TASKS), T
+    ) == ("Priya has 1 open: update the pricing page by Monday the 23rd.")
+    assert (
+        render(Facts(intent="person_tasks", meeting_date=TODAY, person="Zoe", tasks=TASKS), T)
+        == "Zoe has nothing open."
     )
-    assert render(Facts(intent="person_tasks", meeting_date=TODAY, person="Zoe", tasks=TASKS), T) == "Zoe has nothing open."
-    assert render(Facts(intent="today", meeting_date=TODAY, tasks=TASKS), T) == "So far today: Ken will send the invoice."
-    recalled = Facts(intent="recall", meeting_date=TODAY, topic="pricing", recalled=["Priya is going to update the pricing page."])
+    assert (
+        render(Facts(intent="today", meeting_date=TODAY, tasks=TASKS), T)
+        == "So far today: Ken will send the invoice."
+    )
+    recalled = Facts(
+        intent="recall",
+        meeting_date=TODAY,
+        topic="pricing",
+        recalled=["Priya is going to update the pricing page."],
+    )
     assert render(recalled, T) == "About pricing: Priya is going to update the pricing page."
-    assert render(Facts(intent="progress_report", meeting_date=TODAY), T) == "There are no tasks yet for this series."
+    assert (
+        render(Facts(intent="progress_report", meeting_date=TODAY), T)
+        == "There are no tasks yet for this series."
+    )
     assert render(Facts(intent="stop", meeting_date=TODAY), T) == ""
 
 
 def test_dates_for_speech() -> None:
     assert [ordinal(n) for n in (1, 2, 3, 4, 11, 12, 13, 21, 22, 23, 31)] == [
-        "1st", "2nd", "3rd", "4th", "11th", "12th", "13th", "21st", "22nd", "23rd", "31st",
+        "1st",
+        "2nd",
+        "3rd",
+        "4th",
+        "11th",
+        "12th",
+        "13th",
+        "21st",
+        "22nd",
+        "23rd",
+        "31st",
     ]
     assert say_due(dt.date(2026, 11, 25), today=TODAY, templates=T) == " by Wednesday the 25th"
     assert say_due(dt.date(2027, 2, 3), today=TODAY, templates=T) == " by February 3rd"
@@ -54,7 +84,15 @@ def test_dates_for_speech() -> None:
 
 def test_unknown_placeholder_fails_at_load_with_file_and_key(tmp_path: Path) -> None:
     path = tmp_path / "report.yaml"
-    path.write_text((REPO_ROOT / "prompts" / "report.yaml").read_text().replace("{person} has nothing open.", "{persn} has nothing open."))
+    path.write_text(
+        (REPO_ROOT / "prompts" / "report.yaml")
+        .read_text()
+        .replace("{person} has nothing open.", "{persn} has nothing open.")
+    )
     with pytest.raises(ConfigError) as info:
         load_report_templates(path)
-    assert str(path) in str(info.value) and "person_tasks.none" in str(info.value) and "persn" in str(info.value)
+    assert (
+        str(path) in str(info.value)
+        and "person_tasks.none" in str(info.value)
+        and "persn" in str(info.value)
+    )
