@@ -6,6 +6,7 @@ import datetime as dt
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from fastapi import WebSocket
@@ -24,8 +25,10 @@ from bot.twilio_stream import ConveneTwilioSerializer, StreamStart
 from memory.models import WriteOp
 from processors.commitments import CommitmentExtractor
 from processors.extraction import DeterministicExtractor
+from processors.llm_extraction import LLMExtractor, build_llm_extractor
 from processors.transcript import TranscriptRecorder
 from processors.whisper_stt import SharedWhisperSTTService
+from server.errors import ConfigError
 from server.prompts import Prompts
 
 if TYPE_CHECKING:
@@ -44,6 +47,10 @@ class CallDeps:
     submit: Callable[[WriteOp], None]
     twilio_account_sid: str | None = None
     twilio_auth_token: str | None = None
+    anthropic_api_key: str | None = None
+    anthropic_base_url: str | None = None
+    extraction_prompt: Path | None = None
+    llm_spool: Path | None = None
 
 
 @dataclass
@@ -71,10 +78,23 @@ def build_stt(deps: CallDeps) -> SharedWhisperSTTService:
     )
 
 
-def build_extractor(deps: CallDeps) -> DeterministicExtractor:
+def build_extractor(deps: CallDeps) -> DeterministicExtractor | LLMExtractor:
+    """The extractor prompts/pipeline.yaml names (one per call: it keeps the call's window)."""
     agent = deps.prompts.agent
     names = tuple(n.lower() for n in (agent.name, *agent.aliases))
-    return DeterministicExtractor(window=deps.prompts.pipeline.extraction.window, bot_names=names)
+    knobs = deps.prompts.pipeline.extraction
+    deterministic = DeterministicExtractor(window=knobs.window, bot_names=names)
+    if knobs.backend == "deterministic":
+        return deterministic
+    if deps.extraction_prompt is None or deps.llm_spool is None:
+        raise ConfigError("extraction.backend: anthropic needs prompts/extraction.yaml")
+    return build_llm_extractor(
+        prompt_path=deps.extraction_prompt,
+        spool_path=deps.llm_spool,
+        fallback=deterministic,
+        api_key=deps.anthropic_api_key,
+        base_url=deps.anthropic_base_url,
+    )
 
 
 async def run_call(
@@ -132,11 +152,12 @@ async def run_call(
         segments += 1
 
     recorder = TranscriptRecorder(call_id=call_id, submit=deps.submit, on_segment=counted)
+    extractor = build_extractor(deps)
     commitments = CommitmentExtractor(
         call_id=call_id,
         series=start.custom_parameters.get("series"),
         meeting_date=meeting_date,
-        extractor=build_extractor(deps),
+        extractor=extractor,
         submit=deps.submit,
     )
     pipeline = Pipeline(
@@ -164,7 +185,11 @@ async def run_call(
     runner = WorkerRunner(handle_sigint=False)
     log.info("call %s: pipeline started (stream %s)", call_id, start.stream_sid)
     await runner.add_workers(worker)
-    await runner.run()
+    try:
+        await runner.run()
+    finally:
+        if isinstance(extractor, LLMExtractor):
+            await extractor.aclose()
     log.info("call %s: pipeline finished by %s, %d segments", call_id, ended_by, segments)
     return CallOutcome(
         call_id=call_id, segments=segments, skipped_messages=serializer.skipped, ended_by=ended_by

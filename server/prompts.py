@@ -61,7 +61,7 @@ class CallKnobs(_Strict):
 
 
 class ExtractionKnobs(_Strict):
-    backend: Literal["deterministic"] = "deterministic"
+    backend: Literal["deterministic", "anthropic"] = "deterministic"
     window: int = Field(4, ge=1, le=20)
 
 

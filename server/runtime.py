@@ -20,7 +20,7 @@ from memory.embedded import EmbeddedPostgres, EmbeddedRedis
 from memory.spool import Spool
 from memory.store import Store
 from memory.writer import StoreWriter
-from server.errors import StorageUnavailable
+from server.errors import ConfigError, StorageUnavailable
 from server.prompts import Prompts, load_prompts
 from server.settings import Settings
 
@@ -28,6 +28,18 @@ if TYPE_CHECKING:
     from faster_whisper import WhisperModel
 
 log = logging.getLogger(__name__)
+
+
+def check_llm_settings(settings: Settings) -> None:
+    """extraction.backend: anthropic needs a key and a valid prompts/extraction.yaml, at start."""
+    from processors.llm_extraction import load_extraction_prompt
+
+    if settings.anthropic_api_key is None:
+        raise ConfigError(
+            f"{settings.convene_prompts_dir / 'pipeline.yaml'}: extraction.backend is anthropic "
+            "but ANTHROPIC_API_KEY is not set"
+        )
+    load_extraction_prompt(settings.convene_prompts_dir / "extraction.yaml")
 
 
 async def open_store(settings: Settings) -> tuple[Store, EmbeddedPostgres | None]:
@@ -59,6 +71,8 @@ class Runtime:
     @classmethod
     async def start(cls, settings: Settings, *, load_whisper: bool = True) -> Runtime:
         prompts = load_prompts(settings.convene_prompts_dir)  # bad YAML stops start-up here
+        if prompts.pipeline.extraction.backend == "anthropic":
+            check_llm_settings(settings)
         home = settings.convene_home
         home.mkdir(parents=True, exist_ok=True)
 
@@ -117,6 +131,7 @@ class Runtime:
                 compute_type=self.settings.convene_whisper_compute_type,
             )
         token = self.settings.twilio_auth_token
+        anthropic_key = self.settings.anthropic_api_key
         return CallDeps(
             prompts=self.prompts,
             whisper_model=self.whisper_model,
@@ -124,6 +139,10 @@ class Runtime:
             submit=self.writer.submit,
             twilio_account_sid=self.settings.twilio_account_sid,
             twilio_auth_token=token.get_secret_value() if token else None,
+            anthropic_api_key=anthropic_key.get_secret_value() if anthropic_key else None,
+            anthropic_base_url=self.settings.anthropic_base_url,
+            extraction_prompt=self.settings.convene_prompts_dir / "extraction.yaml",
+            llm_spool=self.settings.convene_home / "llm-spool.sqlite3",
         )
 
     async def close(self) -> None:

