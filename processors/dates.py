@@ -52,7 +52,7 @@ _PATTERNS: list[tuple[str, re.Pattern[str]]] = [
     (
         "eod",
         re.compile(
-            r"\b(?:by )?(?:the )?(?:end of (?:the )?day|eod|close of business|cob|today|tonight|this (?:afternoon|evening))\b"
+            r"\b(?:by )?(?:the )?(?:end of (?:the )?day|eod|close of business|cob|today(?!')|tonight|this (?:afternoon|evening))\b"
         ),
     ),
     ("eom", re.compile(r"\b(?:by )?(?:the )?(?:end of (?:the |this )?month|eom)\b")),

@@ -51,7 +51,10 @@ def parse_transcript_lines(lines: Iterable[str]) -> list[Utterance]:
 
 
 _SPEAKER = re.compile(r"^(?P<speaker>[A-Z][\w.'-]*(?: [A-Z][\w.'-]*){0,2}):\s*(?P<text>.+)$")
-_SENTENCES = re.compile(r"(?<=[.!?])\s+|\s*;\s*")
+_SENTENCES = re.compile(
+    r"(?<=[.!?])\s+|\s*;\s*|,?\s+and\s+(?=(?:i'll|i will|i'm going to|i am going to)\b)",
+    re.IGNORECASE,
+)
 _FILLERS = re.compile(
     r"\b(?:um+|uh+|er+|you know|i mean|basically|actually|like,|kind of|sort of|honestly|"
     r"definitely|probably|hopefully|just|totally|really)\b,?\s*",
@@ -136,7 +139,7 @@ _ASSIGNMENT = re.compile(
 _REQUEST = re.compile(
     r"^(?:(?:so|okay|ok|and|hey),?\s+)?(?P<name>[A-Z][a-z]+),?\s+(?:can|could|would|will) you\s+"
     r"(?:please\s+)?(?P<rest>.+?)\??$"
-    r"|^(?:can|could|would|will) you\s+(?:please\s+)?(?P<rest2>.+?),\s*(?P<name2>[A-Z][a-z]+)\??$"
+    r"|^(?:[Cc]an|[Cc]ould|[Ww]ould|[Ww]ill) you\s+(?:please\s+)?(?P<rest2>.+?),\s*(?P<name2>[A-Z][a-z]+)\??$"
     r"|^(?P<name3>[A-Z][a-z]+),\s+please\s+(?P<rest3>.+?)[.!]?$"
 )
 _ACCEPT = re.compile(
