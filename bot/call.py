@@ -23,10 +23,17 @@ from pipecat.workers.runner import WorkerRunner
 
 from bot.twilio_stream import ConveneTwilioSerializer, StreamStart
 from memory.models import WriteOp
+from memory.store import Store
+from processors.barge_in import BargeIn
 from processors.commitments import CommitmentExtractor
 from processors.extraction import DeterministicExtractor
 from processors.llm_extraction import LLMExtractor, build_llm_extractor
+from processors.memory_lookup import MemoryLookup
+from processors.piper_tts import SharedPiperTTSService
+from processors.reply_tracker import ReplyTracker
+from processors.report import ReportProcessor
 from processors.transcript import TranscriptRecorder
+from processors.wake import WakeGate, WakeMatcher
 from processors.whisper_stt import SharedWhisperSTTService
 from server.errors import ConfigError
 from server.prompts import Prompts
@@ -45,6 +52,7 @@ class CallDeps:
     whisper_model: WhisperModel
     whisper_model_name: str
     submit: Callable[[WriteOp], None]
+    store: Store
     twilio_account_sid: str | None = None
     twilio_auth_token: str | None = None
     anthropic_api_key: str | None = None
@@ -160,8 +168,31 @@ async def run_call(
         extractor=extractor,
         submit=deps.submit,
     )
+    series = start.custom_parameters.get("series")
+    agent = deps.prompts.agent
+    tts_knobs = knobs.tts
+    tracker = ReplyTracker(call_id=call_id, stream_sid=start.stream_sid, submit=deps.submit)
     pipeline = Pipeline(
-        [transport.input(), vad, build_stt(deps), recorder, commitments, transport.output()]
+        [
+            transport.input(),
+            vad,
+            BargeIn(),
+            build_stt(deps),
+            recorder,
+            commitments,
+            WakeGate(
+                WakeMatcher(agent.name, agent.aliases), follow_up_secs=knobs.wake.follow_up_secs
+            ),
+            MemoryLookup(
+                store=deps.store, series=series, meeting_date=meeting_date, call_id=call_id
+            ),
+            ReportProcessor(deps.prompts.report, max_sentence_chars=tts_knobs.max_sentence_chars),
+            SharedPiperTTSService(
+                model_path=tts_knobs.voice_model, length_scale=tts_knobs.length_scale
+            ),
+            tracker,
+            transport.output(),
+        ]
     )
     idle = knobs.call.idle_timeout_secs
     worker = PipelineWorker(

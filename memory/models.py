@@ -105,4 +105,36 @@ class CommitmentRecord:
         }
 
 
-WriteOp = SegmentRecord | CommitmentRecord | CallEnded
+@dataclass(frozen=True)
+class ReplyRecord:
+    """A question put to the bot and its spoken answer, with timings on the call's audio clock."""
+
+    call_id: str
+    ordinal: int
+    intent: str
+    question: str
+    answer: str
+    t_question_end_ms: int
+    t_first_audio_ms: int | None
+    audio_ms: int
+    interrupted: bool = False
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "call_id": self.call_id,
+            "ordinal": self.ordinal,
+            "intent": self.intent,
+            "question": self.question,
+            "answer": self.answer,
+            "t_question_end_ms": self.t_question_end_ms,
+            "t_first_audio_ms": self.t_first_audio_ms,
+            "audio_ms": self.audio_ms,
+            "interrupted": self.interrupted,
+        }
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> ReplyRecord:
+        return cls(**data)
+
+
+WriteOp = SegmentRecord | CommitmentRecord | ReplyRecord | CallEnded

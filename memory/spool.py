@@ -8,11 +8,14 @@ import sqlite3
 import threading
 from pathlib import Path
 
-from memory.models import CallEnded, CommitmentRecord, SegmentRecord, WriteOp
+from memory.models import CallEnded, CommitmentRecord, ReplyRecord, SegmentRecord, WriteOp
 
-_KINDS: dict[str, type[SegmentRecord] | type[CommitmentRecord] | type[CallEnded]] = {
+_KINDS: dict[
+    str, type[SegmentRecord] | type[CommitmentRecord] | type[ReplyRecord] | type[CallEnded]
+] = {
     "segment": SegmentRecord,
     "commitment": CommitmentRecord,
+    "reply": ReplyRecord,
     "call_ended": CallEnded,
 }
 _NAMES = {cls: name for name, cls in _KINDS.items()}

@@ -13,7 +13,7 @@ from pgvector.asyncpg import register_vector
 
 from memory.embeddings import Embedder, shared_embedder
 from memory.migrate import migrate
-from memory.models import CallEnded, CommitmentRecord, SegmentRecord, WriteOp
+from memory.models import CallEnded, CommitmentRecord, ReplyRecord, SegmentRecord, WriteOp
 from memory.tracking import apply_commitment
 from server.errors import StorageUnavailable
 
@@ -257,6 +257,22 @@ class Store:
                         conn, op, action_vec=vectors[at], quote_vec=vectors[at + 1]
                     )
                     at += 2
+                elif isinstance(op, ReplyRecord):
+                    await conn.execute(
+                        "INSERT INTO replies(call_id, ordinal, intent, question, answer,"
+                        " t_question_end_ms, t_first_audio_ms, audio_ms, interrupted)"
+                        " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)"
+                        " ON CONFLICT (call_id, ordinal) DO NOTHING",
+                        uuid.UUID(op.call_id),
+                        op.ordinal,
+                        op.intent,
+                        op.question,
+                        op.answer,
+                        op.t_question_end_ms,
+                        op.t_first_audio_ms,
+                        op.audio_ms,
+                        op.interrupted,
+                    )
                 elif isinstance(op, CallEnded):
                     await conn.execute(
                         "UPDATE calls SET status = $2, ended_at = COALESCE(ended_at, $3),"
@@ -287,6 +303,14 @@ class Store:
         call["id"] = str(call["id"])
         call["transcript"] = await self.get_segments(call_id)
         return call
+
+    async def get_replies(self, call_id: str) -> list[dict[str, Any]]:
+        rows = await self.pool.fetch(
+            "SELECT intent, question, answer, t_question_end_ms, t_first_audio_ms, audio_ms,"
+            " interrupted FROM replies WHERE call_id = $1 ORDER BY ordinal",
+            uuid.UUID(call_id),
+        )
+        return [dict(r) for r in rows]
 
     async def get_commitments(self, call_id: str) -> list[dict[str, Any]]:
         rows = await self.pool.fetch(

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import datetime
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from pipecat.frames.frames import DataFrame
 
@@ -20,6 +20,8 @@ class TranscriptSegmentFrame(DataFrame):
     confidence: float | None = None
     speaker: str | None = None
     seq: int = -1  # numbered by the transcript recorder
+    # Barge-in interrupts the bot's speech, never the meeting's data.
+    interruptible: bool = field(default=False, init=False)
 
 
 @dataclass
@@ -33,6 +35,7 @@ class CommitmentFrame(DataFrame):
     quote: str
     confidence: float
     seq: int
+    interruptible: bool = field(default=False, init=False)
 
 
 @dataclass
@@ -45,6 +48,7 @@ class AddressedFrame(DataFrame):
     topic: str | None
     seq: int
     end_ms: int
+    interruptible: bool = field(default=False, init=False)
 
 
 @dataclass
@@ -53,3 +57,14 @@ class MemoryFactsFrame(DataFrame):
 
     ask: AddressedFrame
     facts: Facts
+
+
+@dataclass
+class ReplyFrame(DataFrame):
+    """The bot is about to answer `question` with `answer` (spoken sentence by sentence)."""
+
+    intent: str
+    question: str
+    answer: str
+    t_question_end_ms: int
+    sentences: int

@@ -104,7 +104,12 @@ class MemoryLookup(FrameProcessor):  # type: ignore[misc]
             task = self.create_task(self._lookup(frame))
             self._pending.add(task)
             task.add_done_callback(self._pending.discard)
-        elif isinstance(frame, (EndFrame, CancelFrame)):
+        elif isinstance(frame, EndFrame):
+            # A question asked just before the end still gets its answer (and is recorded).
+            for task in list(self._pending):
+                await task
+            await self.push_frame(frame, direction)
+        elif isinstance(frame, CancelFrame):
             for task in list(self._pending):
                 await self.cancel_task(task)
             await self.push_frame(frame, direction)

@@ -3,108 +3,10 @@
 from __future__ import annotations
 
 import datetime as dt
-import string
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, ClassVar
 
-from pydantic import BaseModel, ConfigDict, ValidationInfo, field_validator
-
-from server.prompts import load_yaml_model
-
-
-def _placeholders(template: str) -> set[str]:
-    return {name for _, name, _, _ in string.Formatter().parse(template) if name}
-
-
-class _Templates(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-    allowed: ClassVar[dict[str, set[str]]] = {}
-
-    @field_validator("*")
-    @classmethod
-    def _known_placeholders(cls, value: Any, info: ValidationInfo) -> Any:
-        allowed = cls.allowed.get(str(info.field_name))
-        if allowed is not None and isinstance(value, str):
-            unknown = _placeholders(value) - allowed
-            if unknown:
-                raise ValueError(
-                    f"unknown placeholder(s) {sorted(unknown)}; allowed: {sorted(allowed)}"
-                )
-        return value
-
-
-class ProgressTemplates(_Templates):
-    allowed: ClassVar[dict[str, set[str]]] = {
-        "intro": {"series"},
-        "done": {"items"},
-        "overdue": {"items"},
-        "open": {"items"},
-        "new": {"items"},
-        "nothing": {"series"},
-        "done_item": {"owner", "action", "due"},
-        "overdue_item": {"owner", "action", "due"},
-        "open_item": {"owner", "action", "due"},
-    }
-    intro: str
-    done: str
-    overdue: str
-    open: str
-    new: str
-    nothing: str
-    done_item: str
-    overdue_item: str
-    open_item: str
-
-
-class PersonTemplates(_Templates):
-    allowed: ClassVar[dict[str, set[str]]] = {
-        "some": {"person", "count", "items"},
-        "none": {"person"},
-        "item": {"action", "due"},
-    }
-    some: str
-    none: str
-    item: str
-
-
-class TodayTemplates(_Templates):
-    allowed: ClassVar[dict[str, set[str]]] = {
-        "some": {"items"},
-        "none": set(),
-        "item": {"owner", "action", "due"},
-    }
-    some: str
-    none: str
-    item: str
-
-
-class RecallTemplates(_Templates):
-    allowed: ClassVar[dict[str, set[str]]] = {
-        "some": {"topic", "items"},
-        "none": {"topic"},
-        "item": {"text"},
-    }
-    some: str
-    none: str
-    item: str
-
-
-class ReportTemplates(_Templates):
-    allowed: ClassVar[dict[str, set[str]]] = {
-        "unknown": set(),
-        "due": {"weekday", "ordinal", "month"},
-        "due_far": {"weekday", "ordinal", "month"},
-        "someone": set(),
-    }
-    progress_report: ProgressTemplates
-    person_tasks: PersonTemplates
-    today: TodayTemplates
-    recall: RecallTemplates
-    unknown: str
-    due: str
-    due_far: str
-    someone: str
+from server.prompts import ReportTemplates, load_yaml_model
 
 
 def load_report_templates(path: Path) -> ReportTemplates:

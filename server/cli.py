@@ -87,7 +87,8 @@ def simulate(
         str | None, typer.Option(help="Stream to a running `convene serve` (http://host:port).")
     ] = None,
     record: Annotated[
-        Path | None, typer.Option(help="Save the audio the bot sent back to this WAV.")
+        Path | None,
+        typer.Option("--record-replies", "--record", help="Save what the bot said (8 kHz WAV)."),
     ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
     verbose: Verbose = False,

@@ -5,11 +5,12 @@ A bad file stops start-up with the file, the key path and the reason.
 
 from __future__ import annotations
 
+import string
 from pathlib import Path
-from typing import Literal, TypeVar
+from typing import Any, ClassVar, Literal, TypeVar
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator
 
 from server.errors import ConfigError
 
@@ -65,18 +66,126 @@ class ExtractionKnobs(_Strict):
     window: int = Field(4, ge=1, le=20)
 
 
+class TtsKnobs(_Strict):
+    provider: Literal["piper"] = "piper"
+    voice_model: str | None = None  # a Piper .onnx path; default: the packaged en_US joe voice
+    length_scale: float = Field(1.0, gt=0.2, le=3.0)  # > 1 speaks slower
+    max_sentence_chars: int = Field(220, ge=20)
+
+
+class WakeKnobs(_Strict):
+    follow_up_secs: float = Field(8.0, ge=0)
+
+
 class PipelineKnobs(_Strict):
     """`prompts/pipeline.yaml`: the pipeline's knobs."""
 
+    tts: TtsKnobs = TtsKnobs()
+    wake: WakeKnobs = WakeKnobs()
     extraction: ExtractionKnobs = ExtractionKnobs()
     vad: VadKnobs = VadKnobs()
     stt: SttKnobs = SttKnobs()
     call: CallKnobs = CallKnobs()
 
 
+def _placeholders(template: str) -> set[str]:
+    return {name for _, name, _, _ in string.Formatter().parse(template) if name}
+
+
+class _Templates(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    allowed: ClassVar[dict[str, set[str]]] = {}
+
+    @field_validator("*")
+    @classmethod
+    def _known_placeholders(cls, value: Any, info: ValidationInfo) -> Any:
+        allowed = cls.allowed.get(str(info.field_name))
+        if allowed is not None and isinstance(value, str):
+            unknown = _placeholders(value) - allowed
+            if unknown:
+                raise ValueError(
+                    f"unknown placeholder(s) {sorted(unknown)}; allowed: {sorted(allowed)}"
+                )
+        return value
+
+
+class ProgressTemplates(_Templates):
+    allowed: ClassVar[dict[str, set[str]]] = {
+        "intro": {"series"},
+        "done": {"items"},
+        "overdue": {"items"},
+        "open": {"items"},
+        "new": {"items"},
+        "nothing": {"series"},
+        "done_item": {"owner", "action", "due"},
+        "overdue_item": {"owner", "action", "due"},
+        "open_item": {"owner", "action", "due"},
+    }
+    intro: str
+    done: str
+    overdue: str
+    open: str
+    new: str
+    nothing: str
+    done_item: str
+    overdue_item: str
+    open_item: str
+
+
+class PersonTemplates(_Templates):
+    allowed: ClassVar[dict[str, set[str]]] = {
+        "some": {"person", "count", "items"},
+        "none": {"person"},
+        "item": {"action", "due"},
+    }
+    some: str
+    none: str
+    item: str
+
+
+class TodayTemplates(_Templates):
+    allowed: ClassVar[dict[str, set[str]]] = {
+        "some": {"items"},
+        "none": set(),
+        "item": {"owner", "action", "due"},
+    }
+    some: str
+    none: str
+    item: str
+
+
+class RecallTemplates(_Templates):
+    allowed: ClassVar[dict[str, set[str]]] = {
+        "some": {"topic", "items"},
+        "none": {"topic"},
+        "item": {"text"},
+    }
+    some: str
+    none: str
+    item: str
+
+
+class ReportTemplates(_Templates):
+    allowed: ClassVar[dict[str, set[str]]] = {
+        "unknown": set(),
+        "due": {"weekday", "ordinal", "month"},
+        "due_far": {"weekday", "ordinal", "month"},
+        "someone": set(),
+    }
+    progress_report: ProgressTemplates
+    person_tasks: PersonTemplates
+    today: TodayTemplates
+    recall: RecallTemplates
+    unknown: str
+    due: str
+    due_far: str
+    someone: str
+
+
 class Prompts(_Strict):
     agent: AgentPrompts
     pipeline: PipelineKnobs
+    report: ReportTemplates
 
 
 M = TypeVar("M", bound=BaseModel)
@@ -114,4 +223,5 @@ def load_prompts(prompts_dir: Path) -> Prompts:
     return Prompts(
         agent=load_yaml_model(prompts_dir / "agent.yaml", AgentPrompts),
         pipeline=load_yaml_model(prompts_dir / "pipeline.yaml", PipelineKnobs),
+        report=load_yaml_model(prompts_dir / "report.yaml", ReportTemplates),
     )

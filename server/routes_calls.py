@@ -90,6 +90,13 @@ async def get_call_commitments(call_id: str, runtime: RuntimeDep) -> dict[str, A
     return {"call_id": call_id, "commitments": await runtime.store.get_commitments(call_id)}
 
 
+@router.get("/calls/{call_id}/replies")
+async def get_call_replies(call_id: str, runtime: RuntimeDep) -> dict[str, Any]:
+    if await runtime.store.get_call(call_id) is None:
+        raise HTTPException(status_code=404, detail=f"no call {call_id}")
+    return {"call_id": call_id, "replies": await runtime.store.get_replies(call_id)}
+
+
 @router.get("/series/{key}/tasks")
 async def get_series_tasks(
     key: str, runtime: RuntimeDep, status: Literal["open", "done", "cancelled", "all"] = "all"

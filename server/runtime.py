@@ -137,6 +137,7 @@ class Runtime:
             whisper_model=self.whisper_model,
             whisper_model_name=self.whisper_model_name,
             submit=self.writer.submit,
+            store=self.store,
             twilio_account_sid=self.settings.twilio_account_sid,
             twilio_auth_token=token.get_secret_value() if token else None,
             anthropic_api_key=anthropic_key.get_secret_value() if anthropic_key else None,

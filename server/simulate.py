@@ -124,6 +124,8 @@ async def simulate_call(
         call = await wait_completed(client, base_url, call_id, complete_timeout)
         found = await client.get(f"{base_url.rstrip('/')}/calls/{call_id}/commitments")
         commitments = found.json()["commitments"] if found.status_code == 200 else []
+        answered = await client.get(f"{base_url.rstrip('/')}/calls/{call_id}/replies")
+        replies = answered.json()["replies"] if answered.status_code == 200 else []
     return {
         "call_id": call_id,
         "series": call.get("series"),
@@ -135,5 +137,9 @@ async def simulate_call(
             {k: c[k] for k in ("owner", "action", "due", "quote", "confidence", "kind")}
             for c in commitments
         ],
-        "replies": [],
+        "replies": [
+            {k: r[k] for k in ("question", "answer", "t_question_end_ms", "t_first_audio_ms")}
+            | {"intent": r["intent"], "audio_ms": r["audio_ms"], "interrupted": r["interrupted"]}
+            for r in replies
+        ],
     }
