@@ -7,6 +7,7 @@ from collections.abc import AsyncGenerator, AsyncIterator, Iterator
 from typing import Any
 
 from pipecat.frames.frames import ErrorFrame, Frame
+from pipecat.services.settings import TTSSettings
 from pipecat.services.tts_service import TTSService
 
 from bot.speech import load_voice
@@ -18,7 +19,8 @@ class SharedPiperTTSService(TTSService):  # type: ignore[misc]
     def __init__(
         self, *, model_path: str | None = None, length_scale: float | None = None, **kwargs: Any
     ) -> None:
-        super().__init__(push_start_frame=True, push_stop_frames=True, **kwargs)
+        settings = TTSSettings(model=model_path or "en_US-joe-medium", voice=None, language="en")
+        super().__init__(push_start_frame=True, push_stop_frames=True, settings=settings, **kwargs)
         self._voice = load_voice(model_path)
         self._length_scale = length_scale
 

@@ -1,4 +1,7 @@
-"""`convene demo`: a sample meeting, spoken offline with Piper, through the real call path."""
+"""`convene demo`: two meetings of one series, spoken offline with Piper, through the real call
+path. The first has promises; the second a status update and "Convene, give me a progress
+report", answered by voice on the call. Shows transcripts, tasks and the reply; saves its audio.
+"""
 
 from __future__ import annotations
 
@@ -23,14 +26,27 @@ from server.runtime import Runtime
 from server.settings import Settings
 from server.simulate import simulate_call
 
-SERIES = "demo-weekly-sync"
-MEETING_DATE = dt.date(2026, 11, 24)
-MEETING_1 = [
-    "Good morning everyone, this is our weekly product sync.",
-    "Tom, can you get the demo environment ready by Wednesday?",
-    "Yes, I will have the demo environment ready by Wednesday.",
-    "I will send the security review to legal by Friday.",
-    "Priya is going to update the pricing page next week.",
+MEETINGS: list[tuple[str, dt.date, list[str]]] = [
+    (
+        "meeting-1",
+        dt.date(2026, 11, 17),
+        [
+            "Good morning everyone, this is our weekly product sync.",
+            "Tom, can you get the demo environment ready by Friday?",
+            "Yes, I will have the demo environment ready by Friday.",
+            "I will send the security review to legal by Thursday.",
+            "Priya is going to update the pricing page next week.",
+        ],
+    ),
+    (
+        "meeting-2",
+        dt.date(2026, 11, 24),
+        [
+            "Good morning, quick update: the demo environment is ready.",
+            "The security review is not done yet, I will send it to legal by Wednesday.",
+            "Convene, give me a progress report.",
+        ],
+    ),
 ]
 
 
@@ -47,6 +63,8 @@ def meeting_audio(home: Path, name: str, turns: list[str]) -> Path:
 async def run_demo(settings: Settings, *, speed: float, console: Console) -> dict[str, Any]:
     token = secrets.token_hex(16)
     local = settings.model_copy(update={"twilio_auth_token": SecretStr(token), "public_host": None})
+    series = f"demo-weekly-sync-{dt.datetime.now():%Y%m%d-%H%M%S}"
+    demo_dir = local.convene_home / "demo"
     with Progress(
         SpinnerColumn(), TextColumn("{task.description}"), console=console, transient=True
     ) as p:
@@ -55,32 +73,90 @@ async def run_demo(settings: Settings, *, speed: float, console: Console) -> dic
         # The sample meeting's people: biases Whisper toward their names.
         agent = runtime.prompts.agent.model_copy(update={"participants": ["Tom", "Priya"]})
         runtime.prompts = runtime.prompts.model_copy(update={"agent": agent})
-        p.add_task("Speaking the sample meeting with Piper…", total=None)
-        audio = await asyncio.to_thread(meeting_audio, local.convene_home, "meeting-1", MEETING_1)
-    info = sf.info(str(audio))
-    console.print(f"[bold]Meeting[/] {audio} ({info.duration:.1f} s) -> series [cyan]{SERIES}[/]")
+        p.add_task("Speaking the sample meetings with Piper…", total=None)
+        audios = [
+            await asyncio.to_thread(meeting_audio, local.convene_home, name, turns)
+            for name, _, turns in MEETINGS
+        ]
+    results: list[dict[str, Any]] = []
     try:
         async with serve_in_process(create_app(runtime=runtime)) as base_url:
-            result = await _stream_with_live_transcript(
-                base_url, audio, info.duration, speed=speed, token=token, console=console
-            )
+            for (name, date, _), audio in zip(MEETINGS, audios, strict=True):
+                duration = sf.info(str(audio)).duration
+                console.rule(f"[bold]{name}[/] · {date:%A %d %B %Y} · series {series}")
+                result = await _stream_with_live_transcript(
+                    base_url,
+                    audio,
+                    duration,
+                    series=series,
+                    date=date,
+                    speed=speed,
+                    token=token,
+                    console=console,
+                    record=demo_dir / f"{name}-bot-audio.wav",
+                )
+                results.append(result)
+                _show_commitments(console, result)
+            async with httpx.AsyncClient(timeout=10) as client:
+                tasks = (await client.get(f"{base_url}/series/{series}/tasks")).json()["tasks"]
     finally:
         await runtime.close()
-    table = Table(title=f"Transcript of call {result['call_id']}")
-    table.add_column("start", justify="right")
-    table.add_column("end", justify="right")
-    table.add_column("text")
-    for seg in result["transcript"]:
-        table.add_row(f"{seg['start_ms'] / 1000:.1f}s", f"{seg['end_ms'] / 1000:.1f}s", seg["text"])
+    _show_tasks(console, tasks)
+    for reply in results[-1]["replies"]:
+        console.print(f"\n[bold]Asked:[/] {reply['question']}")
+        console.print(f"[bold]Convene said:[/] [magenta]{reply['answer']}[/]")
+        latency = (
+            reply["t_first_audio_ms"] - reply["t_question_end_ms"]
+            if reply["t_first_audio_ms"] is not None
+            else None
+        )
+        console.print(
+            f"  ({reply['audio_ms'] / 1000:.1f} s of speech"
+            + (
+                f", first audio {latency} ms after the question ended"
+                if latency is not None
+                else ""
+            )
+            + ")"
+        )
+    reply_wav = demo_dir / "meeting-2-bot-audio.wav"
+    console.print(f"\nThe bot's voice on the call: {reply_wav}")
+    out = demo_dir / "last-demo.json"
+    out.write_text(json.dumps({"series": series, "calls": results, "tasks": tasks}, indent=2))
+    console.print(f"Everything is in Postgres; JSON written to {out}")
+    return {"series": series, "calls": results, "tasks": tasks}
+
+
+def _show_commitments(console: Console, result: dict[str, Any]) -> None:
+    for c in result["commitments"]:
+        due = f" (due {c['due']})" if c["due"] else ""
+        label = {"commitment": "promise", "status_done": "done", "cancel": "cancelled"}[c["kind"]]
+        console.print(f"  [yellow]{label}[/] {c['owner'] or 'someone'}: {c['action']}{due}")
+
+
+def _show_tasks(console: Console, tasks: list[dict[str, Any]]) -> None:
+    table = Table(title="Tasks of the series after both meetings")
+    for column in ("owner", "action", "due", "status", "history"):
+        table.add_column(column)
+    for t in tasks:
+        history = ", ".join(
+            f"{h['change']} {h['meeting_date'] or ''}".strip() for h in t["history"]
+        )
+        table.add_row(t["owner"] or "?", t["action"], t["due"] or "-", t["status"], history)
     console.print(table)
-    out = local.convene_home / "demo" / "last-call.json"
-    out.write_text(json.dumps(result, indent=2))
-    console.print(f"Stored in Postgres; JSON written to {out}")
-    return result
 
 
 async def _stream_with_live_transcript(
-    base_url: str, audio: Path, duration: float, *, speed: float, token: str, console: Console
+    base_url: str,
+    audio: Path,
+    duration: float,
+    *,
+    series: str,
+    date: dt.date,
+    speed: float,
+    token: str,
+    console: Console,
+    record: Path,
 ) -> dict[str, Any]:
     call_ids: list[str] = []
     shown = 0
@@ -97,10 +173,11 @@ async def _stream_with_live_transcript(
             simulate_call(
                 audio,
                 base_url=base_url,
-                series=SERIES,
-                meeting_date=MEETING_DATE,
+                series=series,
+                meeting_date=date,
                 speed=speed,
                 auth_token=token,
+                record_path=record,
                 on_progress=lambda secs: progress.update(task, completed=min(secs, duration)),
                 on_call_id=call_ids.append,
             )
@@ -119,4 +196,7 @@ async def _stream_with_live_transcript(
                         f"  [green]{seg['start_ms'] / 1000:5.1f}s[/] {seg['text']}"
                     )
                 shown = max(shown, len(segments))
-        return await call
+        result = await call
+    for seg in result["transcript"][shown:]:
+        console.print(f"  [green]{seg['start_ms'] / 1000:5.1f}s[/] {seg['text']}")
+    return result
