@@ -78,15 +78,14 @@ def score_group(
     notes: list[str] = []
     remaining = list(expected)
     for item in predicted:
-        match = next(
-            (
-                e
-                for e in remaining
-                if e.get("kind", "commitment") == item.kind
-                and actions_agree(item.action, e["action"])
-            ),
-            None,
-        )
+        candidates = [
+            e
+            for e in remaining
+            if e.get("kind", "commitment") == item.kind and actions_agree(item.action, e["action"])
+        ]
+        # Two people with the same action ("Hank and I will ..."): pair each with its owner.
+        same_owner = [e for e in candidates if _same_owner(item.owner, e.get("owner"))]
+        match = (same_owner or candidates or [None])[0]
         if match is None:
             score.fp += 1
             notes.append(f"extra: {item.kind} {item.owner}: {item.action}")

@@ -93,11 +93,17 @@ async def test_barge_in_clears_and_stops_the_reply(
     async with TwilioStreamClient(ws_url, custom_parameters={"series": "barge"}) as client:
         await client.send_connected()
         await client.send_start()
-        await client.stream_audio(question, speed=0)
+        # A second of room tone first, as on a real bridge before anyone speaks.
+        await client.stream_audio(silence * 50 + question, speed=0)
         # Listen in real time until the bot has been talking for a second.
-        async with asyncio.timeout(60):
-            while len(client.result.received_media) < 8000:
-                await client.stream_audio(silence, speed=1)
+        try:
+            async with asyncio.timeout(30):
+                while len(client.result.received_media) < 8000:
+                    await client.stream_audio(silence, speed=1)
+        except TimeoutError:
+            heard = await runtime.store.find_call(call_sid=client.result.call_sid)
+            segments = await runtime.store.get_segments(heard) if heard else []
+            raise AssertionError(f"the bot never answered; it heard {segments}") from None
         await client.stream_audio(interruption + silence * 75, speed=1)
         await client.send_stop()
         await client.wait_closed(timeout=90)

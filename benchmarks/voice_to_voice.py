@@ -1,0 +1,318 @@
+"""Voice-to-voice latency: end of the asker's speech -> first reply audio byte on the socket.
+
+    uv run python benchmarks/voice_to_voice.py [--turns 20]
+
+Streams spoken questions in real time over the real Twilio websocket, once into Convene's full
+pipeline (VAD -> Whisper -> extraction -> wake gate -> memory lookup -> report -> Piper) and once
+into a bare Pipecat pipeline (transport -> VAD -> the same Whisper -> the same Piper, answering
+every utterance with a fixed sentence), in the same run, and prints p50/p95 for both and their
+ratio. Stage shares are measured beside it on the same audio: the VAD stop wait (configured),
+Whisper on the question, memory lookup + report, and Piper's first chunk.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import datetime as dt
+import secrets
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+import numpy as np  # noqa: E402
+import soxr  # noqa: E402
+from fastapi import FastAPI, WebSocket  # noqa: E402
+from loguru import logger  # noqa: E402
+from pipecat.frames.frames import Frame, TranscriptionFrame, TTSSpeakFrame  # noqa: E402
+from pipecat.processors.frame_processor import FrameDirection, FrameProcessor  # noqa: E402
+from pydantic import SecretStr  # noqa: E402
+
+from bot.call import CallDeps, build_stt  # noqa: E402
+from bot.speech import load_voice, synthesize  # noqa: E402
+from bot.twilio_stream import ConveneTwilioSerializer, read_stream_start  # noqa: E402
+from processors.frames import AddressedFrame  # noqa: E402
+from processors.memory_lookup import gather_facts  # noqa: E402
+from processors.report_text import render  # noqa: E402
+from server.app import create_app  # noqa: E402
+from server.audio import pcm16_to_ulaw  # noqa: E402
+from server.local_server import serve_in_process  # noqa: E402
+from server.runtime import Runtime  # noqa: E402
+from server.settings import Settings  # noqa: E402
+from server.simulator import TwilioStreamClient  # noqa: E402
+
+QUESTIONS = [
+    "Convene, what is Tom working on?",
+    "Convene, what is Priya working on?",
+    "Convene, give me a progress report.",
+    "Convene, what did we decide today?",
+]
+SEED = [
+    "Tom will get the demo environment ready by Friday.",
+    "Priya is going to update the pricing page next week.",
+]
+FRAME = 160  # 20 ms of 8 kHz mu-law
+
+
+def speech_ulaw(text: str) -> tuple[bytes, float]:
+    """The question as Twilio audio, and where its speech ends (seconds)."""
+    audio, rate = synthesize(text)
+    samples = soxr.resample(audio.astype(np.float32) / 32768.0, rate, 8000)
+    loud = np.flatnonzero(np.abs(samples) > 0.02)
+    speech_end = (loud[-1] + 1) / 8000 if loud.size else len(samples) / 8000
+    pcm = (np.clip(samples, -1, 1) * 32767).astype(np.int16).tobytes()
+    return pcm16_to_ulaw(pcm), speech_end
+
+
+async def one_turn(client: TwilioStreamClient, ulaw: bytes, speech_end: float) -> float | None:
+    """Stream one question in real time; seconds from end of speech to first reply byte."""
+    before = len(client.result.received_media)
+    start = time.monotonic()
+    await client.stream_audio(ulaw, speed=1.0)
+    t_speech_end = start + speech_end
+    silence = b"\xff" * FRAME
+    first: float | None = None
+    deadline = time.monotonic() + 15
+    while time.monotonic() < deadline:
+        await client.stream_audio(silence, speed=1.0)
+        if first is None and len(client.result.received_media) > before:
+            first = time.monotonic()
+            break
+    # Let the reply play out (keep listening until the bot has been quiet for 1 s).
+    quiet_since = time.monotonic()
+    seen = len(client.result.received_media)
+    while time.monotonic() - quiet_since < 1.0 and time.monotonic() < deadline + 30:
+        await client.stream_audio(silence, speed=1.0)
+        if len(client.result.received_media) != seen:
+            seen = len(client.result.received_media)
+            quiet_since = time.monotonic()
+    return None if first is None else first - t_speech_end
+
+
+class FixedAnswer(FrameProcessor):  # type: ignore[misc]
+    """The bare pipeline's "brain": every utterance gets the same one-sentence answer."""
+
+    async def process_frame(self, frame: Frame, direction: FrameDirection) -> None:
+        await super().process_frame(frame, direction)
+        await self.push_frame(frame, direction)
+        if isinstance(frame, TranscriptionFrame):
+            await self.push_frame(TTSSpeakFrame("Tom has one open task, the demo environment."))
+
+
+def bare_app(runtime: Runtime) -> FastAPI:
+    from pipecat.audio.vad.silero import SileroVADAnalyzer
+    from pipecat.audio.vad.vad_analyzer import VADParams
+    from pipecat.frames.frames import EndFrame
+    from pipecat.pipeline.pipeline import Pipeline
+    from pipecat.pipeline.worker import PipelineParams, PipelineWorker
+    from pipecat.processors.audio.vad_processor import VADProcessor
+    from pipecat.serializers.twilio import TwilioFrameSerializer
+    from pipecat.transports.websocket.fastapi import (
+        FastAPIWebsocketParams,
+        FastAPIWebsocketTransport,
+    )
+    from pipecat.workers.runner import WorkerRunner
+
+    from processors.piper_tts import SharedPiperTTSService
+
+    app = FastAPI()
+
+    @app.websocket("/twilio/media")
+    async def media(websocket: WebSocket) -> None:
+        await websocket.accept()
+        start = await read_stream_start(websocket, max_bytes=65536)
+        knobs = runtime.prompts.pipeline
+        worker: PipelineWorker | None = None
+
+        async def on_stop() -> None:
+            if worker is not None:
+                await worker.queue_frame(EndFrame())
+
+        transport = FastAPIWebsocketTransport(
+            websocket=websocket,
+            params=FastAPIWebsocketParams(
+                audio_in_enabled=True,
+                audio_out_enabled=True,
+                serializer=ConveneTwilioSerializer(
+                    stream_sid=start.stream_sid,
+                    max_message_bytes=65536,
+                    on_stop=on_stop,
+                    params=TwilioFrameSerializer.InputParams(auto_hang_up=False),
+                ),
+            ),
+        )
+        deps: CallDeps = runtime.call_deps()
+        vad = VADProcessor(
+            vad_analyzer=SileroVADAnalyzer(
+                params=VADParams(
+                    confidence=knobs.vad.confidence,
+                    start_secs=knobs.vad.start_secs,
+                    stop_secs=knobs.vad.stop_secs,
+                    min_volume=knobs.vad.min_volume,
+                )
+            )
+        )
+        pipeline = Pipeline(
+            [
+                transport.input(),
+                vad,
+                build_stt(deps),
+                FixedAnswer(),
+                SharedPiperTTSService(),
+                transport.output(),
+            ]
+        )
+        worker = PipelineWorker(
+            pipeline,
+            params=PipelineParams(audio_in_sample_rate=16000, audio_out_sample_rate=8000),
+            idle_timeout_secs=None,
+            enable_rtvi=False,
+        )
+
+        @transport.event_handler("on_client_disconnected")  # type: ignore[misc]
+        async def _gone(_t: object, _w: object) -> None:
+            await worker.queue_frame(EndFrame())
+
+        runner = WorkerRunner(handle_sigint=False)
+        await runner.add_workers(worker)
+        await runner.run()
+
+    return app
+
+
+async def run_turns(
+    url: str, questions: list[tuple[bytes, float]], turns: int, params: dict[str, str]
+) -> list[float]:
+    latencies: list[float] = []
+    async with TwilioStreamClient(url, custom_parameters=params) as client:
+        await client.send_connected()
+        await client.send_start()
+        await client.stream_audio(b"\xff" * FRAME * 25, speed=1.0)
+        for i in range(turns):
+            ulaw, speech_end = questions[i % len(questions)]
+            latency = await one_turn(client, ulaw, speech_end)
+            if latency is not None:
+                latencies.append(latency)
+        await client.send_stop()
+        await client.wait_closed(timeout=60)
+    return latencies
+
+
+def pct(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(round(q * (len(ordered) - 1))))]
+
+
+async def stage_shares(
+    runtime: Runtime, questions: list[tuple[bytes, float]], series: str
+) -> dict[str, float]:
+    from server.audio import ulaw_to_pcm16
+
+    deps = runtime.call_deps()
+    model = deps.whisper_model
+    stt_times, tts_times, lookup_times = [], [], []
+    for ulaw, _ in questions:
+        pcm = np.frombuffer(ulaw_to_pcm16(ulaw), dtype=np.int16).astype(np.float32) / 32768.0
+        audio16 = soxr.resample(pcm, 8000, 16000)
+        t = time.perf_counter()
+        segments, _ = model.transcribe(
+            audio16,
+            language="en",
+            beam_size=5,
+            initial_prompt=runtime.prompts.agent.stt_initial_prompt(),
+        )
+        list(segments)
+        stt_times.append(time.perf_counter() - t)
+        t = time.perf_counter()
+        facts = await gather_facts(
+            runtime.store,
+            series=series,
+            meeting_date=dt.date(2026, 11, 24),
+            call_id=None,
+            ask=AddressedFrame(
+                intent="person_tasks", question="", person="Tom", topic=None, seq=0, end_ms=0
+            ),
+        )
+        text = render(facts, runtime.prompts.report)
+        lookup_times.append(time.perf_counter() - t)
+        voice = load_voice()
+        t = time.perf_counter()
+        next(iter(voice.synthesize(text)))
+        tts_times.append(time.perf_counter() - t)
+    return {
+        "vad_stop_wait": runtime.prompts.pipeline.vad.stop_secs,
+        "stt": statistics.median(stt_times),
+        "lookup_and_report": statistics.median(lookup_times),
+        "tts_first_chunk": statistics.median(tts_times),
+    }
+
+
+async def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--turns", type=int, default=20)
+    args = parser.parse_args()
+    logger.remove()
+    logger.add(sys.stderr, level="ERROR")
+    home = Path(tempfile.mkdtemp(prefix="convene-bench-"))
+    token = secrets.token_hex(8)
+    settings = Settings(convene_home=home, twilio_auth_token=SecretStr(token), public_host=None)  # type: ignore[call-arg]
+    runtime = await Runtime.start(settings)
+    agent = runtime.prompts.agent.model_copy(update={"participants": ["Tom", "Priya"]})
+    runtime.prompts = runtime.prompts.model_copy(update={"agent": agent})
+    series = "bench-series"
+    questions = [speech_ulaw(q) for q in QUESTIONS]
+    try:
+        async with serve_in_process(create_app(runtime=runtime)) as url:
+            from server.simulate import simulate_call
+
+            with tempfile.TemporaryDirectory() as tmp:
+                import soundfile as sf
+
+                from bot.speech import synthesize_meeting
+
+                seed, rate = synthesize_meeting(SEED)
+                seed_wav = Path(tmp) / "seed.wav"
+                sf.write(seed_wav, seed, rate)
+                await simulate_call(
+                    seed_wav,
+                    base_url=url,
+                    series=series,
+                    meeting_date=dt.date(2026, 11, 17),
+                    speed=0,
+                    auth_token=token,
+                )
+            ws = url.replace("http", "ws") + "/twilio/media"
+            convene = await run_turns(
+                ws, questions, args.turns, {"series": series, "meeting_date": "2026-11-24"}
+            )
+        async with serve_in_process(bare_app(runtime)) as url:
+            bare = await run_turns(
+                url.replace("http", "ws") + "/twilio/media", questions, args.turns, {}
+            )
+        shares = await stage_shares(runtime, questions, series)
+    finally:
+        await runtime.close()
+    print(
+        f"voice-to-voice latency, {args.turns} turns each, real-time streaming over the Twilio websocket"
+    )
+    for name, values in (("convene", convene), ("bare pipecat", bare)):
+        if values:
+            print(
+                f"  {name:<13} p50 {pct(values, 0.5) * 1000:6.0f} ms   p95 {pct(values, 0.95) * 1000:6.0f} ms   (answered {len(values)}/{args.turns})"
+            )
+        else:
+            print(f"  {name:<13} no replies")
+    if convene and bare:
+        print(f"  ratio convene/bare p50: {pct(convene, 0.5) / pct(bare, 0.5):.2f}")
+    print("stage shares (medians, measured beside the run on the same audio):")
+    for stage, secs in shares.items():
+        print(f"  {stage:<18} {secs * 1000:6.0f} ms")
+    print("targets: p50 <= 800 ms, p95 <= 1200 ms, convene/bare <= 1.10")
+
+
+if __name__ == "__main__":
+    asyncio.run(main())
