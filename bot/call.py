@@ -22,7 +22,7 @@ from pipecat.transports.websocket.fastapi import FastAPIWebsocketParams, FastAPI
 from pipecat.workers.runner import WorkerRunner
 
 from bot.twilio_stream import ConveneTwilioSerializer, StreamStart
-from memory.models import WriteOp
+from memory.models import CommitmentRecord, WriteOp
 from memory.store import Store
 from processors.barge_in import BargeIn
 from processors.commitments import CommitmentExtractor
@@ -67,6 +67,7 @@ class CallOutcome:
     segments: int
     skipped_messages: int
     ended_by: str
+    commitments: list[CommitmentRecord]
 
 
 def build_stt(deps: CallDeps) -> SharedWhisperSTTService:
@@ -86,7 +87,9 @@ def build_stt(deps: CallDeps) -> SharedWhisperSTTService:
     )
 
 
-def build_extractor(deps: CallDeps) -> DeterministicExtractor | LLMExtractor:
+def build_extractor(
+    deps: CallDeps, *, call_id: str, series: str | None
+) -> DeterministicExtractor | LLMExtractor:
     """The extractor prompts/pipeline.yaml names (one per call: it keeps the call's window)."""
     agent = deps.prompts.agent
     names = tuple(n.lower() for n in (agent.name, *agent.aliases))
@@ -102,6 +105,7 @@ def build_extractor(deps: CallDeps) -> DeterministicExtractor | LLMExtractor:
         fallback=deterministic,
         api_key=deps.anthropic_api_key,
         base_url=deps.anthropic_base_url,
+        context={"call_id": call_id, "series": series or ""},
     )
 
 
@@ -160,7 +164,7 @@ async def run_call(
         segments += 1
 
     recorder = TranscriptRecorder(call_id=call_id, submit=deps.submit, on_segment=counted)
-    extractor = build_extractor(deps)
+    extractor = build_extractor(deps, call_id=call_id, series=start.custom_parameters.get("series"))
     commitments = CommitmentExtractor(
         call_id=call_id,
         series=start.custom_parameters.get("series"),
@@ -223,5 +227,9 @@ async def run_call(
             await extractor.aclose()
     log.info("call %s: pipeline finished by %s, %d segments", call_id, ended_by, segments)
     return CallOutcome(
-        call_id=call_id, segments=segments, skipped_messages=serializer.skipped, ended_by=ended_by
+        call_id=call_id,
+        segments=segments,
+        skipped_messages=serializer.skipped,
+        ended_by=ended_by,
+        commitments=list(commitments.found),
     )

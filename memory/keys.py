@@ -18,6 +18,14 @@ def call_window(call_id: str) -> str:
     return f"convene:call:{call_id}:window"
 
 
+SERIES_SUMMARIES_SIZE = 20
+
+
+def series_summaries(series_key: str) -> str:
+    """Short-term memory: the series' recent meeting summaries (a capped list with a TTL)."""
+    return f"convene:series:{series_key}:summaries"
+
+
 def series_recent(series_key: str) -> str:
     """Short-term memory: the series' recent commitments (a capped list with a TTL)."""
     return f"convene:series:{series_key}:recent"

@@ -137,4 +137,20 @@ class ReplyRecord:
         return cls(**data)
 
 
-WriteOp = SegmentRecord | CommitmentRecord | ReplyRecord | CallEnded
+@dataclass(frozen=True)
+class SummaryRecord:
+    """A call's summary: short-term (Redis, per series) and long-term (embedded) memory."""
+
+    call_id: str
+    series: str | None
+    text: str
+
+    def as_json(self) -> dict[str, Any]:
+        return {"call_id": self.call_id, "series": self.series, "text": self.text}
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> SummaryRecord:
+        return cls(**data)
+
+
+WriteOp = SegmentRecord | CommitmentRecord | ReplyRecord | SummaryRecord | CallEnded

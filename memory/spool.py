@@ -8,14 +8,27 @@ import sqlite3
 import threading
 from pathlib import Path
 
-from memory.models import CallEnded, CommitmentRecord, ReplyRecord, SegmentRecord, WriteOp
+from memory.models import (
+    CallEnded,
+    CommitmentRecord,
+    ReplyRecord,
+    SegmentRecord,
+    SummaryRecord,
+    WriteOp,
+)
 
 _KINDS: dict[
-    str, type[SegmentRecord] | type[CommitmentRecord] | type[ReplyRecord] | type[CallEnded]
+    str,
+    type[SegmentRecord]
+    | type[CommitmentRecord]
+    | type[ReplyRecord]
+    | type[SummaryRecord]
+    | type[CallEnded],
 ] = {
     "segment": SegmentRecord,
     "commitment": CommitmentRecord,
     "reply": ReplyRecord,
+    "summary": SummaryRecord,
     "call_ended": CallEnded,
 }
 _NAMES = {cls: name for name, cls in _KINDS.items()}

@@ -13,7 +13,14 @@ from pgvector.asyncpg import register_vector
 
 from memory.embeddings import Embedder, shared_embedder
 from memory.migrate import migrate
-from memory.models import CallEnded, CommitmentRecord, ReplyRecord, SegmentRecord, WriteOp
+from memory.models import (
+    CallEnded,
+    CommitmentRecord,
+    ReplyRecord,
+    SegmentRecord,
+    SummaryRecord,
+    WriteOp,
+)
 from memory.tracking import apply_commitment
 from server.errors import StorageUnavailable
 
@@ -219,6 +226,8 @@ class Store:
         texts = [s.text for s in segments]
         for c in commitments:
             texts += [c.action, c.quote]
+        summaries = [op for op in ops if isinstance(op, SummaryRecord)]
+        texts += [s.text for s in summaries]
         vectors = await asyncio.to_thread(self.embedder.embed, texts) if texts else None
         async with self.pool.acquire() as conn, conn.transaction():
             if segments:
@@ -249,7 +258,9 @@ class Store:
                         for i, s in enumerate(segments)
                     ],
                 )
+            # Vectors are laid out: segments, then (action, quote) per commitment, then summaries.
             at = len(segments)
+            summary_at = len(segments) + 2 * len(commitments)
             for op in ops:
                 if isinstance(op, CommitmentRecord):
                     assert vectors is not None
@@ -257,6 +268,23 @@ class Store:
                         conn, op, action_vec=vectors[at], quote_vec=vectors[at + 1]
                     )
                     at += 2
+                elif isinstance(op, SummaryRecord):
+                    assert vectors is not None
+                    await conn.execute(
+                        "UPDATE calls SET summary = $2 WHERE id = $1",
+                        uuid.UUID(op.call_id),
+                        op.text,
+                    )
+                    await conn.execute(
+                        "INSERT INTO memory_embeddings(series_id, call_id, kind, ref, text, embedding)"
+                        " SELECT c.series_id, c.id, 'summary', $2, $3, $4 FROM calls c WHERE c.id = $1"
+                        " ON CONFLICT (kind, ref) DO NOTHING",
+                        uuid.UUID(op.call_id),
+                        op.call_id,
+                        op.text,
+                        vectors[summary_at],
+                    )
+                    summary_at += 1
                 elif isinstance(op, ReplyRecord):
                     await conn.execute(
                         "INSERT INTO replies(call_id, ordinal, intent, question, answer,"
@@ -291,7 +319,7 @@ class Store:
             return None
         row = await self.pool.fetchrow(
             "SELECT c.id, c.direction, c.status, c.call_sid, c.stream_sid, c.from_number,"
-            " c.to_number, c.created_at, c.started_at, c.ended_at, c.completed_at,"
+            " c.to_number, c.created_at, c.started_at, c.ended_at, c.completed_at, c.summary,"
             " s.key AS series, m.meeting_date, m.title AS meeting_title"
             " FROM calls c LEFT JOIN series s ON s.id = c.series_id"
             " LEFT JOIN meetings m ON m.id = c.meeting_id WHERE c.id = $1",

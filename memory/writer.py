@@ -18,7 +18,7 @@ import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
 from memory import keys
-from memory.models import CommitmentRecord, SegmentRecord, WriteOp
+from memory.models import CommitmentRecord, SegmentRecord, SummaryRecord, WriteOp
 from memory.spool import Spool
 from memory.store import CONNECTION_ERRORS, Store
 from server.errors import StorageUnavailable
@@ -158,7 +158,8 @@ class StoreWriter:
             return
         segments = [op for op in ops if isinstance(op, SegmentRecord)]
         commitments = [op for op in ops if isinstance(op, CommitmentRecord)]
-        if not segments and not commitments:
+        summaries = [op for op in ops if isinstance(op, SummaryRecord) and op.series]
+        if not segments and not commitments and not summaries:
             return
         try:
             async with self._redis.pipeline(transaction=False) as pipe:
@@ -179,6 +180,11 @@ class StoreWriter:
                         pipe.lpush(recent, payload)
                         pipe.ltrim(recent, 0, keys.SERIES_RECENT_SIZE - 1)
                         pipe.expire(recent, keys.SERIES_TTL_SECS)
+                for summary in summaries:
+                    key = keys.series_summaries(summary.series or "")
+                    pipe.lpush(key, json.dumps(summary.as_json()))
+                    pipe.ltrim(key, 0, keys.SERIES_SUMMARIES_SIZE - 1)
+                    pipe.expire(key, keys.SERIES_TTL_SECS)
                 for seg in segments:
                     window = keys.call_window(seg.call_id)
                     pipe.rpush(window, json.dumps(seg.as_json()))

@@ -30,7 +30,7 @@ import re
 import sqlite3
 from collections import deque
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
@@ -368,7 +368,8 @@ CREATE TABLE IF NOT EXISTS pending (
     new_from INTEGER NOT NULL DEFAULT 0,
     attempts INTEGER NOT NULL DEFAULT 1,
     created TEXT NOT NULL,
-    last_error TEXT
+    last_error TEXT,
+    context TEXT NOT NULL DEFAULT '{}'
 )
 """
 
@@ -383,6 +384,7 @@ class PendingWindow:
     new_from: int
     attempts: int
     created: str
+    context: dict[str, str] = field(default_factory=dict)  # e.g. call_id, series, seq
 
 
 class PendingSpool:
@@ -398,22 +400,35 @@ class PendingSpool:
         return conn
 
     def add(
-        self, lines: Sequence[Utterance], *, new_from: int, meeting_date: dt.date, error: str
+        self,
+        lines: Sequence[Utterance],
+        *,
+        new_from: int,
+        meeting_date: dt.date,
+        error: str,
+        context: Mapping[str, str] | None = None,
     ) -> int:
         payload = json.dumps([{"speaker": u.speaker, "text": u.text} for u in lines])
         created = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
         with contextlib.closing(self._connect()) as conn, conn:
             cursor = conn.execute(
                 "INSERT INTO pending (meeting_date, utterances, new_from, attempts, created, "
-                "last_error) VALUES (?, ?, ?, 1, ?, ?)",
-                (meeting_date.isoformat(), payload, new_from, created, error),
+                "last_error, context) VALUES (?, ?, ?, 1, ?, ?, ?)",
+                (
+                    meeting_date.isoformat(),
+                    payload,
+                    new_from,
+                    created,
+                    error,
+                    json.dumps(dict(context or {})),
+                ),
             )
             return int(cursor.lastrowid or 0)
 
     def load(self) -> list[PendingWindow]:
         with contextlib.closing(self._connect()) as conn:
             rows = conn.execute(
-                "SELECT id, meeting_date, utterances, new_from, attempts, created "
+                "SELECT id, meeting_date, utterances, new_from, attempts, created, context "
                 "FROM pending ORDER BY id"
             ).fetchall()
         return [_pending_row(row) for row in rows]
@@ -431,7 +446,7 @@ class PendingSpool:
 
 
 def _pending_row(row: tuple[Any, ...]) -> PendingWindow:
-    item_id, day, payload, new_from, attempts, created = row
+    item_id, day, payload, new_from, attempts, created, context = row
     lines = [Utterance(speaker=u["speaker"], text=u["text"]) for u in json.loads(payload)]
     return PendingWindow(
         id=int(item_id),
@@ -440,6 +455,7 @@ def _pending_row(row: tuple[Any, ...]) -> PendingWindow:
         new_from=int(new_from),
         attempts=int(attempts),
         created=str(created),
+        context={str(k): str(v) for k, v in json.loads(context or "{}").items()},
     )
 
 
@@ -514,7 +530,9 @@ class LLMExtractor:
         backoff_max_secs: float = 8.0,
         retry_after_cap_secs: float = 30.0,
         sleep: Sleep = asyncio.sleep,
+        context: Mapping[str, str] | None = None,
     ) -> None:
+        """`context` (e.g. call_id, series) is kept with spooled windows for the retry."""
         key = _api_key(api_key)
         window = fallback.window if window is None else window
         if window < 1 or batch_lines < 1:
@@ -529,6 +547,8 @@ class LLMExtractor:
             retry_after_cap_secs=retry_after_cap_secs,
         )
         self.stats = ExtractionStats()
+        self.context: dict[str, str] = dict(context or {})
+        self._fed = 0  # utterances fed: the call's segment number of the latest one
         self.spool = PendingSpool(spool_path)
         self._window: deque[Utterance] = deque(maxlen=window)
         self._batch_lines = batch_lines
@@ -562,6 +582,7 @@ class LLMExtractor:
     async def feed(self, utterance: Utterance, *, meeting_date: dt.date) -> list[Commitment]:
         """Add one final utterance; return the commitments it makes (never one twice)."""
         self._window.append(utterance)
+        self._fed += 1
         if not utterance.text.strip():
             return []
         lines = list(self._window)
@@ -589,10 +610,15 @@ class LLMExtractor:
         still invalid stays queued with its attempts bumped, and the next one is tried.
         """
         async with self._retry_lock:  # two overlapping calls must not send a window twice
+            return [(item.utterances, found) for item, found in await self._retry_spooled()]
+
+    async def retry_pending_windows(self) -> list[tuple[PendingWindow, list[Commitment]]]:
+        """Like `retry_pending`, with each window's spooled context (call, series)."""
+        async with self._retry_lock:
             return await self._retry_spooled()
 
-    async def _retry_spooled(self) -> list[tuple[list[Utterance], list[Commitment]]]:
-        done: list[tuple[list[Utterance], list[Commitment]]] = []
+    async def _retry_spooled(self) -> list[tuple[PendingWindow, list[Commitment]]]:
+        done: list[tuple[PendingWindow, list[Commitment]]] = []
         for item in await asyncio.to_thread(self.spool.load):
             try:
                 found = await self._ask(item.utterances, item.new_from, item.meeting_date)
@@ -612,7 +638,7 @@ class LLMExtractor:
             await asyncio.to_thread(self.spool.remove, item.id)
             self.stats.recovered += 1
             log.info("LLM extraction: spooled window %d recovered [%s]", item.id, self.stats)
-            done.append((item.utterances, found))
+            done.append((item, found))
         return done
 
     async def pending(self) -> list[PendingWindow]:
@@ -692,7 +718,12 @@ class LLMExtractor:
     ) -> None:
         try:
             await asyncio.to_thread(
-                self.spool.add, lines, new_from=new_from, meeting_date=meeting_date, error=reason
+                self.spool.add,
+                lines,
+                new_from=new_from,
+                meeting_date=meeting_date,
+                error=reason,
+                context={**self.context, "seq": str(self._fed - 1)},
             )
         except (sqlite3.Error, OSError) as exc:
             self.stats.spool_errors += 1
@@ -723,6 +754,7 @@ def build_llm_extractor(
     fallback: DeterministicExtractor,
     api_key: str | None = None,
     base_url: str | None = None,
+    context: Mapping[str, str] | None = None,
 ) -> LLMExtractor:
     """An LLMExtractor from `prompts/extraction.yaml`; ConfigError when the file or key is bad.
 
@@ -736,4 +768,5 @@ def build_llm_extractor(
         fallback=fallback,
         api_key=api_key,
         base_url=base_url,
+        context=context,
     )

@@ -11,7 +11,8 @@ from starlette.websockets import WebSocketState
 
 from bot.call import run_call
 from bot.twilio_stream import StreamEndedBeforeStart, StreamStart, read_stream_start
-from memory.models import CallEnded
+from memory.models import CallEnded, SummaryRecord
+from memory.summary import summarize_call
 from server.deps import RuntimeDep, TwilioForm, media_stream_url
 from server.runtime import Runtime
 from server.twiml import stream_twiml
@@ -113,13 +114,25 @@ async def media(websocket: WebSocket) -> None:
     call_id = await _call_for_stream(runtime, start)
     runtime.active_calls.add(call_id)
     status = "completed"
+    meeting_date = _meeting_date(start)
     try:
-        await run_call(
+        outcome = await run_call(
             websocket,
             start,
             call_id=call_id,
-            meeting_date=_meeting_date(start),
+            meeting_date=meeting_date,
             deps=runtime.call_deps(),
+        )
+        runtime.writer.submit(
+            SummaryRecord(
+                call_id=call_id,
+                series=start.custom_parameters.get("series"),
+                text=summarize_call(
+                    meeting_date=meeting_date,
+                    segments=outcome.segments,
+                    commitments=outcome.commitments,
+                ),
+            )
         )
     except Exception:
         status = "failed"

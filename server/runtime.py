@@ -7,6 +7,7 @@ under CONVENE_HOME. The Whisper model is loaded once and shared by every call.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
@@ -28,6 +29,8 @@ if TYPE_CHECKING:
     from faster_whisper import WhisperModel
 
 log = logging.getLogger(__name__)
+# Commitments found when a spooled window is retried get segment numbers beyond any real one.
+RETRIED_SEQ_BASE = 1_000_000
 
 
 def check_llm_settings(settings: Settings) -> None:
@@ -67,6 +70,7 @@ class Runtime:
     embedded_postgres: EmbeddedPostgres | None = None
     embedded_redis: EmbeddedRedis | None = None
     active_calls: set[str] = field(default_factory=set)
+    llm_retry_task: asyncio.Task[None] | None = None
 
     @classmethod
     async def start(cls, settings: Settings, *, load_whisper: bool = True) -> Runtime:
@@ -110,7 +114,7 @@ class Runtime:
                 device=settings.convene_whisper_device,
                 compute_type=settings.convene_whisper_compute_type,
             )
-        return cls(
+        runtime = cls(
             settings=settings,
             prompts=prompts,
             store=store,
@@ -122,6 +126,65 @@ class Runtime:
             embedded_postgres=embedded_pg,
             embedded_redis=embedded_redis,
         )
+        if prompts.pipeline.extraction.backend == "anthropic":
+            runtime.llm_retry_task = asyncio.create_task(runtime._retry_llm_windows())
+        return runtime
+
+    async def retry_llm_windows_once(self) -> int:
+        """Send windows the LLM failed on again; merge what it now finds into memory.
+
+        Their deterministic result was used at the time; the LLM's answer is applied on top
+        (tracking matches it to the tasks it already made, so nothing is duplicated).
+        """
+        from memory.models import CommitmentRecord
+        from processors.extraction import DeterministicExtractor
+        from processors.llm_extraction import build_llm_extractor
+
+        deps = self.call_deps()
+        extractor = build_llm_extractor(
+            prompt_path=deps.extraction_prompt
+            or self.settings.convene_prompts_dir / "extraction.yaml",
+            spool_path=deps.llm_spool or self.settings.convene_home / "llm-spool.sqlite3",
+            fallback=DeterministicExtractor(),
+            api_key=deps.anthropic_api_key,
+            base_url=deps.anthropic_base_url,
+        )
+        merged = 0
+        try:
+            for window, found in await extractor.retry_pending_windows():
+                call_id = window.context.get("call_id")
+                if not call_id:
+                    continue
+                for ordinal, item in enumerate(found):
+                    self.writer.submit(
+                        CommitmentRecord(
+                            call_id=call_id,
+                            seq=RETRIED_SEQ_BASE + window.id,
+                            ordinal=ordinal,
+                            kind=item.kind,
+                            owner=item.owner,
+                            action=item.action,
+                            due=item.due,
+                            quote=item.quote,
+                            confidence=item.confidence,
+                            series=window.context.get("series") or None,
+                        )
+                    )
+                    merged += 1
+        finally:
+            await extractor.aclose()
+        return merged
+
+    async def _retry_llm_windows(self) -> None:
+        while True:
+            await asyncio.sleep(self.settings.convene_llm_retry_secs)
+            try:
+                merged = await self.retry_llm_windows_once()
+            except Exception:
+                log.exception("LLM retry of spooled windows failed")
+                continue
+            if merged:
+                log.info("LLM retry: merged %d commitments from spooled windows", merged)
 
     def call_deps(self) -> CallDeps:
         if self.whisper_model is None:
@@ -147,6 +210,10 @@ class Runtime:
         )
 
     async def close(self) -> None:
+        if self.llm_retry_task is not None:
+            self.llm_retry_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self.llm_retry_task
         await self.writer.close()
         await self.redis.aclose()
         await self.store.close()

