@@ -96,7 +96,9 @@ async def test_anthropic_overloaded_falls_back_to_deterministic(
     assert any(c["seq"] >= 1_000_000 and c["task_id"] is not None for c in stored)
     tasks = await runtime.store.list_tasks("offsite-2")
     assert tasks is not None and len(tasks) == 1  # matched the task it already had
-    assert [h["change"] for h in tasks[0]["history"]] == ["created", "restated"]
+    changes = [h["change"] for h in tasks[0]["history"]]
+    assert changes[0] == "created" and changes[1] in ("restated", "redated") and len(changes) == 2
+    assert tasks[0]["due"] == "2026-11-27"
     assert await runtime.retry_llm_windows_once() == 0  # the spool is empty now
 
 
