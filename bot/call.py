@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import logging
 from collections.abc import Callable
@@ -42,6 +43,7 @@ if TYPE_CHECKING:
     from faster_whisper import WhisperModel
 
 log = logging.getLogger(__name__)
+DRAIN_TIMEOUT_SECS = 30.0
 
 
 @dataclass(frozen=True)
@@ -122,12 +124,19 @@ async def run_call(
     ended_by = "disconnect"
     worker: PipelineWorker | None = None
 
-    async def end_call() -> None:
+    async def end_call(reason: str = "stop") -> None:
         nonlocal ended_by
-        ended_by = "stop"
+        ended_by = reason
+        # `stop` can arrive while received audio is still queued in the transport (a fast
+        # sender, a loaded machine): let STT hear all of it before the pipeline ends.
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + DRAIN_TIMEOUT_SECS
+        while stt.heard_ms + 100 < serializer.received_ms and loop.time() < deadline:
+            await asyncio.sleep(0.02)
         if worker is not None:
             await worker.queue_frame(EndFrame())
 
+    stt = build_stt(deps)
     hang_up = bool(deps.twilio_account_sid and deps.twilio_auth_token and start.call_sid)
     serializer = ConveneTwilioSerializer(
         stream_sid=start.stream_sid,
@@ -181,7 +190,7 @@ async def run_call(
             transport.input(),
             vad,
             BargeIn(),
-            build_stt(deps),
+            stt,
             recorder,
             commitments,
             WakeGate(
@@ -214,8 +223,8 @@ async def run_call(
     @transport.event_handler("on_client_disconnected")  # type: ignore[misc, untyped-decorator]
     async def _on_disconnected(_transport: object, _ws: object) -> None:
         # A hang-up without `stop`: end gracefully so queued speech is still transcribed.
-        if worker is not None:
-            await worker.queue_frame(EndFrame())
+        if not serializer.stopped:
+            await end_call("disconnect")
 
     runner = WorkerRunner(handle_sigint=False)
     log.info("call %s: pipeline started (stream %s)", call_id, start.stream_sid)

@@ -128,6 +128,7 @@ class ConveneTwilioSerializer(TwilioFrameSerializer):  # type: ignore[misc]
         self.marks: list[str] = []
         self.skipped = 0
         self.stopped = False
+        self.received_ms = 0.0  # inbound audio accepted so far (8 kHz mu-law: 8 bytes per ms)
 
     async def deserialize(self, data: str | bytes) -> Frame | None:
         message = parse_message(data, max_bytes=self._max_bytes)
@@ -141,9 +142,10 @@ class ConveneTwilioSerializer(TwilioFrameSerializer):  # type: ignore[misc]
             if not isinstance(payload, str):
                 return self._skip("`media` without a payload")
             try:
-                base64.b64decode(payload, validate=True)
+                decoded = base64.b64decode(payload, validate=True)
             except (binascii.Error, ValueError):
                 return self._skip("`media` with invalid base64")
+            self.received_ms += len(decoded) / 8
             frame: Frame | None = await super().deserialize(data)
             return frame
         if event == "dtmf":

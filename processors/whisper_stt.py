@@ -50,6 +50,11 @@ class SharedWhisperSTTService(WhisperSTTService):  # type: ignore[misc]
     def _load(self) -> None:
         self._model = self._shared_model
 
+    @property
+    def heard_ms(self) -> int:
+        """How much of the call's audio has reached this service (ms)."""
+        return self._position_ms()
+
     def _position_ms(self) -> int:
         rate = self.sample_rate or 16000
         return int(self._samples_seen * 1000 / rate)
