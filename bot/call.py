@@ -29,6 +29,7 @@ from processors.barge_in import BargeIn
 from processors.commitments import CommitmentExtractor
 from processors.extraction import DeterministicExtractor
 from processors.llm_extraction import LLMExtractor, build_llm_extractor
+from processors.llm_report import Reporter, TemplateReporter, build_llm_reporter
 from processors.memory_lookup import MemoryLookup
 from processors.piper_tts import SharedPiperTTSService
 from processors.reply_tracker import ReplyTracker
@@ -111,6 +112,22 @@ def build_extractor(
     )
 
 
+def build_reporter(deps: CallDeps) -> Reporter:
+    """The reporter prompts/pipeline.yaml names (`report.backend`)."""
+    if deps.prompts.pipeline.report.backend == "templates":
+        return TemplateReporter(deps.prompts.report)
+    if deps.extraction_prompt is None:
+        raise ConfigError("report.backend: anthropic needs prompts/report_llm.yaml")
+    agent = deps.prompts.agent
+    return build_llm_reporter(
+        prompt_path=deps.extraction_prompt.with_name("report_llm.yaml"),
+        templates=deps.prompts.report,
+        api_key=deps.anthropic_api_key,
+        base_url=deps.anthropic_base_url,
+        bot_names=[agent.name, *agent.aliases],
+    )
+
+
 async def run_call(
     websocket: WebSocket,
     start: StreamStart,
@@ -183,6 +200,7 @@ async def run_call(
     )
     series = start.custom_parameters.get("series")
     agent = deps.prompts.agent
+    reporter = build_reporter(deps)
     tts_knobs = knobs.tts
     tracker = ReplyTracker(call_id=call_id, stream_sid=start.stream_sid, submit=deps.submit)
     pipeline = Pipeline(
@@ -199,7 +217,7 @@ async def run_call(
             MemoryLookup(
                 store=deps.store, series=series, meeting_date=meeting_date, call_id=call_id
             ),
-            ReportProcessor(deps.prompts.report, max_sentence_chars=tts_knobs.max_sentence_chars),
+            ReportProcessor(reporter, max_sentence_chars=tts_knobs.max_sentence_chars),
             SharedPiperTTSService(
                 model_path=tts_knobs.voice_model, length_scale=tts_knobs.length_scale
             ),
@@ -234,6 +252,7 @@ async def run_call(
     finally:
         if isinstance(extractor, LLMExtractor):
             await extractor.aclose()
+        await reporter.aclose()
     log.info("call %s: pipeline finished by %s, %d segments", call_id, ended_by, segments)
     return CallOutcome(
         call_id=call_id,

@@ -1,6 +1,7 @@
 """The answer: turns memory facts into a short spoken report and hands it to TTS.
 
-Templates from prompts/report.yaml (deterministic, no LLM). The answer is split into sentences
+The reporter is the templates of prompts/report.yaml (deterministic, no LLM) or, with
+`report.backend: anthropic`, Claude writing from the same facts (checked, templates as fallback). The answer is split into sentences
 (one `TTSSpeakFrame` each) so the first sentence plays while the rest is synthesised. "Stop" /
 "that's all" interrupts the bot instead.
 """
@@ -14,8 +15,7 @@ from pipecat.frames.frames import Frame, TTSSpeakFrame
 from pipecat.processors.frame_processor import FrameDirection, FrameProcessor
 
 from processors.frames import MemoryFactsFrame, ReplyFrame
-from processors.report_text import render
-from server.prompts import ReportTemplates
+from processors.llm_report import Reporter
 
 log = logging.getLogger(__name__)
 _SENTENCE_END = re.compile(r"(?<=[.!?])\s+")
@@ -37,9 +37,9 @@ def split_sentences(text: str, *, max_chars: int = 220) -> list[str]:
 class ReportProcessor(FrameProcessor):  # type: ignore[misc]
     """MemoryFactsFrame in; ReplyFrame + TTSSpeakFrames out."""
 
-    def __init__(self, templates: ReportTemplates, *, max_sentence_chars: int = 220) -> None:
+    def __init__(self, reporter: Reporter, *, max_sentence_chars: int = 220) -> None:
         super().__init__()
-        self._templates = templates
+        self._reporter = reporter
         self._max_chars = max_sentence_chars
 
     async def process_frame(self, frame: Frame, direction: FrameDirection) -> None:
@@ -52,7 +52,7 @@ class ReportProcessor(FrameProcessor):  # type: ignore[misc]
             log.info("asked to stop talking")
             await self.broadcast_interruption()  # type: ignore[no-untyped-call]
             return
-        answer = render(frame.facts, self._templates)
+        answer = await self._reporter.report(frame.facts)
         if not answer:
             return
         sentences = split_sentences(answer, max_chars=self._max_chars)

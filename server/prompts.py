@@ -77,9 +77,16 @@ class WakeKnobs(_Strict):
     follow_up_secs: float = Field(8.0, ge=0)
 
 
+class ReportKnobs(_Strict):
+    # templates: prompts/report.yaml; anthropic: Claude writes it from the same facts
+    # (prompts/report_llm.yaml), checked against them, templates as the fallback.
+    backend: Literal["templates", "anthropic"] = "templates"
+
+
 class PipelineKnobs(_Strict):
     """`prompts/pipeline.yaml`: the pipeline's knobs."""
 
+    report: ReportKnobs = ReportKnobs()
     tts: TtsKnobs = TtsKnobs()
     wake: WakeKnobs = WakeKnobs()
     extraction: ExtractionKnobs = ExtractionKnobs()

@@ -33,16 +33,22 @@ log = logging.getLogger(__name__)
 RETRIED_SEQ_BASE = 1_000_000
 
 
-def check_llm_settings(settings: Settings) -> None:
-    """extraction.backend: anthropic needs a key and a valid prompts/extraction.yaml, at start."""
+def check_llm_settings(settings: Settings, *, prompt: str = "extraction.yaml") -> None:
+    """An anthropic backend needs a key and a valid prompt file, checked at start."""
     from processors.llm_extraction import load_extraction_prompt
+    from processors.llm_report import load_report_prompt
 
+    knob = "extraction.backend" if prompt == "extraction.yaml" else "report.backend"
     if settings.anthropic_api_key is None:
         raise ConfigError(
-            f"{settings.convene_prompts_dir / 'pipeline.yaml'}: extraction.backend is anthropic "
+            f"{settings.convene_prompts_dir / 'pipeline.yaml'}: {knob} is anthropic "
             "but ANTHROPIC_API_KEY is not set"
         )
-    load_extraction_prompt(settings.convene_prompts_dir / "extraction.yaml")
+    path = settings.convene_prompts_dir / prompt
+    if prompt == "extraction.yaml":
+        load_extraction_prompt(path)
+    else:
+        load_report_prompt(path)
 
 
 async def open_store(settings: Settings) -> tuple[Store, EmbeddedPostgres | None]:
@@ -77,6 +83,8 @@ class Runtime:
         prompts = load_prompts(settings.convene_prompts_dir)  # bad YAML stops start-up here
         if prompts.pipeline.extraction.backend == "anthropic":
             check_llm_settings(settings)
+        if prompts.pipeline.report.backend == "anthropic":
+            check_llm_settings(settings, prompt="report_llm.yaml")
         home = settings.convene_home
         home.mkdir(parents=True, exist_ok=True)
 

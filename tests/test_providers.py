@@ -105,3 +105,40 @@ async def test_anthropic_overloaded_falls_back_to_deterministic(
 def test_anthropic_backend_without_key_fails_at_start(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="ANTHROPIC_API_KEY"):
         check_llm_settings(make_settings(tmp_path, anthropic_api_key=None))
+
+
+async def test_anthropic_report_backend_speaks_the_llm_answer(
+    anthropic_backend: FakeAnthropic, base_url: str, runtime: Runtime, tmp_path: Path
+) -> None:
+    from tests.fakes.anthropic_api import TextReply
+
+    fake = anthropic_backend
+    report = runtime.prompts.pipeline.report.model_copy(update={"backend": "anthropic"})
+    extraction = runtime.prompts.pipeline.extraction.model_copy(update={"backend": "deterministic"})
+    pipeline = runtime.prompts.pipeline.model_copy(
+        update={"report": report, "extraction": extraction}
+    )
+    runtime.prompts = runtime.prompts.model_copy(update={"pipeline": pipeline})
+    week1 = write_meeting(
+        tmp_path / "a.wav", ["Tom will book the venue for the offsite by Friday."]
+    )
+    await simulate_call(
+        week1, base_url=base_url, series="llm-report", speed=0, auth_token=TEST_AUTH_TOKEN
+    )
+    fake.push(TextReply("Tom will book the venue for the offsite by Friday the 27th."))
+    ask = write_meeting(tmp_path / "b.wav", ["Convene, give me a progress report."])
+    result = await simulate_call(
+        ask, base_url=base_url, series="llm-report", speed=0, auth_token=TEST_AUTH_TOKEN
+    )
+    [reply] = result["replies"]
+    assert reply["answer"] == "Tom will book the venue for the offsite by Friday the 27th."
+    body = fake.requests[-1].body
+    assert "book the venue" in str(body["messages"])
+
+    # An answer that invents a task is not spoken: the templates answer instead.
+    fake.push(TextReply("Ken will migrate the billing database by Monday."))
+    result = await simulate_call(
+        ask, base_url=base_url, series="llm-report", speed=0, auth_token=TEST_AUTH_TOKEN
+    )
+    [reply] = result["replies"]
+    assert "Ken" not in reply["answer"] and "venue" in reply["answer"]
