@@ -105,9 +105,10 @@ async def run_demo(settings: Settings, *, speed: float, console: Console) -> dic
     for reply in results[-1]["replies"]:
         console.print(f"\n[bold]Asked:[/] {reply['question']}")
         console.print(f"[bold]Convene said:[/] [magenta]{reply['answer']}[/]")
+        # Both times are on the call's audio clock: a latency only at real-time pacing.
         latency = (
             reply["t_first_audio_ms"] - reply["t_question_end_ms"]
-            if reply["t_first_audio_ms"] is not None
+            if reply["t_first_audio_ms"] is not None and speed == 1
             else None
         )
         console.print(
