@@ -36,7 +36,7 @@ from processors.reply_tracker import ReplyTracker
 from processors.report import ReportProcessor
 from processors.transcript import TranscriptRecorder
 from processors.wake import WakeGate, WakeMatcher
-from processors.whisper_stt import SharedWhisperSTTService
+from processors.whisper_stt import RemoteWhisperSTTService, SharedWhisperSTTService
 from server.errors import ConfigError
 from server.prompts import Prompts
 
@@ -56,6 +56,8 @@ class CallDeps:
     whisper_model_name: str
     submit: Callable[[WriteOp], None]
     store: Store
+    whisper_remote_url: str | None = None
+    whisper_remote_model: str = "whisper-1"
     twilio_account_sid: str | None = None
     twilio_auth_token: str | None = None
     anthropic_api_key: str | None = None
@@ -73,18 +75,32 @@ class CallOutcome:
     commitments: list[CommitmentRecord]
 
 
-def build_stt(deps: CallDeps) -> SharedWhisperSTTService:
+def build_stt(deps: CallDeps) -> SharedWhisperSTTService | RemoteWhisperSTTService:
+    """The STT service prompts/pipeline.yaml names (`stt.provider`)."""
     knobs = deps.prompts.pipeline.stt
     agent = deps.prompts.agent
+    settings = WhisperSTTService.Settings(
+        language=knobs.language,
+        no_speech_prob=knobs.no_speech_prob,
+        initial_prompt=agent.stt_initial_prompt(),
+        hotwords=agent.stt.hotwords,
+    )
+    if knobs.provider == "whisper-remote":
+        if not deps.whisper_remote_url:
+            raise ConfigError("stt.provider: whisper-remote needs CONVENE_WHISPER_REMOTE_URL")
+        return RemoteWhisperSTTService(
+            base_url=deps.whisper_remote_url,
+            model=deps.whisper_remote_model,
+            fallback_model=deps.whisper_model,
+            fallback_settings=settings,
+            timeout_secs=knobs.remote_timeout_secs,
+            retries=knobs.remote_retries,
+            trailing_silence_secs=knobs.trailing_silence_secs,
+        )
     return SharedWhisperSTTService(
         model=deps.whisper_model,
         model_name=deps.whisper_model_name,
-        settings=WhisperSTTService.Settings(
-            language=knobs.language,
-            no_speech_prob=knobs.no_speech_prob,
-            initial_prompt=agent.stt_initial_prompt(),
-            hotwords=agent.stt.hotwords,
-        ),
+        settings=settings,
         trailing_silence_secs=knobs.trailing_silence_secs,
         ttfs_p99_latency=1.0,
     )

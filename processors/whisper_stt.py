@@ -1,40 +1,58 @@
-"""Whisper in-process (faster-whisper), sharing one model across calls, with segment timing.
+"""Whisper STT: in-process (faster-whisper) or a remote OpenAI-compatible server with failover.
 
-Pipecat's `WhisperSTTService` loads a model in its constructor; this subclass takes the
-process-wide model instead, so a second caller never waits for a load. Each transcript is
-followed by a `TranscriptSegmentFrame` carrying where in the call's audio it was spoken and how
-sure Whisper was. A segment still open when the call ends is transcribed, not dropped.
+Pipecat's `WhisperSTTService` loads a model in its constructor; `SharedWhisperSTTService` takes
+the process-wide model instead, so a second caller never waits for a load. Each transcript is
+followed by a `TranscriptSegmentFrame` (see `processors/stt_timing.py`).
+
+`RemoteWhisperSTTService` sends each VAD segment to a Whisper server speaking
+`/v1/audio/transcriptions` (a DGX Spark running charts/stt) through the official `openai` SDK
+(Pipecat's `OpenAISTTService`). A server that errors or stalls past its timeout is retried once;
+then the segment is transcribed by the local model within the same call, so no speech is lost.
+Every failover is logged and counted.
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
 import math
-from collections import deque
 from collections.abc import AsyncGenerator
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
-from pipecat.frames.frames import (
-    EndFrame,
-    ErrorFrame,
-    Frame,
-    InputAudioRawFrame,
-    TranscriptionFrame,
-    VADUserStartedSpeakingFrame,
-    VADUserStoppedSpeakingFrame,
-)
-from pipecat.processors.frame_processor import FrameDirection
+from pipecat.frames.frames import ErrorFrame, Frame, TranscriptionFrame
+from pipecat.services.openai.stt import OpenAISTTService
 from pipecat.services.whisper.stt import WhisperSTTService
 from pipecat.utils.time import time_now_iso8601
 
-from processors.frames import TranscriptSegmentFrame
+from processors.stt_timing import SegmentTimingMixin
 
 if TYPE_CHECKING:
     from faster_whisper import WhisperModel
 
+log = logging.getLogger(__name__)
+WAV_HEADER_BYTES = 44
 
-class SharedWhisperSTTService(WhisperSTTService):  # type: ignore[misc]
+
+def transcribe_local(model: WhisperModel, pcm16: bytes, settings: Any) -> tuple[str, float | None]:
+    """Blocking: transcribe 16-bit PCM with faster-whisper; (text, confidence)."""
+    samples = np.frombuffer(pcm16, dtype=np.int16).astype(np.float32) / 32768.0
+    segments, _ = model.transcribe(
+        samples,
+        language=settings.language,
+        hotwords=settings.hotwords,
+        initial_prompt=settings.initial_prompt,
+        beam_size=5,
+        condition_on_previous_text=False,
+    )
+    threshold = settings.no_speech_prob
+    kept = [s for s in segments if threshold is None or s.no_speech_prob < threshold]
+    text = " ".join(s.text.strip() for s in kept).strip()
+    confidence = sum(math.exp(s.avg_logprob) for s in kept) / len(kept) if kept else None
+    return text, confidence
+
+
+class SharedWhisperSTTService(SegmentTimingMixin, WhisperSTTService):  # type: ignore[misc]
     """faster-whisper STT over VAD segments, with a shared model and segment timing."""
 
     def __init__(self, *, model: WhisperModel, model_name: str, **kwargs: Any) -> None:
@@ -42,81 +60,93 @@ class SharedWhisperSTTService(WhisperSTTService):  # type: ignore[misc]
         settings = kwargs.pop("settings", None) or WhisperSTTService.Settings()
         settings.model = model_name
         super().__init__(settings=settings, **kwargs)
-        self._samples_seen = 0
-        self._speech_start_ms = 0
-        self._in_speech = False
-        self._timings: deque[tuple[int, int]] = deque()
+        self._timing_init()
 
     def _load(self) -> None:
         self._model = self._shared_model
 
-    @property
-    def heard_ms(self) -> int:
-        """How much of the call's audio has reached this service (ms)."""
-        return self._position_ms()
-
-    def _position_ms(self) -> int:
-        rate = self.sample_rate or 16000
-        return int(self._samples_seen * 1000 / rate)
-
-    async def process_audio_frame(
-        self, frame: InputAudioRawFrame, direction: FrameDirection
-    ) -> None:
-        self._samples_seen += len(frame.audio) // (2 * frame.num_channels)
-        await super().process_audio_frame(frame, direction)
-
-    async def process_frame(self, frame: Frame, direction: FrameDirection) -> None:
-        if isinstance(frame, VADUserStartedSpeakingFrame):
-            self._speech_start_ms = max(0, self._position_ms() - int(frame.start_secs * 1000))
-            self._in_speech = True
-        await super().process_frame(frame, direction)
-
-    async def _handle_user_stopped_speaking(self, frame: VADUserStoppedSpeakingFrame) -> None:
-        if self.is_usable and self._in_speech:
-            end_ms = max(self._speech_start_ms, self._position_ms() - int(frame.stop_secs * 1000))
-            self._timings.append((self._speech_start_ms, end_ms))
-        self._in_speech = False
-        await super()._handle_user_stopped_speaking(frame)
-
-    async def stop(self, frame: EndFrame) -> None:
-        # The call ended mid-utterance: transcribe what was said instead of dropping it.
-        if self._in_speech:
-            await self._handle_user_stopped_speaking(VADUserStoppedSpeakingFrame(stop_secs=0.0))
-        await super().stop(frame)
-
     async def run_stt(self, audio: bytes) -> AsyncGenerator[Frame, None]:
-        start_ms, end_ms = self._timings.popleft() if self._timings else (0, 0)
+        timing = self.next_timing()
         model = self._model
         if model is None:
             yield ErrorFrame("Whisper model not available")
             return
         await self.start_processing_metrics()
-        samples = np.frombuffer(audio, dtype=np.int16).astype(np.float32) / 32768.0
         settings: Any = self._settings
-        threshold = settings.no_speech_prob
-
-        def transcribe() -> list[Any]:
-            segments, _ = model.transcribe(
-                samples,
-                language=settings.language,
-                hotwords=settings.hotwords,
-                initial_prompt=settings.initial_prompt,
-                beam_size=5,
-                condition_on_previous_text=False,
-            )
-            return list(segments)
-
-        segments = await asyncio.to_thread(transcribe)
-        kept = [s for s in segments if threshold is None or s.no_speech_prob < threshold]
-        text = " ".join(s.text.strip() for s in kept).strip()
+        text, confidence = await asyncio.to_thread(transcribe_local, model, audio, settings)
         await self.stop_processing_metrics()
         if not text:
             return
-        confidence = sum(math.exp(s.avg_logprob) for s in kept) / len(kept)
         yield TranscriptionFrame(text, self._user_id, time_now_iso8601(), settings.language)
-        yield TranscriptSegmentFrame(
-            text=text,
-            start_ms=start_ms,
-            end_ms=max(end_ms, start_ms),
-            confidence=round(confidence, 4),
+        yield self.segment_frame(text, timing, confidence)
+
+
+class RemoteWhisperSTTService(SegmentTimingMixin, OpenAISTTService):  # type: ignore[misc]
+    """Whisper on a remote OpenAI-compatible server; the local model takes over on failure."""
+
+    def __init__(
+        self,
+        *,
+        base_url: str,
+        model: str,
+        fallback_model: WhisperModel,
+        fallback_settings: Any,  # WhisperSTTService.Settings
+        timeout_secs: float = 10.0,
+        retries: int = 1,
+        api_key: str | None = None,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(
+            base_url=base_url.rstrip("/") + "/v1",
+            api_key=api_key or "not-needed",
+            settings=OpenAISTTService.Settings(
+                model=model,
+                language=fallback_settings.language,
+                prompt=fallback_settings.initial_prompt,
+            ),
+            **kwargs,
         )
+        self._timing_init()
+        self._fallback_model = fallback_model
+        self._fallback_settings = fallback_settings
+        self._timeout = timeout_secs
+        self._retries = retries
+        self.failovers = 0
+        self.remote_ok = 0
+
+    async def _remote(self, audio: bytes) -> str:
+        for attempt in range(self._retries + 1):
+            try:
+                async with asyncio.timeout(self._timeout):
+                    response = await self._transcribe(audio)
+                text: str = response.text.strip()
+                return text
+            except Exception as exc:  # SDK errors, timeouts, refused connections
+                log.warning(
+                    "whisper-remote: attempt %d failed (%s)", attempt + 1, type(exc).__name__
+                )
+        raise ConnectionError("whisper-remote unavailable")
+
+    async def run_stt(self, audio: bytes) -> AsyncGenerator[Frame, None]:
+        timing = self.next_timing()
+        await self.start_processing_metrics()
+        confidence: float | None = None
+        try:
+            text = await self._remote(audio)
+            self.remote_ok += 1
+        except ConnectionError:
+            self.failovers += 1
+            log.warning(
+                "whisper-remote: failover %d: local Whisper transcribes this segment",
+                self.failovers,
+            )
+            pcm = audio[WAV_HEADER_BYTES:] if audio[:4] == b"RIFF" else audio
+            text, confidence = await asyncio.to_thread(
+                transcribe_local, self._fallback_model, pcm, self._fallback_settings
+            )
+        await self.stop_processing_metrics()
+        if not text:
+            return
+        language: Any = self._fallback_settings.language
+        yield TranscriptionFrame(text, self._user_id, time_now_iso8601(), language)
+        yield self.segment_frame(text, timing, confidence)

@@ -48,7 +48,11 @@ class VadKnobs(_Strict):
 
 
 class SttKnobs(_Strict):
-    provider: Literal["whisper-local"] = "whisper-local"
+    # whisper-local: faster-whisper in-process. whisper-remote: an OpenAI-compatible Whisper
+    # server (CONVENE_WHISPER_REMOTE_URL, e.g. charts/stt on a DGX Spark), local as failover.
+    provider: Literal["whisper-local", "whisper-remote"] = "whisper-local"
+    remote_timeout_secs: float = Field(10.0, gt=0)
+    remote_retries: int = Field(1, ge=0, le=5)
     language: str = "en"
     no_speech_prob: float = Field(0.6, ge=0.0, le=1.0)
     trailing_silence_secs: float = Field(0.5, ge=0.0, le=3.0)

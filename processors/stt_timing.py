@@ -1,0 +1,84 @@
+"""Segment timing for segmented STT services (shared by the local and remote Whisper services).
+
+Counts the call's audio as it reaches the service, notes where each VAD segment starts and
+ends (ms from stream start), transcribes a segment still open when the call ends instead of
+dropping it, and turns a transcript into the `TranscriptSegmentFrame` the recorder stores.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from typing import Any
+
+from pipecat.frames.frames import (
+    EndFrame,
+    Frame,
+    InputAudioRawFrame,
+    VADUserStartedSpeakingFrame,
+    VADUserStoppedSpeakingFrame,
+)
+from pipecat.processors.frame_processor import FrameDirection
+
+from processors.frames import TranscriptSegmentFrame
+
+
+class SegmentTimingMixin:
+    """Mix in before a `SegmentedSTTService` subclass."""
+
+    _timing_samples = 0
+    _timing_start_ms = 0
+    _timing_in_speech = False
+    _timings: deque[tuple[int, int]]
+
+    sample_rate: int
+    is_usable: bool
+
+    def _timing_init(self) -> None:
+        self._timings = deque()
+
+    @property
+    def heard_ms(self) -> int:
+        """How much of the call's audio has reached this service (ms)."""
+        rate = self.sample_rate or 16000
+        return int(self._timing_samples * 1000 / rate)
+
+    async def process_audio_frame(
+        self, frame: InputAudioRawFrame, direction: FrameDirection
+    ) -> None:
+        self._timing_samples += len(frame.audio) // (2 * frame.num_channels)
+        await super().process_audio_frame(frame, direction)  # type: ignore[misc]
+
+    async def process_frame(self, frame: Frame, direction: FrameDirection) -> None:
+        if isinstance(frame, VADUserStartedSpeakingFrame):
+            self._timing_start_ms = max(0, self.heard_ms - int(frame.start_secs * 1000))
+            self._timing_in_speech = True
+        await super().process_frame(frame, direction)  # type: ignore[misc]
+
+    async def _handle_user_stopped_speaking(self, frame: VADUserStoppedSpeakingFrame) -> None:
+        if self.is_usable and self._timing_in_speech:
+            end_ms = max(self._timing_start_ms, self.heard_ms - int(frame.stop_secs * 1000))
+            self._timings.append((self._timing_start_ms, end_ms))
+        self._timing_in_speech = False
+        await super()._handle_user_stopped_speaking(frame)  # type: ignore[misc]
+
+    async def stop(self, frame: EndFrame) -> None:
+        # The call ended mid-utterance: transcribe what was said instead of dropping it.
+        if self._timing_in_speech:
+            await self._handle_user_stopped_speaking(VADUserStoppedSpeakingFrame(stop_secs=0.0))
+        await super().stop(frame)  # type: ignore[misc]
+
+    def next_timing(self) -> tuple[int, int]:
+        """(start_ms, end_ms) of the segment now being transcribed (segments run in order)."""
+        return self._timings.popleft() if self._timings else (0, 0)
+
+    @staticmethod
+    def segment_frame(
+        text: str, timing: tuple[int, int], confidence: Any
+    ) -> TranscriptSegmentFrame:
+        start_ms, end_ms = timing
+        return TranscriptSegmentFrame(
+            text=text,
+            start_ms=start_ms,
+            end_ms=max(end_ms, start_ms),
+            confidence=round(float(confidence), 4) if confidence is not None else None,
+        )

@@ -1,0 +1,96 @@
+"""STT providers chosen in prompts/pipeline.yaml: whisper-remote, with failover to local."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+
+from server.errors import ConfigError
+from server.local_server import serve_in_process
+from server.runtime import Runtime
+from server.simulate import simulate_call
+from tests.conftest import MEETING_TURNS, TEST_AUTH_TOKEN, make_settings
+from tests.fakes.whisper_server import FakeWhisperServer
+from tests.speech import wer
+
+
+@pytest.fixture
+async def remote_stt(runtime: Runtime) -> AsyncIterator[FakeWhisperServer]:
+    assert runtime.whisper_model is not None
+    fake = FakeWhisperServer(model=runtime.whisper_model)
+    async with serve_in_process(fake.app()) as url:
+        saved_settings, saved_prompts = runtime.settings, runtime.prompts
+        runtime.settings = saved_settings.model_copy(
+            update={
+                "convene_whisper_remote_url": url,
+                "convene_whisper_remote_model": "large-v3-turbo",
+            }
+        )
+        stt = saved_prompts.pipeline.stt.model_copy(
+            update={"provider": "whisper-remote", "remote_timeout_secs": 2.0}
+        )
+        pipeline = saved_prompts.pipeline.model_copy(update={"stt": stt})
+        runtime.prompts = saved_prompts.model_copy(update={"pipeline": pipeline})
+        try:
+            yield fake
+        finally:
+            runtime.settings, runtime.prompts = saved_settings, saved_prompts
+
+
+def text_of(result: dict[str, object]) -> str:
+    return " ".join(s["text"] for s in result["transcript"])  # type: ignore[attr-defined, index]
+
+
+async def test_whisper_remote_transcribes_each_segment(
+    remote_stt: FakeWhisperServer, base_url: str, meeting_wav: Path
+) -> None:
+    result = await simulate_call(
+        meeting_wav, base_url=base_url, speed=0, auth_token=TEST_AUTH_TOKEN
+    )
+    assert wer(" ".join(MEETING_TURNS), text_of(result)) <= 0.15
+    assert len(remote_stt.requests) == len(result["transcript"])
+    assert all(r["model"] == "large-v3-turbo" and r["bytes"] > 1000 for r in remote_stt.requests)
+
+
+@pytest.mark.parametrize("mode", ["error", "stall"])
+async def test_whisper_remote_failure_falls_back_to_local_within_the_call(
+    remote_stt: FakeWhisperServer,
+    base_url: str,
+    meeting_wav: Path,
+    mode: str,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    if mode == "error":
+        remote_stt.fail = True
+    else:
+        remote_stt.stall_secs = 5.0  # past the 2 s timeout
+    result = await simulate_call(
+        meeting_wav, base_url=base_url, speed=0, auth_token=TEST_AUTH_TOKEN
+    )
+    assert wer(" ".join(MEETING_TURNS), text_of(result)) <= 0.15  # nothing lost
+    assert len(remote_stt.requests) >= 2  # tried, retried
+    assert any("failover" in r.getMessage() for r in caplog.records)
+
+
+def test_whisper_remote_without_url_fails_at_start(tmp_path: Path) -> None:
+    import asyncio
+    import shutil
+
+    from server.settings import REPO_ROOT
+
+    prompts = tmp_path / "prompts"
+    shutil.copytree(REPO_ROOT / "prompts", prompts)
+    path = prompts / "pipeline.yaml"
+    path.write_text(
+        path.read_text().replace("provider: whisper-local", "provider: whisper-remote", 1)
+    )
+    settings = make_settings(tmp_path / "home", convene_prompts_dir=prompts)
+    with pytest.raises(ConfigError, match="CONVENE_WHISPER_REMOTE_URL"):
+        asyncio.run(Runtime.start(settings))
+    path.write_text(path.read_text().replace("provider: whisper-remote", "provider: deepgrm", 1))
+    with pytest.raises(
+        ConfigError, match=r"stt\.provider: Input should be 'whisper-local' or 'whisper-remote'"
+    ):
+        asyncio.run(Runtime.start(settings))
