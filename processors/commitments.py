@@ -25,6 +25,24 @@ from processors.frames import CommitmentFrame, TranscriptSegmentFrame
 log = logging.getLogger(__name__)
 
 
+def commitment_record(
+    item: Commitment, *, call_id: str, seq: int, ordinal: int, series: str | None
+) -> CommitmentRecord:
+    """What the writer stores for one extracted commitment."""
+    return CommitmentRecord(
+        call_id=call_id,
+        seq=seq,
+        ordinal=ordinal,
+        kind=item.kind,
+        owner=item.owner,
+        action=item.action,
+        due=item.due,
+        quote=item.quote,
+        confidence=item.confidence,
+        series=series,
+    )
+
+
 class StreamingExtractor(Protocol):
     """Deterministic extractors are plain functions; LLM ones are coroutines."""
 
@@ -96,16 +114,11 @@ class CommitmentExtractor(FrameProcessor):  # type: ignore[misc]
                 await self.push_error(f"commitment extraction failed: {exc}", exception=exc)
                 continue
             for ordinal, item in enumerate(found):
-                record = CommitmentRecord(
+                record = commitment_record(
+                    item,
                     call_id=self._call_id,
                     seq=segment.seq,
                     ordinal=ordinal,
-                    kind=item.kind,
-                    owner=item.owner,
-                    action=item.action,
-                    due=item.due,
-                    quote=item.quote,
-                    confidence=item.confidence,
                     series=self._series,
                 )
                 self.found.append(record)

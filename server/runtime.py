@@ -152,7 +152,7 @@ class Runtime:
         Their deterministic result was used at the time; the LLM's answer is applied on top
         (tracking matches it to the tasks it already made, so nothing is duplicated).
         """
-        from memory.models import CommitmentRecord
+        from processors.commitments import commitment_record
         from processors.extraction import DeterministicExtractor
         from processors.llm_extraction import build_llm_extractor
 
@@ -173,16 +173,11 @@ class Runtime:
                     continue
                 for ordinal, item in enumerate(found):
                     self.writer.submit(
-                        CommitmentRecord(
+                        commitment_record(
+                            item,
                             call_id=call_id,
                             seq=RETRIED_SEQ_BASE + window.id,
                             ordinal=ordinal,
-                            kind=item.kind,
-                            owner=item.owner,
-                            action=item.action,
-                            due=item.due,
-                            quote=item.quote,
-                            confidence=item.confidence,
                             series=window.context.get("series") or None,
                         )
                     )
