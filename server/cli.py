@@ -162,7 +162,9 @@ def demo(
     speed: Annotated[float, typer.Option(help="Pacing of the sample call (1 = real time).")] = 2.0,
     verbose: Verbose = False,
 ) -> None:
-    """Run a sample meeting through the real call path, offline, and show the live transcript."""
+    """Two sample meetings through the real call path, offline: live transcripts, the tasks
+    across them, and the spoken answer to "Convene, give me a progress report" (saved as WAV).
+    """
     from server.demo import run_demo
 
     configure_logging("INFO" if verbose else "ERROR")
