@@ -32,7 +32,7 @@ from pipecat.frames.frames import Frame, TranscriptionFrame, TTSSpeakFrame  # no
 from pipecat.processors.frame_processor import FrameDirection, FrameProcessor  # noqa: E402
 from pydantic import SecretStr  # noqa: E402
 
-from bot.call import CallDeps, build_stt  # noqa: E402
+from bot.call import CallDeps, build_stt, build_vad  # noqa: E402
 from bot.speech import load_voice, synthesize  # noqa: E402
 from bot.twilio_stream import ConveneTwilioSerializer, read_stream_start  # noqa: E402
 from processors.frames import AddressedFrame  # noqa: E402
@@ -104,12 +104,9 @@ class FixedAnswer(FrameProcessor):  # type: ignore[misc]
 
 
 def bare_app(runtime: Runtime) -> FastAPI:
-    from pipecat.audio.vad.silero import SileroVADAnalyzer
-    from pipecat.audio.vad.vad_analyzer import VADParams
     from pipecat.frames.frames import EndFrame
     from pipecat.pipeline.pipeline import Pipeline
     from pipecat.pipeline.worker import PipelineParams, PipelineWorker
-    from pipecat.processors.audio.vad_processor import VADProcessor
     from pipecat.serializers.twilio import TwilioFrameSerializer
     from pipecat.transports.websocket.fastapi import (
         FastAPIWebsocketParams,
@@ -146,16 +143,7 @@ def bare_app(runtime: Runtime) -> FastAPI:
             ),
         )
         deps: CallDeps = runtime.call_deps()
-        vad = VADProcessor(
-            vad_analyzer=SileroVADAnalyzer(
-                params=VADParams(
-                    confidence=knobs.vad.confidence,
-                    start_secs=knobs.vad.start_secs,
-                    stop_secs=knobs.vad.stop_secs,
-                    min_volume=knobs.vad.min_volume,
-                )
-            )
-        )
+        vad = build_vad(knobs.vad)
         pipeline = Pipeline(
             [
                 transport.input(),

@@ -38,7 +38,7 @@ from processors.transcript import TranscriptRecorder
 from processors.wake import WakeGate, WakeMatcher
 from processors.whisper_stt import RemoteWhisperSTTService, SharedWhisperSTTService
 from server.errors import ConfigError
-from server.prompts import Prompts
+from server.prompts import Prompts, VadKnobs
 
 if TYPE_CHECKING:
     from faster_whisper import WhisperModel
@@ -128,6 +128,20 @@ def build_extractor(
     )
 
 
+def build_vad(knobs: VadKnobs) -> VADProcessor:
+    """Silero VAD with the thresholds from prompts/pipeline.yaml."""
+    return VADProcessor(
+        vad_analyzer=SileroVADAnalyzer(
+            params=VADParams(
+                confidence=knobs.confidence,
+                start_secs=knobs.start_secs,
+                stop_secs=knobs.stop_secs,
+                min_volume=knobs.min_volume,
+            )
+        )
+    )
+
+
 def build_reporter(deps: CallDeps) -> Reporter:
     """The reporter prompts/pipeline.yaml names (`report.backend`)."""
     if deps.prompts.pipeline.report.backend == "templates":
@@ -189,16 +203,7 @@ async def run_call(
             serializer=serializer,
         ),
     )
-    vad = VADProcessor(
-        vad_analyzer=SileroVADAnalyzer(
-            params=VADParams(
-                confidence=knobs.vad.confidence,
-                start_secs=knobs.vad.start_secs,
-                stop_secs=knobs.vad.stop_secs,
-                min_volume=knobs.vad.min_volume,
-            )
-        )
-    )
+    vad = build_vad(knobs.vad)
     segments = 0
 
     def counted(record: object) -> None:
