@@ -32,12 +32,13 @@ from pipecat.frames.frames import Frame, TranscriptionFrame, TTSSpeakFrame  # no
 from pipecat.processors.frame_processor import FrameDirection, FrameProcessor  # noqa: E402
 from pydantic import SecretStr  # noqa: E402
 
-from bot.call import CallDeps, build_stt, build_vad  # noqa: E402
+from bot.call import CallDeps, build_stt, build_vad, whisper_settings  # noqa: E402
 from bot.speech import load_voice, synthesize  # noqa: E402
 from bot.twilio_stream import ConveneTwilioSerializer, read_stream_start  # noqa: E402
 from processors.frames import AddressedFrame  # noqa: E402
 from processors.memory_lookup import gather_facts  # noqa: E402
 from processors.report_text import render  # noqa: E402
+from processors.whisper_stt import transcribe_local  # noqa: E402
 from server.app import create_app  # noqa: E402
 from server.audio import pcm16_to_ulaw  # noqa: E402
 from server.local_server import serve_in_process  # noqa: E402
@@ -143,7 +144,7 @@ def bare_app(runtime: Runtime) -> FastAPI:
             ),
         )
         deps: CallDeps = runtime.call_deps()
-        vad = build_vad(knobs.vad)
+        vad = build_vad(knobs.vad, pauses=False)  # Pipecat's own VADProcessor
         pipeline = Pipeline(
             [
                 transport.input(),
@@ -202,18 +203,17 @@ async def stage_shares(
 
     deps = runtime.call_deps()
     model = deps.whisper_model
-    stt_times, tts_times, lookup_times = [], [], []
+    stt_times, stt_full_times, tts_times, lookup_times = [], [], [], []
+    settings = whisper_settings(deps, runtime.prompts.pipeline)
     for ulaw, _ in questions:
         pcm = np.frombuffer(ulaw_to_pcm16(ulaw), dtype=np.int16).astype(np.float32) / 32768.0
         audio16 = soxr.resample(pcm, 8000, 16000)
+        pcm16 = (np.clip(audio16, -1, 1) * 32767).astype(np.int16).tobytes()
         t = time.perf_counter()
-        segments, _ = model.transcribe(
-            audio16,
-            language="en",
-            beam_size=5,
-            initial_prompt=runtime.prompts.agent.stt_initial_prompt(),
-        )
-        list(segments)
+        transcribe_local(model, pcm16, settings, short_window=False)
+        stt_full_times.append(time.perf_counter() - t)
+        t = time.perf_counter()
+        transcribe_local(model, pcm16, settings)
         stt_times.append(time.perf_counter() - t)
         t = time.perf_counter()
         facts = await gather_facts(
@@ -233,6 +233,8 @@ async def stage_shares(
         tts_times.append(time.perf_counter() - t)
     return {
         "vad_stop_wait": runtime.prompts.pipeline.vad.stop_secs,
+        "vad_pause": runtime.prompts.pipeline.vad.pause_secs,
+        "stt_30s_window": statistics.median(stt_full_times),
         "stt": statistics.median(stt_times),
         "lookup_and_report": statistics.median(lookup_times),
         "tts_first_chunk": statistics.median(tts_times),
@@ -274,9 +276,19 @@ async def main() -> None:
                     auth_token=token,
                 )
             ws = url.replace("http", "ws") + "/twilio/media"
-            convene = await run_turns(
-                ws, questions, args.turns, {"series": series, "meeting_date": "2026-11-24"}
+            params = {"series": series, "meeting_date": "2026-11-24"}
+            convene = await run_turns(ws, questions, args.turns, params)
+            # The same pipeline without speculation: the turn is transcribed after the VAD's
+            # end-of-turn silence, as Pipecat's segmented STT does.
+            saved = runtime.prompts
+            vad = saved.pipeline.vad.model_copy(update={"pause_secs": 0.0})
+            runtime.prompts = saved.model_copy(
+                update={"pipeline": saved.pipeline.model_copy(update={"vad": vad})}
             )
+            try:
+                no_spec = await run_turns(ws, questions, args.turns, params)
+            finally:
+                runtime.prompts = saved
         async with serve_in_process(bare_app(runtime)) as url:
             bare = await run_turns(
                 url.replace("http", "ws") + "/twilio/media", questions, args.turns, {}
@@ -287,15 +299,18 @@ async def main() -> None:
     print(
         f"voice-to-voice latency, {args.turns} turns each, real-time streaming over the Twilio websocket"
     )
-    for name, values in (("convene", convene), ("bare pipecat", bare)):
+    rows = (("convene", convene), ("convene, no speculation", no_spec), ("bare pipecat", bare))
+    for name, values in rows:
         if values:
             print(
-                f"  {name:<13} p50 {pct(values, 0.5) * 1000:6.0f} ms   p95 {pct(values, 0.95) * 1000:6.0f} ms   (answered {len(values)}/{args.turns})"
+                f"  {name:<24} p50 {pct(values, 0.5) * 1000:6.0f} ms   p95 {pct(values, 0.95) * 1000:6.0f} ms   (answered {len(values)}/{args.turns})"
             )
         else:
-            print(f"  {name:<13} no replies")
+            print(f"  {name:<24} no replies")
     if convene and bare:
         print(f"  ratio convene/bare p50: {pct(convene, 0.5) / pct(bare, 0.5):.2f}")
+    if no_spec and bare:
+        print(f"  ratio convene-no-speculation/bare p50: {pct(no_spec, 0.5) / pct(bare, 0.5):.2f}")
     print("stage shares (medians, measured beside the run on the same audio):")
     for stage, secs in shares.items():
         print(f"  {stage:<18} {secs * 1000:6.0f} ms")

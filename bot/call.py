@@ -8,7 +8,7 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, Protocol, cast
 
 from fastapi import WebSocket
 from pipecat.audio.vad.silero import SileroVADAnalyzer
@@ -18,6 +18,8 @@ from pipecat.pipeline.pipeline import Pipeline
 from pipecat.pipeline.worker import PipelineParams, PipelineWorker
 from pipecat.processors.audio.vad_processor import VADProcessor
 from pipecat.serializers.twilio import TwilioFrameSerializer
+from pipecat.services.stt_service import STTService
+from pipecat.services.tts_service import TTSService
 from pipecat.services.whisper.stt import WhisperSTTService
 from pipecat.transports.websocket.fastapi import FastAPIWebsocketParams, FastAPIWebsocketTransport
 from pipecat.workers.runner import WorkerRunner
@@ -31,6 +33,7 @@ from processors.extraction import DeterministicExtractor
 from processors.llm_extraction import LLMExtractor, build_llm_extractor
 from processors.llm_report import Reporter, TemplateReporter, build_llm_reporter
 from processors.memory_lookup import MemoryLookup
+from processors.pause_vad import PauseVADProcessor
 from processors.piper_tts import SharedPiperTTSService
 from processors.reply_tracker import ReplyTracker
 from processors.report import ReportProcessor
@@ -38,7 +41,7 @@ from processors.transcript import TranscriptRecorder
 from processors.wake import WakeGate, WakeMatcher
 from processors.whisper_stt import RemoteWhisperSTTService, SharedWhisperSTTService
 from server.errors import ConfigError
-from server.prompts import Prompts, VadKnobs
+from server.prompts import LlmProvider, PipelineKnobs, Prompts, VadKnobs
 
 if TYPE_CHECKING:
     from faster_whisper import WhisperModel
@@ -64,6 +67,14 @@ class CallDeps:
     anthropic_base_url: str | None = None
     extraction_prompt: Path | None = None
     llm_spool: Path | None = None
+    openai_api_key: str | None = None
+    openai_base_url: str | None = None
+    deepgram_api_key: str | None = None
+    deepgram_base_url: str | None = None
+    cartesia_api_key: str | None = None
+    cartesia_base_url: str | None = None
+    elevenlabs_api_key: str | None = None
+    elevenlabs_base_url: str | None = None
 
 
 @dataclass
@@ -75,17 +86,31 @@ class CallOutcome:
     commitments: list[CommitmentRecord]
 
 
-def build_stt(deps: CallDeps) -> SharedWhisperSTTService | RemoteWhisperSTTService:
-    """The STT service prompts/pipeline.yaml names (`stt.provider`)."""
-    knobs = deps.prompts.pipeline.stt
+class _HeardSTT(Protocol):
+    """What the call needs of any STT service: it is a processor and counts what it heard."""
+
+    @property
+    def heard_ms(self) -> int: ...
+
+
+def whisper_settings(deps: CallDeps, knobs: PipelineKnobs) -> Any:
+    """The local Whisper settings (also the failover's): language, name bias, thresholds."""
     agent = deps.prompts.agent
-    settings = WhisperSTTService.Settings(
-        language=knobs.language,
-        no_speech_prob=knobs.no_speech_prob,
+    return WhisperSTTService.Settings(
+        language=knobs.stt.language,
+        no_speech_prob=knobs.stt.no_speech_prob,
         initial_prompt=agent.stt_initial_prompt(),
         hotwords=agent.stt.hotwords,
     )
-    if knobs.provider == "whisper-remote":
+
+
+def build_stt(deps: CallDeps, knobs: PipelineKnobs | None = None) -> STTService:
+    """The STT service prompts/pipeline.yaml names (`stt.provider`)."""
+    knobs = knobs or deps.prompts.pipeline
+    stt = knobs.stt
+    settings = whisper_settings(deps, knobs)
+    fallback_model = deps.whisper_model if stt.fallback == "whisper-local" else None
+    if stt.provider == "whisper-remote":
         if not deps.whisper_remote_url:
             raise ConfigError("stt.provider: whisper-remote needs CONVENE_WHISPER_REMOTE_URL")
         return RemoteWhisperSTTService(
@@ -93,68 +118,134 @@ def build_stt(deps: CallDeps) -> SharedWhisperSTTService | RemoteWhisperSTTServi
             model=deps.whisper_remote_model,
             fallback_model=deps.whisper_model,
             fallback_settings=settings,
-            timeout_secs=knobs.remote_timeout_secs,
-            retries=knobs.remote_retries,
-            trailing_silence_secs=knobs.trailing_silence_secs,
+            timeout_secs=stt.remote_timeout_secs,
+            retries=stt.remote_retries,
+            trailing_silence_secs=stt.trailing_silence_secs,
+        )
+    if stt.provider == "deepgram":
+        from processors.deepgram_stt import build_deepgram_stt
+
+        if not deps.deepgram_api_key:
+            raise ConfigError("stt.provider: deepgram needs DEEPGRAM_API_KEY")
+        agent = deps.prompts.agent
+        return build_deepgram_stt(
+            options=stt.deepgram,
+            language=stt.language,
+            api_key=deps.deepgram_api_key,
+            base_url=deps.deepgram_base_url,
+            keyterms=[agent.name, *agent.aliases, *agent.participants, *stt.deepgram.keyterms],
+            fallback_model=fallback_model,
+            fallback_settings=settings,
+            trailing_silence_secs=stt.trailing_silence_secs,
+        )
+    if stt.provider == "openai-whisper":
+        from processors.openai_whisper_stt import OpenAIWhisperSTTService
+
+        return OpenAIWhisperSTTService(
+            options=stt.openai_whisper,
+            settings=settings,
+            trailing_silence_secs=stt.trailing_silence_secs,
         )
     return SharedWhisperSTTService(
         model=deps.whisper_model,
         model_name=deps.whisper_model_name,
         settings=settings,
-        trailing_silence_secs=knobs.trailing_silence_secs,
+        trailing_silence_secs=stt.trailing_silence_secs,
         ttfs_p99_latency=1.0,
     )
 
 
+def build_tts(deps: CallDeps, knobs: PipelineKnobs | None = None) -> TTSService:
+    """The TTS service prompts/pipeline.yaml names (`tts.provider`), Piper as the fallback."""
+    tts = (knobs or deps.prompts.pipeline).tts
+    piper = SharedPiperTTSService(model_path=tts.voice_model, length_scale=tts.length_scale)
+    if tts.provider == "piper":
+        return piper
+    from processors.cloud_tts import build_cloud_tts
+
+    keys = {
+        "cartesia": (deps.cartesia_api_key, deps.cartesia_base_url, "CARTESIA_API_KEY"),
+        "elevenlabs": (deps.elevenlabs_api_key, deps.elevenlabs_base_url, "ELEVENLABS_API_KEY"),
+    }
+    api_key, base_url, env = keys[tts.provider]
+    if not api_key:
+        raise ConfigError(f"tts.provider: {tts.provider} needs {env}")
+    return build_cloud_tts(
+        knobs=tts,
+        api_key=api_key,
+        base_url=base_url,
+        fallback=piper if tts.fallback == "piper" else None,
+    )
+
+
+def _llm_access(deps: CallDeps, provider: LlmProvider) -> tuple[str | None, str | None]:
+    if provider == "anthropic":
+        return deps.anthropic_api_key, deps.anthropic_base_url
+    return deps.openai_api_key, deps.openai_base_url
+
+
 def build_extractor(
-    deps: CallDeps, *, call_id: str, series: str | None
+    deps: CallDeps, *, call_id: str, series: str | None, knobs: PipelineKnobs | None = None
 ) -> DeterministicExtractor | LLMExtractor:
     """The extractor prompts/pipeline.yaml names (one per call: it keeps the call's window)."""
+    knobs = knobs or deps.prompts.pipeline
     agent = deps.prompts.agent
     names = tuple(n.lower() for n in (agent.name, *agent.aliases))
-    knobs = deps.prompts.pipeline.extraction
-    deterministic = DeterministicExtractor(window=knobs.window, bot_names=names)
-    if knobs.backend == "deterministic":
+    deterministic = DeterministicExtractor(window=knobs.extraction.window, bot_names=names)
+    provider = knobs.llm_for(knobs.extraction.backend)
+    if provider is None:
         return deterministic
     if deps.extraction_prompt is None or deps.llm_spool is None:
-        raise ConfigError("extraction.backend: anthropic needs prompts/extraction.yaml")
+        raise ConfigError("extraction.backend: llm needs prompts/extraction.yaml")
+    api_key, base_url = _llm_access(deps, provider)
     return build_llm_extractor(
         prompt_path=deps.extraction_prompt,
         spool_path=deps.llm_spool,
         fallback=deterministic,
-        api_key=deps.anthropic_api_key,
-        base_url=deps.anthropic_base_url,
+        api_key=api_key,
+        base_url=base_url,
         context={"call_id": call_id, "series": series or ""},
+        provider=provider,
+        model=knobs.llm.model,
     )
 
 
-def build_vad(knobs: VadKnobs) -> VADProcessor:
-    """Silero VAD with the thresholds from prompts/pipeline.yaml."""
-    return VADProcessor(
-        vad_analyzer=SileroVADAnalyzer(
-            params=VADParams(
-                confidence=knobs.confidence,
-                start_secs=knobs.start_secs,
-                stop_secs=knobs.stop_secs,
-                min_volume=knobs.min_volume,
-            )
+def build_vad(knobs: VadKnobs, *, pauses: bool = True) -> VADProcessor:
+    """Silero VAD with the thresholds from prompts/pipeline.yaml.
+
+    With `pauses`, it also announces mid-turn pauses (`vad.pause_secs`) for speculative STT.
+    """
+    analyzer = SileroVADAnalyzer(
+        params=VADParams(
+            confidence=knobs.confidence,
+            start_secs=knobs.start_secs,
+            stop_secs=knobs.stop_secs,
+            min_volume=knobs.min_volume,
         )
     )
+    if pauses and knobs.pause_secs > 0:
+        return PauseVADProcessor(vad_analyzer=analyzer, pause_secs=knobs.pause_secs)
+    return VADProcessor(vad_analyzer=analyzer)
 
 
-def build_reporter(deps: CallDeps) -> Reporter:
+def build_reporter(deps: CallDeps, knobs: PipelineKnobs | None = None) -> Reporter:
     """The reporter prompts/pipeline.yaml names (`report.backend`)."""
-    if deps.prompts.pipeline.report.backend == "templates":
+    knobs = knobs or deps.prompts.pipeline
+    provider = knobs.llm_for(knobs.report.backend)
+    if provider is None:
         return TemplateReporter(deps.prompts.report)
     if deps.extraction_prompt is None:
-        raise ConfigError("report.backend: anthropic needs prompts/report_llm.yaml")
+        raise ConfigError("report.backend: llm needs prompts/report_llm.yaml")
     agent = deps.prompts.agent
+    api_key, base_url = _llm_access(deps, provider)
     return build_llm_reporter(
         prompt_path=deps.extraction_prompt.with_name("report_llm.yaml"),
         templates=deps.prompts.report,
-        api_key=deps.anthropic_api_key,
-        base_url=deps.anthropic_base_url,
+        api_key=api_key,
+        base_url=base_url,
         bot_names=[agent.name, *agent.aliases],
+        provider=provider,
+        model=knobs.llm.model,
     )
 
 
@@ -167,7 +258,8 @@ async def run_call(
     deps: CallDeps,
 ) -> CallOutcome:
     """Run the call's pipeline until Twilio says `stop` or the socket goes away."""
-    knobs = deps.prompts.pipeline
+    series = start.custom_parameters.get("series")
+    knobs = deps.prompts.pipeline.for_series(series)
     ended_by = "disconnect"
     worker: PipelineWorker | None = None
 
@@ -178,12 +270,13 @@ async def run_call(
         # sender, a loaded machine): let STT hear all of it before the pipeline ends.
         loop = asyncio.get_running_loop()
         deadline = loop.time() + DRAIN_TIMEOUT_SECS
-        while stt.heard_ms + 100 < serializer.received_ms and loop.time() < deadline:  # noqa: ASYNC110 (two counters, no event)
+        while heard.heard_ms + 100 < serializer.received_ms and loop.time() < deadline:  # noqa: ASYNC110 (two counters, no event)
             await asyncio.sleep(0.02)
         if worker is not None:
             await worker.queue_frame(EndFrame())
 
-    stt = build_stt(deps)
+    stt = build_stt(deps, knobs)
+    heard = cast(_HeardSTT, stt)
     hang_up = bool(deps.twilio_account_sid and deps.twilio_auth_token and start.call_sid)
     serializer = ConveneTwilioSerializer(
         stream_sid=start.stream_sid,
@@ -211,17 +304,16 @@ async def run_call(
         segments += 1
 
     recorder = TranscriptRecorder(call_id=call_id, submit=deps.submit, on_segment=counted)
-    extractor = build_extractor(deps, call_id=call_id, series=start.custom_parameters.get("series"))
+    extractor = build_extractor(deps, call_id=call_id, series=series, knobs=knobs)
     commitments = CommitmentExtractor(
         call_id=call_id,
-        series=start.custom_parameters.get("series"),
+        series=series,
         meeting_date=meeting_date,
         extractor=extractor,
         submit=deps.submit,
     )
-    series = start.custom_parameters.get("series")
     agent = deps.prompts.agent
-    reporter = build_reporter(deps)
+    reporter = build_reporter(deps, knobs)
     tts_knobs = knobs.tts
     tracker = ReplyTracker(call_id=call_id, stream_sid=start.stream_sid, submit=deps.submit)
     pipeline = Pipeline(
@@ -233,15 +325,15 @@ async def run_call(
             recorder,
             commitments,
             WakeGate(
-                WakeMatcher(agent.name, agent.aliases), follow_up_secs=knobs.wake.follow_up_secs
+                WakeMatcher(agent.name, agent.aliases),
+                follow_up_secs=knobs.wake.follow_up_secs,
+                answer_early=knobs.wake.answer_early,
             ),
             MemoryLookup(
                 store=deps.store, series=series, meeting_date=meeting_date, call_id=call_id
             ),
             ReportProcessor(reporter, max_sentence_chars=tts_knobs.max_sentence_chars),
-            SharedPiperTTSService(
-                model_path=tts_knobs.voice_model, length_scale=tts_knobs.length_scale
-            ),
+            build_tts(deps, knobs),
             tracker,
             transport.output(),
         ]

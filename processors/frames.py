@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime
 from dataclasses import dataclass, field
 
-from pipecat.frames.frames import DataFrame
+from pipecat.frames.frames import DataFrame, SystemFrame
 
 from processors.report_text import Facts
 
@@ -21,6 +21,33 @@ class TranscriptSegmentFrame(DataFrame):
     speaker: str | None = None
     seq: int = -1  # numbered by the transcript recorder
     # Barge-in interrupts the bot's speech, never the meeting's data.
+    interruptible: bool = field(default=False, init=False)
+
+
+@dataclass
+class SpeechPausedFrame(SystemFrame):
+    """The speaker has been silent `paused_secs` mid-turn (the VAD has not ended the turn yet)."""
+
+    paused_secs: float
+
+
+@dataclass
+class SpeechResumedFrame(SystemFrame):
+    """The speaker went on after a `SpeechPausedFrame`: the turn is not over."""
+
+
+@dataclass
+class EarlyTranscriptFrame(DataFrame):
+    """A speculative transcript of the turn so far, made during a pause before the turn ended.
+
+    Not stored and not read for commitments: the final `TranscriptSegmentFrame` follows when
+    the VAD ends the turn. The wake gate may answer from it, so the bot need not wait out the
+    whole end-of-turn silence before it starts thinking.
+    """
+
+    text: str
+    start_ms: int
+    end_ms: int
     interruptible: bool = field(default=False, init=False)
 
 

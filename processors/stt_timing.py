@@ -29,12 +29,18 @@ class SegmentTimingMixin:
     _timing_start_ms = 0
     _timing_in_speech = False
     _timings: deque[tuple[int, int]]
+    _timing_specs: deque[Any]
 
     sample_rate: int
     is_usable: bool
 
     def _timing_init(self) -> None:
         self._timings = deque()
+        self._timing_specs = deque()
+
+    def _take_speculation(self) -> Any:
+        """The speculative transcription of the turn now ending, if any (see subclasses)."""
+        return None
 
     @property
     def heard_ms(self) -> int:
@@ -58,6 +64,7 @@ class SegmentTimingMixin:
         if self.is_usable and self._timing_in_speech:
             end_ms = max(self._timing_start_ms, self.heard_ms - int(frame.stop_secs * 1000))
             self._timings.append((self._timing_start_ms, end_ms))
+            self._timing_specs.append(self._take_speculation())
         self._timing_in_speech = False
         await super()._handle_user_stopped_speaking(frame)  # type: ignore[misc]
 
@@ -70,6 +77,10 @@ class SegmentTimingMixin:
     def next_timing(self) -> tuple[int, int]:
         """(start_ms, end_ms) of the segment now being transcribed (segments run in order)."""
         return self._timings.popleft() if self._timings else (0, 0)
+
+    def next_speculation(self) -> Any:
+        """The speculation made for that segment (call after `next_timing`), or None."""
+        return self._timing_specs.popleft() if self._timing_specs else None
 
     @staticmethod
     def segment_frame(

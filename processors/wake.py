@@ -17,7 +17,7 @@ import jellyfish
 from pipecat.frames.frames import BotStartedSpeakingFrame, BotStoppedSpeakingFrame, Frame
 from pipecat.processors.frame_processor import FrameDirection, FrameProcessor
 
-from processors.frames import AddressedFrame, TranscriptSegmentFrame
+from processors.frames import AddressedFrame, EarlyTranscriptFrame, TranscriptSegmentFrame
 
 _TOKEN = re.compile(r"[a-z0-9']+")
 _LEAD_FILLERS = frozenset(
@@ -156,14 +156,29 @@ class WakeMatcher:
 
 
 class WakeGate(FrameProcessor):  # type: ignore[misc]
-    """Pushes an `AddressedFrame` after each transcript spoken to the bot; passes all frames."""
+    """Pushes an `AddressedFrame` after each transcript spoken to the bot; passes all frames.
 
-    def __init__(self, matcher: WakeMatcher, *, follow_up_secs: float = FOLLOW_UP_SECS) -> None:
+    With `answer_early`, a speculative `EarlyTranscriptFrame` (the turn so far, transcribed
+    during a pause) that is addressed to the bot is answered at once; the final transcript of
+    that same turn is then not answered again. If the speaker went on instead, the final
+    transcript differs and is judged on its own (barge-in has already cut the early answer).
+    """
+
+    def __init__(
+        self,
+        matcher: WakeMatcher,
+        *,
+        follow_up_secs: float = FOLLOW_UP_SECS,
+        answer_early: bool = True,
+    ) -> None:
         super().__init__()
         self._matcher = matcher
         self._follow_up_secs = follow_up_secs
+        self._answer_early = answer_early
         self._bot_speaking = False
         self._bot_stopped_at = 0.0
+        self._answered_early: str | None = None
+        self.early_answers = 0
 
     def _in_follow_up(self) -> bool:
         return self._bot_speaking or time.monotonic() - self._bot_stopped_at < self._follow_up_secs
@@ -176,16 +191,28 @@ class WakeGate(FrameProcessor):  # type: ignore[misc]
             self._bot_speaking = False
             self._bot_stopped_at = time.monotonic()
         await self.push_frame(frame, direction)
-        if isinstance(frame, TranscriptSegmentFrame):
+        if isinstance(frame, EarlyTranscriptFrame) and self._answer_early:
             found = self._matcher.match(frame.text, follow_up=self._in_follow_up())
             if found is not None:
-                await self.push_frame(
-                    AddressedFrame(
-                        intent=found.intent,
-                        question=found.question,
-                        person=found.person,
-                        topic=found.topic,
-                        seq=frame.seq,
-                        end_ms=frame.end_ms,
-                    )
-                )
+                self._answered_early = frame.text
+                self.early_answers += 1
+                await self._addressed(found, seq=-1, end_ms=frame.end_ms)
+        elif isinstance(frame, TranscriptSegmentFrame):
+            early, self._answered_early = self._answered_early, None
+            if early is not None and early == frame.text:
+                return  # this turn was answered from its early transcript already
+            found = self._matcher.match(frame.text, follow_up=self._in_follow_up())
+            if found is not None:
+                await self._addressed(found, seq=frame.seq, end_ms=frame.end_ms)
+
+    async def _addressed(self, found: Addressing, *, seq: int, end_ms: int) -> None:
+        await self.push_frame(
+            AddressedFrame(
+                intent=found.intent,
+                question=found.question,
+                person=found.person,
+                topic=found.topic,
+                seq=seq,
+                end_ms=end_ms,
+            )
+        )

@@ -21,10 +21,12 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from pipecat.frames.frames import ErrorFrame, Frame, TranscriptionFrame
+from pipecat.processors.frame_processor import FrameDirection
 from pipecat.services.openai.stt import OpenAISTTService
 from pipecat.services.whisper.stt import WhisperSTTService
 from pipecat.utils.time import time_now_iso8601
 
+from processors.frames import EarlyTranscriptFrame, SpeechPausedFrame, SpeechResumedFrame
 from processors.stt_timing import SegmentTimingMixin
 
 if TYPE_CHECKING:
@@ -34,9 +36,25 @@ log = logging.getLogger(__name__)
 WAV_HEADER_BYTES = 44
 
 
-def transcribe_local(model: WhisperModel, pcm16: bytes, settings: Any) -> tuple[str, float | None]:
+SAMPLE_RATE = 16000
+# Whisper's encoder always reads a 30 s window, which makes a 2 s question cost as much as a
+# 30 s monologue (about 0.8 s for `base` on 2 CPU cores). CTranslate2 accepts a shorter window:
+# a turn this long or shorter is encoded in a window just longer than itself (at least
+# SHORT_WINDOW_MIN_FRAMES), several times faster, with the same words in our measurements
+# (benchmarks/voice_to_voice.py --stt-compare).
+SHORT_MAX_SECS = 20.0
+SHORT_WINDOW_MIN_FRAMES = 500  # 5 s of mel frames (10 ms each)
+SHORT_WINDOW_STEP = 250
+SHORT_WINDOW_PAD_FRAMES = 100
+
+
+def transcribe_local(
+    model: WhisperModel, pcm16: bytes, settings: Any, *, short_window: bool = True
+) -> tuple[str, float | None]:
     """Blocking: transcribe 16-bit PCM with faster-whisper; (text, confidence)."""
     samples = np.frombuffer(pcm16, dtype=np.int16).astype(np.float32) / 32768.0
+    if short_window and len(samples) <= SHORT_MAX_SECS * SAMPLE_RATE:
+        return transcribe_short(model, samples, settings)
     segments, _ = model.transcribe(
         samples,
         language=settings.language,
@@ -52,28 +70,145 @@ def transcribe_local(model: WhisperModel, pcm16: bytes, settings: Any) -> tuple[
     return text, confidence
 
 
-class SharedWhisperSTTService(SegmentTimingMixin, WhisperSTTService):  # type: ignore[misc]
-    """faster-whisper STT over VAD segments, with a shared model and segment timing."""
+def transcribe_short(
+    model: WhisperModel, samples: np.ndarray, settings: Any, *, beam_size: int = 5
+) -> tuple[str, float | None]:
+    """Blocking: one short turn through an encoder window sized to it, then beam search."""
+    from faster_whisper.tokenizer import Tokenizer
+    from faster_whisper.transcribe import get_suppressed_tokens
 
-    def __init__(self, *, model: WhisperModel, model_name: str, **kwargs: Any) -> None:
+    features = model.feature_extractor(samples)
+    frames = features.shape[-1]
+    window = max(
+        SHORT_WINDOW_MIN_FRAMES,
+        math.ceil((frames + SHORT_WINDOW_PAD_FRAMES) / SHORT_WINDOW_STEP) * SHORT_WINDOW_STEP,
+    )
+    window = min(window, model.feature_extractor.nb_max_frames)
+    padded = np.zeros((features.shape[0], window), dtype=np.float32)
+    padded[:, : min(frames, window)] = features[:, :window]
+    tokenizer = Tokenizer(
+        model.hf_tokenizer,
+        model.model.is_multilingual,
+        task="transcribe",
+        language=settings.language,
+    )
+    previous = (
+        tokenizer.encode(" " + settings.initial_prompt.strip()) if settings.initial_prompt else []
+    )
+    prompt = model.get_prompt(
+        tokenizer, previous, without_timestamps=True, hotwords=settings.hotwords
+    )
+    result = model.model.generate(
+        model.encode(padded),
+        [prompt],
+        beam_size=beam_size,
+        return_scores=True,
+        return_no_speech_prob=True,
+        suppress_blank=True,
+        suppress_tokens=get_suppressed_tokens(tokenizer, (-1,)),
+        max_length=min(len(prompt) + 200, model.max_length),
+    )[0]
+    threshold = settings.no_speech_prob
+    if threshold is not None and result.no_speech_prob >= threshold:
+        return "", None
+    text = tokenizer.decode(result.sequences_ids[0]).strip()
+    if not text:
+        return "", None
+    return text, math.exp(result.scores[0])
+
+
+class SharedWhisperSTTService(SegmentTimingMixin, WhisperSTTService):  # type: ignore[misc]
+    """faster-whisper STT over VAD segments, with a shared model and segment timing.
+
+    Speculation: on a `SpeechPausedFrame` (the speaker paused, the VAD has not ended the turn
+    yet) the turn so far is transcribed at once, in a worker thread, and announced as an
+    `EarlyTranscriptFrame`. If the turn then ends without the speaker going on, that result is
+    the segment's transcript and Whisper does not run again; a `SpeechResumedFrame` throws it
+    away. The transcription so overlaps the VAD's end-of-turn silence instead of following it.
+    """
+
+    def __init__(
+        self,
+        *,
+        model: WhisperModel,
+        model_name: str,
+        speculate_max_secs: float = SHORT_MAX_SECS,
+        **kwargs: Any,
+    ) -> None:
         self._shared_model = model
         settings = kwargs.pop("settings", None) or WhisperSTTService.Settings()
         settings.model = model_name
         super().__init__(settings=settings, **kwargs)
         self._timing_init()
+        self._speculate_max_secs = speculate_max_secs
+        self._speculation: asyncio.Future[tuple[str, float | None]] | None = None
+        self.speculations = 0
+        self.speculations_used = 0
 
     def _load(self) -> None:
         self._model = self._shared_model
 
+    def _take_speculation(self) -> Any:
+        speculation, self._speculation = self._speculation, None
+        return speculation
+
+    async def process_frame(self, frame: Frame, direction: FrameDirection) -> None:
+        if isinstance(frame, SpeechPausedFrame):
+            self._speculate(frame.paused_secs)
+        elif isinstance(frame, SpeechResumedFrame):
+            self._speculation = None  # the turn goes on: what was heard so far is not it
+        await super().process_frame(frame, direction)
+
+    def _speculate(self, paused_secs: float) -> None:
+        model = self._model
+        pcm = bytes(self._audio_buffer)
+        if model is None or not self._user_speaking or not self._timing_in_speech:
+            return
+        if len(pcm) > self._speculate_max_secs * self.sample_rate * 2:
+            return
+        pcm += self._trailing_silence()
+        settings: Any = self._settings
+        speculation = asyncio.ensure_future(
+            asyncio.to_thread(transcribe_local, model, pcm, settings)
+        )
+        self._speculation = speculation
+        self.speculations += 1
+        start_ms = self._timing_start_ms
+        end_ms = max(start_ms, self.heard_ms - int(paused_secs * 1000))
+        self.create_task(self._announce(speculation, start_ms, end_ms), name="stt-speculation")
+
+    async def _announce(
+        self, speculation: asyncio.Future[tuple[str, float | None]], start_ms: int, end_ms: int
+    ) -> None:
+        try:
+            text, _ = await asyncio.shield(speculation)
+        except Exception:
+            log.exception("speculative transcription failed")
+            return
+        # Only while it is still this turn's best guess: not after a resume, and not once the
+        # turn has ended (then the final transcript is already on its way).
+        if text and self._speculation is speculation:
+            await self.push_frame(EarlyTranscriptFrame(text=text, start_ms=start_ms, end_ms=end_ms))
+
     async def run_stt(self, audio: bytes) -> AsyncGenerator[Frame, None]:
         timing = self.next_timing()
+        speculation = self.next_speculation()
         model = self._model
         if model is None:
             yield ErrorFrame("Whisper model not available")
             return
         await self.start_processing_metrics()
         settings: Any = self._settings
-        text, confidence = await asyncio.to_thread(transcribe_local, model, audio, settings)
+        result: tuple[str, float | None] | None = None
+        if speculation is not None:
+            try:
+                result = await speculation
+                self.speculations_used += 1
+            except Exception:
+                result = None
+        if result is None:
+            result = await asyncio.to_thread(transcribe_local, model, audio, settings)
+        text, confidence = result
         await self.stop_processing_metrics()
         if not text:
             return

@@ -10,7 +10,15 @@ from pathlib import Path
 from typing import Any, ClassVar, Literal, TypeVar
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
 from server.errors import ConfigError
 
@@ -44,18 +52,50 @@ class VadKnobs(_Strict):
     confidence: float = Field(0.7, ge=0.0, le=1.0)
     start_secs: float = Field(0.2, gt=0.0, le=2.0)
     stop_secs: float = Field(0.6, gt=0.0, le=5.0)
+    # A pause this long, before stop_secs ends the turn, starts transcribing the turn so far
+    # (speculatively: thrown away if the speaker goes on). 0 turns speculation off.
+    pause_secs: float = Field(0.15, ge=0.0, le=5.0)
     min_volume: float = Field(0.6, ge=0.0, le=1.0)
+
+
+class DeepgramOptions(_Strict):
+    """`stt.deepgram`: Deepgram's streaming listen API (key: DEEPGRAM_API_KEY)."""
+
+    model: str = Field("nova-3", min_length=1)
+    interim_results: bool = True
+    smart_format: bool = True
+    endpointing_ms: int = Field(300, ge=10, le=5000)
+    # Terms boosted besides the bot's name and aliases and the participants (agent.yaml).
+    keyterms: list[str] = Field(default_factory=list)
+    # Speech sent but not answered by a final result within this many seconds is a stall.
+    timeout_secs: float = Field(5.0, gt=0)
+    # Reconnect attempts before the call fails over to `stt.fallback` for good.
+    retries: int = Field(1, ge=0, le=5)
+
+
+class OpenAIWhisperOptions(_Strict):
+    """`stt.openai_whisper`: the `openai-whisper` package (optional extra; pulls PyTorch)."""
+
+    model: str = Field("base", min_length=1)  # a model name or a path to a .pt checkpoint
+    device: str = "cpu"
 
 
 class SttKnobs(_Strict):
     # whisper-local: faster-whisper in-process. whisper-remote: an OpenAI-compatible Whisper
     # server (CONVENE_WHISPER_REMOTE_URL, e.g. charts/stt on a DGX Spark), local as failover.
-    provider: Literal["whisper-local", "whisper-remote"] = "whisper-local"
+    # deepgram: Deepgram streaming (DEEPGRAM_API_KEY). openai-whisper: the optional extra.
+    provider: Literal["whisper-local", "whisper-remote", "deepgram", "openai-whisper"] = (
+        "whisper-local"
+    )
+    # Who takes over when a cloud or remote provider fails mid-call.
+    fallback: Literal["whisper-local", "none"] = "whisper-local"
     remote_timeout_secs: float = Field(10.0, gt=0)
     remote_retries: int = Field(1, ge=0, le=5)
     language: str = "en"
     no_speech_prob: float = Field(0.6, ge=0.0, le=1.0)
     trailing_silence_secs: float = Field(0.5, ge=0.0, le=3.0)
+    deepgram: DeepgramOptions = DeepgramOptions()
+    openai_whisper: OpenAIWhisperOptions = OpenAIWhisperOptions()
 
 
 class CallKnobs(_Strict):
@@ -65,26 +105,67 @@ class CallKnobs(_Strict):
     pipeline_sample_rate: Literal[8000, 16000] = 16000
 
 
+LlmProvider = Literal["anthropic", "openai-compatible"]
+
+
+class LlmKnobs(_Strict):
+    """`llm`: which LLM the `llm` backends of extraction and report use."""
+
+    # none: offline only. anthropic: ANTHROPIC_API_KEY (ANTHROPIC_BASE_URL). openai-compatible:
+    # any Chat Completions server, OPENAI_BASE_URL (OPENAI_API_KEY where it needs one).
+    provider: Literal["none", "anthropic", "openai-compatible"] = "none"
+    # The model; None: the `model` of prompts/extraction.yaml and prompts/report_llm.yaml.
+    model: str | None = None
+
+
 class ExtractionKnobs(_Strict):
-    backend: Literal["deterministic", "anthropic"] = "deterministic"
+    # deterministic: offline rules. llm: `llm.provider` with prompts/extraction.yaml, the rules
+    # as fallback. anthropic: the same as llm with llm.provider anthropic (kept for old files).
+    backend: Literal["deterministic", "llm", "anthropic"] = "deterministic"
     window: int = Field(4, ge=1, le=20)
 
 
+class CartesiaOptions(_Strict):
+    """`tts.cartesia`: Cartesia's websocket TTS (key: CARTESIA_API_KEY)."""
+
+    model: str = Field("sonic-2", min_length=1)
+    voice_id: str = Field("a0e99841-438c-4a64-b679-ae501e7d6091", min_length=1)
+    language: str = "en"
+
+
+class ElevenLabsOptions(_Strict):
+    """`tts.elevenlabs`: ElevenLabs' streaming TTS (key: ELEVENLABS_API_KEY)."""
+
+    model: str = Field("eleven_flash_v2_5", min_length=1)
+    voice_id: str = Field("21m00Tcm4TlvDq8ikWAM", min_length=1)
+    language: str = "en"
+
+
 class TtsKnobs(_Strict):
-    provider: Literal["piper"] = "piper"
+    # piper: offline. cartesia / elevenlabs: cloud, Piper as the fallback.
+    provider: Literal["piper", "cartesia", "elevenlabs"] = "piper"
+    fallback: Literal["piper", "none"] = "piper"
+    # A cloud sentence with no audio by then is retried once, then spoken by the fallback.
+    timeout_secs: float = Field(5.0, gt=0)
     voice_model: str | None = None  # a Piper .onnx path; default: the packaged en_US joe voice
     length_scale: float = Field(1.0, gt=0.2, le=3.0)  # > 1 speaks slower
     max_sentence_chars: int = Field(220, ge=20)
+    cartesia: CartesiaOptions = CartesiaOptions()
+    elevenlabs: ElevenLabsOptions = ElevenLabsOptions()
 
 
 class WakeKnobs(_Strict):
     follow_up_secs: float = Field(8.0, ge=0)
+    # Answer an addressed question from its speculative transcript (vad.pause_secs) instead of
+    # waiting out vad.stop_secs; if the speaker goes on, barge-in cuts the early answer.
+    answer_early: bool = True
 
 
 class ReportKnobs(_Strict):
     # templates: prompts/report.yaml; anthropic: Claude writes it from the same facts
     # (prompts/report_llm.yaml), checked against them, templates as the fallback.
-    backend: Literal["templates", "anthropic"] = "templates"
+    # llm: `llm.provider`; anthropic: the same as llm with llm.provider anthropic.
+    backend: Literal["templates", "llm", "anthropic"] = "templates"
 
 
 class PipelineKnobs(_Strict):
@@ -94,9 +175,70 @@ class PipelineKnobs(_Strict):
     tts: TtsKnobs = TtsKnobs()
     wake: WakeKnobs = WakeKnobs()
     extraction: ExtractionKnobs = ExtractionKnobs()
+    llm: LlmKnobs = LlmKnobs()
     vad: VadKnobs = VadKnobs()
     stt: SttKnobs = SttKnobs()
     call: CallKnobs = CallKnobs()
+    # Per-series overrides of the keys above, e.g. {"weekly-sync": {"stt": {"provider": ...}}}.
+    series: dict[str, dict[str, Any]] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _consistent(self) -> PipelineKnobs:
+        for knob, backend in (
+            ("extraction.backend", self.extraction.backend),
+            ("report.backend", self.report.backend),
+        ):
+            if backend == "llm" and self.llm.provider == "none":
+                raise ValueError(
+                    f"{knob} is llm but llm.provider is none "
+                    "(allowed: anthropic, openai-compatible)"
+                )
+            if backend == "anthropic" and self.llm.provider == "openai-compatible":
+                raise ValueError(
+                    f"{knob} is anthropic but llm.provider is openai-compatible "
+                    "(say `llm` to use llm.provider)"
+                )
+        for name, override in self.series.items():
+            if "series" in override:
+                raise ValueError(f"series.{name}: a series override cannot hold `series`")
+            try:
+                self._merged(override)
+            except ValidationError as exc:
+                problems = "; ".join(
+                    f"series.{name}.{_location(err['loc'])}: {err['msg']}"
+                    for err in exc.errors(include_url=False)
+                )
+                raise ValueError(problems) from None
+        return self
+
+    def _merged(self, override: dict[str, Any]) -> PipelineKnobs:
+        base = self.model_dump(exclude={"series"})
+        return PipelineKnobs.model_validate(_deep_merge(base, override))
+
+    def for_series(self, series: str | None) -> PipelineKnobs:
+        """The knobs a call of `series` runs with: these, with the series' overrides."""
+        if not series or series not in self.series:
+            return self
+        return self._merged(self.series[series])
+
+    def llm_for(self, backend: str) -> LlmProvider | None:
+        """Which LLM provider an extraction/report backend value means; None: offline."""
+        if backend == "anthropic":
+            return "anthropic"
+        if backend == "llm" and self.llm.provider != "none":
+            provider: LlmProvider = self.llm.provider
+            return provider
+        return None
+
+
+def _deep_merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
+    merged = dict(base)
+    for key, value in override.items():
+        if isinstance(value, dict) and isinstance(merged.get(key), dict):
+            merged[key] = _deep_merge(merged[key], value)
+        else:
+            merged[key] = value
+    return merged
 
 
 def _placeholders(template: str) -> set[str]:

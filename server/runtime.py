@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 import redis.asyncio as aioredis
+from pydantic import SecretStr
 from redis.exceptions import RedisError
 
 from bot.call import CallDeps
@@ -33,22 +34,80 @@ log = logging.getLogger(__name__)
 RETRIED_SEQ_BASE = 1_000_000
 
 
-def check_llm_settings(settings: Settings, *, prompt: str = "extraction.yaml") -> None:
-    """An anthropic backend needs a key and a valid prompt file, checked at start."""
+def check_llm_settings(
+    settings: Settings, *, prompt: str = "extraction.yaml", provider: str = "anthropic"
+) -> None:
+    """An LLM backend needs a key (Anthropic) and a valid prompt file, checked at start."""
     from processors.llm_extraction import load_extraction_prompt
     from processors.llm_report import load_report_prompt
 
     knob = "extraction.backend" if prompt == "extraction.yaml" else "report.backend"
-    if settings.anthropic_api_key is None:
+    if provider == "anthropic" and settings.anthropic_api_key is None:
         raise ConfigError(
-            f"{settings.convene_prompts_dir / 'pipeline.yaml'}: {knob} is anthropic "
+            f"{settings.convene_prompts_dir / 'pipeline.yaml'}: {knob} uses anthropic "
             "but ANTHROPIC_API_KEY is not set"
+        )
+    if provider == "openai-compatible" and not (
+        settings.openai_base_url or settings.openai_api_key
+    ):
+        raise ConfigError(
+            f"{settings.convene_prompts_dir / 'pipeline.yaml'}: {knob} uses openai-compatible "
+            "but neither OPENAI_BASE_URL (a local server) nor OPENAI_API_KEY is set"
         )
     path = settings.convene_prompts_dir / prompt
     if prompt == "extraction.yaml":
         load_extraction_prompt(path)
     else:
         load_report_prompt(path)
+
+
+_CLOUD_KEYS: dict[tuple[str, str], str] = {
+    ("stt", "deepgram"): "deepgram_api_key",
+    ("stt", "whisper-remote"): "convene_whisper_remote_url",
+    ("tts", "cartesia"): "cartesia_api_key",
+    ("tts", "elevenlabs"): "elevenlabs_api_key",
+}
+
+
+def _secret(value: SecretStr | None) -> str | None:
+    return value.get_secret_value() if value is not None else None
+
+
+def check_provider_settings(settings: Settings, prompts: Prompts) -> None:
+    """Every provider prompts/pipeline.yaml selects (globally or for a series) is usable.
+
+    Missing keys, a missing optional extra or a bad LLM prompt file stop start-up here, with
+    the file, the key path and what is missing, never in the middle of a call.
+    """
+    pipeline_yaml = settings.convene_prompts_dir / "pipeline.yaml"
+    base = prompts.pipeline
+    variants = [("", base)] + [
+        (f"series.{name}.", base.for_series(name)) for name in sorted(base.series)
+    ]
+    for prefix, knobs in variants:
+        for section, provider in (("stt", knobs.stt.provider), ("tts", knobs.tts.provider)):
+            field_name = _CLOUD_KEYS.get((section, provider))
+            if field_name is not None and not getattr(settings, field_name):
+                raise ConfigError(
+                    f"{pipeline_yaml}: {prefix}{section}.provider is {provider} "
+                    f"but {field_name.upper()} is not set"
+                )
+        if knobs.stt.provider == "openai-whisper":
+            try:
+                import whisper  # noqa: F401  (the optional extra)
+            except ImportError:
+                raise ConfigError(
+                    f"{pipeline_yaml}: {prefix}stt.provider is openai-whisper but the "
+                    "`openai-whisper` package is not installed "
+                    "(uv sync --extra openai-whisper; it pulls PyTorch)"
+                ) from None
+        for prompt, backend in (
+            ("extraction.yaml", knobs.extraction.backend),
+            ("report_llm.yaml", knobs.report.backend),
+        ):
+            llm = knobs.llm_for(backend)
+            if llm is not None:
+                check_llm_settings(settings, prompt=prompt, provider=llm)
 
 
 async def open_store(settings: Settings) -> tuple[Store, EmbeddedPostgres | None]:
@@ -81,18 +140,7 @@ class Runtime:
     @classmethod
     async def start(cls, settings: Settings, *, load_whisper: bool = True) -> Runtime:
         prompts = load_prompts(settings.convene_prompts_dir)  # bad YAML stops start-up here
-        if prompts.pipeline.extraction.backend == "anthropic":
-            check_llm_settings(settings)
-        if (
-            prompts.pipeline.stt.provider == "whisper-remote"
-            and not settings.convene_whisper_remote_url
-        ):
-            raise ConfigError(
-                f"{settings.convene_prompts_dir / 'pipeline.yaml'}: stt.provider is whisper-remote "
-                "but CONVENE_WHISPER_REMOTE_URL is not set"
-            )
-        if prompts.pipeline.report.backend == "anthropic":
-            check_llm_settings(settings, prompt="report_llm.yaml")
+        check_provider_settings(settings, prompts)
         home = settings.convene_home
         home.mkdir(parents=True, exist_ok=True)
 
@@ -142,7 +190,11 @@ class Runtime:
             embedded_postgres=embedded_pg,
             embedded_redis=embedded_redis,
         )
-        if prompts.pipeline.extraction.backend == "anthropic":
+        knobs = prompts.pipeline
+        if any(
+            knobs.for_series(name).llm_for(knobs.for_series(name).extraction.backend)
+            for name in (None, *knobs.series)
+        ):
             runtime.llm_retry_task = asyncio.create_task(runtime._retry_llm_windows())
         return runtime
 
@@ -157,13 +209,22 @@ class Runtime:
         from processors.llm_extraction import build_llm_extractor
 
         deps = self.call_deps()
+        knobs = self.prompts.pipeline
+        provider = knobs.llm_for(knobs.extraction.backend) or "anthropic"
+        if provider == "openai-compatible" or knobs.llm.provider == "openai-compatible":
+            provider = "openai-compatible"
+            api_key, base_url = deps.openai_api_key, deps.openai_base_url
+        else:
+            api_key, base_url = deps.anthropic_api_key, deps.anthropic_base_url
         extractor = build_llm_extractor(
             prompt_path=deps.extraction_prompt
             or self.settings.convene_prompts_dir / "extraction.yaml",
             spool_path=deps.llm_spool or self.settings.convene_home / "llm-spool.sqlite3",
             fallback=DeterministicExtractor(),
-            api_key=deps.anthropic_api_key,
-            base_url=deps.anthropic_base_url,
+            api_key=api_key,
+            base_url=base_url,
+            provider=provider,
+            model=knobs.llm.model,
         )
         merged = 0
         try:
@@ -220,6 +281,14 @@ class Runtime:
             anthropic_base_url=self.settings.anthropic_base_url,
             extraction_prompt=self.settings.convene_prompts_dir / "extraction.yaml",
             llm_spool=self.settings.convene_home / "llm-spool.sqlite3",
+            openai_api_key=_secret(self.settings.openai_api_key),
+            openai_base_url=self.settings.openai_base_url,
+            deepgram_api_key=_secret(self.settings.deepgram_api_key),
+            deepgram_base_url=self.settings.deepgram_base_url,
+            cartesia_api_key=_secret(self.settings.cartesia_api_key),
+            cartesia_base_url=self.settings.cartesia_base_url,
+            elevenlabs_api_key=_secret(self.settings.elevenlabs_api_key),
+            elevenlabs_base_url=self.settings.elevenlabs_base_url,
         )
 
     async def close(self) -> None:

@@ -46,6 +46,17 @@ class Settings(BaseSettings):
     # Anthropic, when prompts/pipeline.yaml says extraction.backend: anthropic.
     anthropic_api_key: SecretStr | None = None
     anthropic_base_url: str | None = None
+    # llm.provider: openai-compatible — any Chat Completions server (vLLM, Ollama, OpenAI).
+    openai_api_key: SecretStr | None = None
+    openai_base_url: str | None = None
+    # Cloud speech, when prompts/pipeline.yaml selects it. Base URLs point the official SDKs
+    # elsewhere (a proxy, a self-hosted endpoint, the test fakes).
+    deepgram_api_key: SecretStr | None = None
+    deepgram_base_url: str | None = None
+    cartesia_api_key: SecretStr | None = None
+    cartesia_base_url: str | None = None
+    elevenlabs_api_key: SecretStr | None = None
+    elevenlabs_base_url: str | None = None
     # Seconds between retries of windows the LLM extractor failed on (spooled).
     convene_llm_retry_secs: float = 60.0
 
