@@ -46,6 +46,7 @@ SHORT_MAX_SECS = 20.0
 SHORT_WINDOW_MIN_FRAMES = 500  # 5 s of mel frames (10 ms each)
 SHORT_WINDOW_STEP = 250
 SHORT_WINDOW_PAD_FRAMES = 100
+SHORT_MIN_LOGPROB = -1.0  # speech scores -0.2 to -0.5 here; silence and noise below -1.2
 
 
 def transcribe_local(
@@ -54,7 +55,9 @@ def transcribe_local(
     """Blocking: transcribe 16-bit PCM with faster-whisper; (text, confidence)."""
     samples = np.frombuffer(pcm16, dtype=np.int16).astype(np.float32) / 32768.0
     if short_window and len(samples) <= SHORT_MAX_SECS * SAMPLE_RATE:
-        return transcribe_short(model, samples, settings)
+        short = transcribe_short(model, samples, settings)
+        if short is not None:
+            return short
     segments, _ = model.transcribe(
         samples,
         language=settings.language,
@@ -72,8 +75,13 @@ def transcribe_local(
 
 def transcribe_short(
     model: WhisperModel, samples: np.ndarray, settings: Any, *, beam_size: int = 5
-) -> tuple[str, float | None]:
-    """Blocking: one short turn through an encoder window sized to it, then beam search."""
+) -> tuple[str, float | None] | None:
+    """Blocking: one short turn through an encoder window sized to it, then beam search.
+
+    None when the result is unsure (mean log-probability under SHORT_MIN_LOGPROB: silence or
+    noise, where Whisper invents "You" or "Thank you."); the caller then runs the full window,
+    whose no-speech and fallback rules decide.
+    """
     from faster_whisper.tokenizer import Tokenizer
     from faster_whisper.transcribe import get_suppressed_tokens
 
@@ -95,8 +103,10 @@ def transcribe_short(
     previous = (
         tokenizer.encode(" " + settings.initial_prompt.strip()) if settings.initial_prompt else []
     )
+    # With timestamps: the model says where each piece of text sits, so text it "hears" past
+    # the end of the audio (Whisper repeats itself into padding) can be thrown away.
     prompt = model.get_prompt(
-        tokenizer, previous, without_timestamps=True, hotwords=settings.hotwords
+        tokenizer, previous, without_timestamps=False, hotwords=settings.hotwords
     )
     result = model.model.generate(
         model.encode(padded),
@@ -111,10 +121,30 @@ def transcribe_short(
     threshold = settings.no_speech_prob
     if threshold is not None and result.no_speech_prob >= threshold:
         return "", None
-    text = tokenizer.decode(result.sequences_ids[0]).strip()
+    if result.scores[0] < SHORT_MIN_LOGPROB:
+        return None
+    duration = frames * model.feature_extractor.time_per_frame
+    tokens = _tokens_within(result.sequences_ids[0], tokenizer.timestamp_begin, duration)
+    text = tokenizer.decode(tokens).strip()
     if not text:
         return "", None
     return text, math.exp(result.scores[0])
+
+
+def _tokens_within(ids: list[int], timestamp_begin: int, duration: float) -> list[int]:
+    """Text tokens of the pieces that start inside the audio (timestamps are 20 ms steps)."""
+    kept: list[int] = []
+    start, piece = 0.0, []
+    for token in [*ids, timestamp_begin + 1500]:
+        if token < timestamp_begin:
+            piece.append(token)
+            continue
+        if piece:
+            if start < duration - 0.2:
+                kept.extend(piece)
+            piece = []
+        start = (token - timestamp_begin) * 0.02
+    return kept
 
 
 class SharedWhisperSTTService(SegmentTimingMixin, WhisperSTTService):  # type: ignore[misc]
