@@ -1,10 +1,16 @@
-"""Commitment extraction by an LLM (Anthropic Messages API), with an offline fallback.
+"""Commitment extraction by an LLM (Anthropic Messages API, or any OpenAI-compatible Chat
+Completions server: vLLM, Ollama, OpenAI), with an offline fallback.
 
 `LLMExtractor` keeps a rolling window of the last few utterances, like the deterministic
-extractor, and sends it to Claude with one tool, `record_commitments`, that the model is forced to
-call: its input is the structured answer (owner, action, due date, kind, quote, confidence). Only
-commitments made in the *new* lines are asked for; earlier lines are context, and anything
+extractor, and sends it to the model with one tool, `record_commitments`, that the model is forced
+to call: its input is the structured answer (owner, action, due date, kind, quote, confidence).
+Only commitments made in the *new* lines are asked for; earlier lines are context, and anything
 already reported for this meeting is dropped, so overlapping windows never report twice.
+
+`provider` picks the API: `anthropic` (Messages API, a forced `tool_use`) or `openai-compatible`
+(`POST /chat/completions` through the `openai` SDK, the same schema as a forced function tool,
+its `arguments` JSON validated alike). The system prompt, the request text, the retries, the
+fallback and the spool are the same for both.
 
 Failures are explicit. The SDK's own retries are off; 429, 529, other 5xx, timeouts and
 connection errors are retried here with exponential backoff and jitter (a `retry-after` header
@@ -12,8 +18,9 @@ is honoured, capped). When every attempt fails, or the reply is not a valid tool
 deterministic extractor answers for that window meanwhile and the window is written to a small
 SQLite spool, so `retry_pending()` can send it again later: nothing is lost.
 
-The API key comes from the constructor or `ANTHROPIC_API_KEY`, never from YAML, and is never
-logged or put in an exception message.
+The API key comes from the constructor or the environment (`ANTHROPIC_API_KEY`;
+`OPENAI_API_KEY`, optional for a local server), never from YAML, and is never logged or put in
+an exception message.
 """
 
 from __future__ import annotations
@@ -35,7 +42,13 @@ from pathlib import Path
 from typing import Any, Literal
 
 import anthropic
+import openai
 from anthropic.types import Message, ToolChoiceToolParam, ToolParam
+from openai.types.chat import (
+    ChatCompletion,
+    ChatCompletionFunctionToolParam,
+    ChatCompletionNamedToolChoiceParam,
+)
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from processors.extraction import Commitment, DeterministicExtractor, Utterance
@@ -45,6 +58,13 @@ from server.prompts import load_yaml_model
 log = logging.getLogger(__name__)
 
 API_KEY_ENV = "ANTHROPIC_API_KEY"
+OPENAI_API_KEY_ENV = "OPENAI_API_KEY"
+#: Sent as the bearer token when an OpenAI-compatible server needs no key (vLLM, Ollama).
+OPENAI_NO_KEY = "not-needed"
+Provider = Literal["anthropic", "openai-compatible"]
+PROVIDERS: tuple[Provider, ...] = ("anthropic", "openai-compatible")
+#: What either SDK raises for a failed request (status, connection, timeout).
+API_ERRORS: tuple[type[Exception], ...] = (anthropic.AnthropicError, openai.OpenAIError)
 TOOL_NAME = "record_commitments"
 KINDS = ("commitment", "status_done", "cancel")
 Kind = Literal["commitment", "status_done", "cancel"]
@@ -159,6 +179,19 @@ TOOL: ToolParam = {
     "input_schema": COMMITMENTS_SCHEMA,
 }
 TOOL_CHOICE: ToolChoiceToolParam = {"type": "tool", "name": TOOL_NAME}
+#: The same tool for a Chat Completions server: a function whose parameters are the schema.
+OPENAI_TOOL: ChatCompletionFunctionToolParam = {
+    "type": "function",
+    "function": {
+        "name": TOOL_NAME,
+        "description": TOOL["description"],
+        "parameters": COMMITMENTS_SCHEMA,
+    },
+}
+OPENAI_TOOL_CHOICE: ChatCompletionNamedToolChoiceParam = {
+    "type": "function",
+    "function": {"name": TOOL_NAME},
+}
 
 
 class _ToolItem(BaseModel):
@@ -199,8 +232,44 @@ def parse_tool_reply(message: Message, *, bot_names: Iterable[str] = ()) -> list
     if not blocks:
         kinds = ", ".join(b.type for b in message.content) or "nothing"
         raise BadOutput(f"no {TOOL_NAME} call in the reply (got {kinds})")
+    return _tool_commitments(blocks[0].input, bot_names)
+
+
+def parse_chat_tool_reply(
+    completion: ChatCompletion, *, bot_names: Iterable[str] = ()
+) -> list[Commitment]:
+    """Commitments from a Chat Completion's `record_commitments` function call, or BadOutput.
+
+    The function's `arguments` (a JSON string) are validated exactly as Anthropic's tool input.
+    """
+    if not completion.choices:
+        raise BadOutput("no choices in the reply")
+    choice = completion.choices[0]
+    if choice.finish_reason == "length":
+        raise BadOutput("reply cut off at max_tokens")
+    message = choice.message
+    calls = [
+        call
+        for call in message.tool_calls or []
+        if call.type == "function" and call.function.name == TOOL_NAME
+    ]
+    if not calls:
+        kinds = ", ".join(
+            [call.type for call in message.tool_calls or []]
+            + (["text"] if message.content else [])
+            + (["refusal"] if message.refusal else [])
+        )
+        raise BadOutput(f"no {TOOL_NAME} call in the reply (got {kinds or 'nothing'})")
     try:
-        parsed = _ToolInput.model_validate(blocks[0].input)
+        arguments = json.loads(calls[0].function.arguments or "null")
+    except ValueError:
+        raise BadOutput(f"{TOOL_NAME} arguments are not valid JSON") from None
+    return _tool_commitments(arguments, bot_names)
+
+
+def _tool_commitments(raw: object, bot_names: Iterable[str]) -> list[Commitment]:
+    try:
+        parsed = _ToolInput.model_validate(raw)
     except ValidationError as exc:
         problems = "; ".join(
             f"{'.'.join(str(p) for p in err['loc'])}: {err['msg']}"
@@ -288,21 +357,21 @@ def retry_after_secs(headers: Mapping[str, str], *, now: dt.datetime | None = No
 
 
 def is_retryable(exc: BaseException) -> bool:
-    """429, 408, 5xx (529 overloaded included), timeouts and connection errors."""
-    if isinstance(exc, anthropic.APIConnectionError):  # APITimeoutError is one
-        return True
-    if isinstance(exc, anthropic.APIStatusError):
+    """429, 408, 5xx (529 overloaded included), timeouts and connection errors (either SDK)."""
+    if isinstance(exc, (anthropic.APIConnectionError, openai.APIConnectionError)):
+        return True  # APITimeoutError is one
+    if isinstance(exc, (anthropic.APIStatusError, openai.APIStatusError)):
         return exc.status_code in (408, 429) or exc.status_code >= 500
     return False
 
 
 def describe_failure(exc: BaseException) -> str:
     """A short, secret-free description of why an attempt failed."""
-    if isinstance(exc, anthropic.APITimeoutError):
+    if isinstance(exc, (anthropic.APITimeoutError, openai.APITimeoutError)):
         return "timeout"
-    if isinstance(exc, anthropic.APIConnectionError):
+    if isinstance(exc, (anthropic.APIConnectionError, openai.APIConnectionError)):
         return "connection error"
-    if isinstance(exc, anthropic.APIStatusError):
+    if isinstance(exc, (anthropic.APIStatusError, openai.APIStatusError)):
         error_type = _error_type(exc.body)
         return f"HTTP {exc.status_code}" + (f" {error_type}" if error_type else "")
     if isinstance(exc, BadOutput):
@@ -329,7 +398,7 @@ class RetryPolicy:
 
     def delay(self, retry: int, exc: BaseException) -> float:
         """Wait before retry number `retry` (1-based): retry-after if sent, else backoff+jitter."""
-        if isinstance(exc, anthropic.APIStatusError):
+        if isinstance(exc, (anthropic.APIStatusError, openai.APIStatusError)):
             asked = retry_after_secs(exc.response.headers)
             if asked is not None:
                 return min(asked, self.retry_after_cap_secs)
@@ -508,7 +577,7 @@ Sleep = Callable[[float], Awaitable[None]]
 
 
 class LLMExtractor:
-    """Streaming commitment extraction by Claude; one instance per meeting.
+    """Streaming commitment extraction by an LLM; one instance per meeting.
 
     `feed` holds the last `window` utterances (as the deterministic extractor does) and returns
     only what is new. `extract` runs a whole transcript. Neither raises on an LLM failure: the
@@ -531,12 +600,21 @@ class LLMExtractor:
         retry_after_cap_secs: float = 30.0,
         sleep: Sleep = asyncio.sleep,
         context: Mapping[str, str] | None = None,
+        provider: Provider = "anthropic",
+        model: str | None = None,
     ) -> None:
-        """`context` (e.g. call_id, series) is kept with spooled windows for the retry."""
-        key = _api_key(api_key)
+        """`context` (e.g. call_id, series) is kept with spooled windows for the retry.
+
+        `provider` picks the API; `model` overrides the prompt file's `model` (None: keep it).
+        """
+        if provider not in PROVIDERS:
+            raise ConfigError(f"LLMExtractor: unknown provider {provider!r}")
+        key = _api_key(api_key) if provider == "anthropic" else openai_key(api_key)
         window = fallback.window if window is None else window
         if window < 1 or batch_lines < 1:
             raise ConfigError("LLMExtractor: window and batch_lines must be at least 1")
+        self.provider: Provider = provider
+        self.model = resolve_model(model, prompt.model, provider)
         self.prompt = prompt
         self.fallback = fallback
         self.bot_names = fallback.bot_names if bot_names is None else bot_names
@@ -560,12 +638,21 @@ class LLMExtractor:
         self._extra_body: dict[str, object] | None = (
             None if prompt.temperature is None else {"temperature": prompt.temperature}
         )
-        self._client = anthropic.AsyncAnthropic(
-            api_key=key, base_url=base_url, max_retries=0, timeout=prompt.timeout_secs
-        )
+        self._client: anthropic.AsyncAnthropic | openai.AsyncOpenAI
+        if provider == "anthropic":
+            self._client = anthropic.AsyncAnthropic(
+                api_key=key, base_url=base_url, max_retries=0, timeout=prompt.timeout_secs
+            )
+        else:
+            self._client = openai.AsyncOpenAI(
+                api_key=key, base_url=base_url, max_retries=0, timeout=prompt.timeout_secs
+            )
 
     def __repr__(self) -> str:
-        return f"LLMExtractor(model={self.prompt.model!r}, spool={self.spool.path})"
+        return (
+            f"LLMExtractor(provider={self.provider!r}, model={self.model!r}, "
+            f"spool={self.spool.path})"
+        )
 
     async def aclose(self) -> None:
         """Close the HTTP client."""
@@ -622,7 +709,7 @@ class LLMExtractor:
         for item in await asyncio.to_thread(self.spool.load):
             try:
                 found = await self._ask(item.utterances, item.new_from, item.meeting_date)
-            except (anthropic.AnthropicError, BadOutput) as exc:
+            except (anthropic.AnthropicError, openai.OpenAIError, BadOutput) as exc:
                 reason = describe_failure(exc)
                 await asyncio.to_thread(self.spool.bump, item.id, reason)
                 log.warning(
@@ -652,7 +739,7 @@ class LLMExtractor:
     ) -> list[Commitment]:
         try:
             return await self._ask(lines, new_from, meeting_date)
-        except (anthropic.AnthropicError, BadOutput) as exc:
+        except (anthropic.AnthropicError, openai.OpenAIError, BadOutput) as exc:
             return await self._fall_back(lines, new_from, meeting_date, describe_failure(exc))
 
     async def _ask(
@@ -666,23 +753,40 @@ class LLMExtractor:
         while True:
             self.stats.calls += 1
             try:
-                message = await self._create(text)
+                if isinstance(self._client, openai.AsyncOpenAI):
+                    completion = await self._create_chat(self._client, text)
+                    return parse_chat_tool_reply(completion, bot_names=self.bot_names)
+                message = await self._create(self._client, text)
                 return parse_tool_reply(message, bot_names=self.bot_names)
-            except anthropic.AnthropicError as exc:
+            except API_ERRORS as exc:
                 if not is_retryable(exc) or retry >= self.policy.max_retries:
                     raise
                 retry += 1
                 await self._wait(retry, exc)
 
-    async def _create(self, text: str) -> Message:
-        return await self._client.messages.create(
-            model=self.prompt.model,
+    async def _create(self, client: anthropic.AsyncAnthropic, text: str) -> Message:
+        return await client.messages.create(
+            model=self.model,
             max_tokens=self.prompt.max_tokens,
             system=self._system,
             messages=[{"role": "user", "content": text}],
             tools=[TOOL],
             tool_choice=TOOL_CHOICE,
             extra_body=self._extra_body,
+        )
+
+    async def _create_chat(self, client: openai.AsyncOpenAI, text: str) -> ChatCompletion:
+        temperature = self.prompt.temperature
+        return await client.chat.completions.create(
+            model=self.model,
+            max_tokens=self.prompt.max_tokens,
+            messages=[
+                {"role": "system", "content": self._system},
+                {"role": "user", "content": text},
+            ],
+            tools=[OPENAI_TOOL],
+            tool_choice=OPENAI_TOOL_CHOICE,
+            temperature=openai.omit if temperature is None else temperature,
         )
 
     async def _wait(self, retry: int, exc: BaseException) -> None:
@@ -747,6 +851,27 @@ def _api_key(explicit: str | None) -> str:
     return key.strip()
 
 
+def openai_key(explicit: str | None) -> str:
+    """The key for an OpenAI-compatible server: given, `OPENAI_API_KEY`, else a placeholder.
+
+    Local servers (vLLM, Ollama) take no key, but the SDK insists on one.
+    """
+    key = (explicit or os.environ.get(OPENAI_API_KEY_ENV, "")).strip()
+    return key or OPENAI_NO_KEY
+
+
+def resolve_model(override: str | None, from_prompt: str, provider: Provider) -> str:
+    """`llm.model` when set, else the prompt file's `model`."""
+    model = (override or "").strip() or from_prompt
+    if provider == "openai-compatible" and not override and model.startswith("claude-"):
+        log.warning(
+            "llm.provider is openai-compatible but no llm.model is set: sending the prompt "
+            "file's model %r, which such a server may not serve",
+            model,
+        )
+    return model
+
+
 def build_llm_extractor(
     *,
     prompt_path: Path,
@@ -755,12 +880,17 @@ def build_llm_extractor(
     api_key: str | None = None,
     base_url: str | None = None,
     context: Mapping[str, str] | None = None,
+    provider: Provider = "anthropic",
+    model: str | None = None,
 ) -> LLMExtractor:
     """An LLMExtractor from `prompts/extraction.yaml`; ConfigError when the file or key is bad.
 
     The window size and the bot's names are the fallback's, so both extractors see alike.
+    `provider` picks the API (for `openai-compatible`, `api_key` may be None: a local server;
+    `base_url` None: the SDK's default); `model` None keeps the prompt file's `model`.
     """
-    _api_key(api_key)  # fail before reading anything else
+    if provider == "anthropic":
+        _api_key(api_key)  # fail before reading anything else
     prompt = load_extraction_prompt(prompt_path)
     return LLMExtractor(
         prompt=prompt,
@@ -769,4 +899,6 @@ def build_llm_extractor(
         api_key=api_key,
         base_url=base_url,
         context=context,
+        provider=provider,
+        model=model,
     )

@@ -1,6 +1,10 @@
-"""Spoken reports worded by an LLM (Anthropic Messages API), checked, with the templates as fallback.
+"""Spoken reports worded by an LLM, checked, with the templates as fallback.
 
-`LLMReporter.report(facts)` sends the memory facts for one question to Claude as a JSON object
+The LLM is Claude (Anthropic Messages API) or, with `provider="openai-compatible"`, any Chat
+Completions server (vLLM, Ollama, OpenAI) through the `openai` SDK: the same system prompt, the
+same facts and the same checks either way.
+
+`LLMReporter.report(facts)` sends the memory facts for one question to the model as a JSON object
 (`facts_payload`: tasks with owner, action, status, group and a due date already phrased for
 speech, the meeting dates, the intent, person/topic and recalled snippets) and gets back a few
 plain sentences to speak.
@@ -24,8 +28,9 @@ or one too long to speak: then the deterministic `render(facts, templates)` answ
 Failures are explicit, as in `processors/llm_extraction.py`, whose retry policy this reuses:
 the SDK's own retries are off; 429, 529, other 5xx, timeouts and connection errors are retried
 with exponential backoff and jitter, under an overall deadline (people on the call are waiting).
-The API key comes from the constructor or `ANTHROPIC_API_KEY`, never from YAML, and is never
-logged or put in an exception message.
+The API key comes from the constructor or the environment (`ANTHROPIC_API_KEY`;
+`OPENAI_API_KEY`, optional for a local server), never from YAML, and is never logged or put in
+an exception message.
 """
 
 from __future__ import annotations
@@ -42,10 +47,22 @@ from pathlib import Path
 from typing import Any, Literal, Protocol
 
 import anthropic
+import openai
 from anthropic.types import Message, TextBlock
+from openai.types.chat import ChatCompletion
 from pydantic import BaseModel, ConfigDict, Field
 
-from processors.llm_extraction import API_KEY_ENV, RetryPolicy, describe_failure, is_retryable
+from processors.llm_extraction import (
+    API_ERRORS,
+    API_KEY_ENV,
+    PROVIDERS,
+    Provider,
+    RetryPolicy,
+    describe_failure,
+    is_retryable,
+    openai_key,
+    resolve_model,
+)
 from processors.report_text import Facts, TaskFact, ordinal, render, say_due
 from server.errors import ConfigError
 from server.prompts import ReportTemplates, load_yaml_model
@@ -465,9 +482,29 @@ def spoken_text(message: Message, *, max_chars: int) -> str:
     if message.stop_reason == "max_tokens":
         raise BadReport("reply cut off at max_tokens")
     raw = "\n".join(b.text for b in message.content if isinstance(b, TextBlock))
+    kinds = ", ".join(b.type for b in message.content) or "nothing"
+    return _speakable(raw, kinds, max_chars=max_chars)
+
+
+def chat_spoken_text(completion: ChatCompletion, *, max_chars: int) -> str:
+    """`spoken_text` for a Chat Completion: its first choice's content, checked alike."""
+    if not completion.choices:
+        raise BadReport("no choices in the reply")
+    choice = completion.choices[0]
+    if choice.finish_reason == "length":
+        raise BadReport("reply cut off at max_tokens")
+    message = choice.message
+    kinds = ", ".join(
+        (["text"] if message.content else [])
+        + [call.type for call in message.tool_calls or []]
+        + (["refusal"] if message.refusal else [])
+    )
+    return _speakable(message.content or "", kinds or "nothing", max_chars=max_chars)
+
+
+def _speakable(raw: str, kinds: str, *, max_chars: int) -> str:
     text = " ".join(_MARKDOWN.sub("", _BULLET.sub("", raw)).split())
     if not text:
-        kinds = ", ".join(b.type for b in message.content) or "nothing"
         raise BadReport(f"no text in the reply (got {kinds})")
     if len(text) > max_chars:
         raise BadReport(f"reply too long to speak ({len(text)} > {max_chars} characters)")
@@ -520,7 +557,7 @@ Sleep = Callable[[float], Awaitable[None]]
 
 
 class LLMReporter:
-    """Reports worded by Claude, checked against the facts; the templates answer otherwise.
+    """Reports worded by an LLM, checked against the facts; the templates answer otherwise.
 
     `report` never raises for an LLM failure and never speaks an unchecked claim.
     """
@@ -538,10 +575,17 @@ class LLMReporter:
         backoff_max_secs: float = 4.0,
         retry_after_cap_secs: float = 5.0,
         sleep: Sleep = asyncio.sleep,
+        provider: Provider = "anthropic",
+        model: str | None = None,
     ) -> None:
-        key = _api_key(api_key)
+        """`provider` picks the API; `model` overrides the prompt file's (None: keep it)."""
+        if provider not in PROVIDERS:
+            raise ConfigError(f"LLMReporter: unknown provider {provider!r}")
+        key = _api_key(api_key) if provider == "anthropic" else openai_key(api_key)
         if not 0.0 < min_overlap <= 1.0:
             raise ConfigError("LLMReporter: min_overlap must be in (0, 1]")
+        self.provider: Provider = provider
+        self.model = resolve_model(model, prompt.model, provider)
         self.prompt = prompt
         self.templates = templates
         self.bot_names = tuple(bot_names)
@@ -554,12 +598,18 @@ class LLMReporter:
         )
         self.stats = ReportStats()
         self._sleep = sleep
-        self._client = anthropic.AsyncAnthropic(
-            api_key=key, base_url=base_url, max_retries=0, timeout=prompt.timeout_secs
-        )
+        self._client: anthropic.AsyncAnthropic | openai.AsyncOpenAI
+        if provider == "anthropic":
+            self._client = anthropic.AsyncAnthropic(
+                api_key=key, base_url=base_url, max_retries=0, timeout=prompt.timeout_secs
+            )
+        else:
+            self._client = openai.AsyncOpenAI(
+                api_key=key, base_url=base_url, max_retries=0, timeout=prompt.timeout_secs
+            )
 
     def __repr__(self) -> str:
-        return f"LLMReporter(model={self.prompt.model!r})"
+        return f"LLMReporter(provider={self.provider!r}, model={self.model!r})"
 
     async def aclose(self) -> None:
         """Close the HTTP client."""
@@ -588,7 +638,7 @@ class LLMReporter:
                 text = await self._ask(body)
         except TimeoutError:
             return self._fall_back(facts, f"no answer within {self.prompt.deadline_secs:g}s")
-        except (anthropic.AnthropicError, BadReport) as exc:
+        except (anthropic.AnthropicError, openai.OpenAIError, BadReport) as exc:
             return self._fall_back(facts, describe_failure(exc))
         except Exception as exc:  # the bot must answer whatever went wrong
             return self._fall_back(facts, f"unexpected {type(exc).__name__}")
@@ -609,14 +659,8 @@ class LLMReporter:
         while True:
             self.stats.calls += 1
             try:
-                message = await self._client.messages.create(
-                    model=self.prompt.model,
-                    max_tokens=self.prompt.max_tokens,
-                    system=self.prompt.system,
-                    messages=[{"role": "user", "content": body}],
-                )
-                return spoken_text(message, max_chars=self.prompt.max_chars)
-            except anthropic.AnthropicError as exc:
+                return await self._create(body)
+            except API_ERRORS as exc:
                 if not is_retryable(exc) or retry >= self.policy.max_retries:
                     raise
                 retry += 1
@@ -631,6 +675,26 @@ class LLMReporter:
                     self.stats,
                 )
                 await self._sleep(delay)
+
+    async def _create(self, body: str) -> str:
+        """One request; the text to speak (BadReport when unusable)."""
+        if isinstance(self._client, openai.AsyncOpenAI):
+            completion = await self._client.chat.completions.create(
+                model=self.model,
+                max_tokens=self.prompt.max_tokens,
+                messages=[
+                    {"role": "system", "content": self.prompt.system},
+                    {"role": "user", "content": body},
+                ],
+            )
+            return chat_spoken_text(completion, max_chars=self.prompt.max_chars)
+        message = await self._client.messages.create(
+            model=self.model,
+            max_tokens=self.prompt.max_tokens,
+            system=self.prompt.system,
+            messages=[{"role": "user", "content": body}],
+        )
+        return spoken_text(message, max_chars=self.prompt.max_chars)
 
     def _fall_back(self, facts: Facts, reason: str) -> str:
         self.stats.fallbacks += 1
@@ -655,14 +719,19 @@ def build_llm_reporter(
     api_key: str | None = None,
     base_url: str | None = None,
     bot_names: Iterable[str] = ("Convene",),
+    provider: Provider = "anthropic",
+    model: str | None = None,
 ) -> LLMReporter:
     """An LLMReporter from `prompts/report_llm.yaml`; ConfigError when the file or key is bad.
 
     `templates` (prompts/report.yaml) phrase the due dates and answer whenever the model's
     answer is not used. `bot_names` (the agent's name and aliases) may be said without being
-    in the facts; participants' names may not, so do not pass them.
+    in the facts; participants' names may not, so do not pass them. `provider` picks the API
+    (for `openai-compatible`, `api_key` may be None: a local server); `model` None keeps the
+    prompt file's `model`.
     """
-    _api_key(api_key)  # fail before reading anything else
+    if provider == "anthropic":
+        _api_key(api_key)  # fail before reading anything else
     prompt = load_report_prompt(prompt_path)
     return LLMReporter(
         prompt=prompt,
@@ -670,4 +739,6 @@ def build_llm_reporter(
         api_key=api_key,
         base_url=base_url,
         bot_names=tuple(bot_names),
+        provider=provider,
+        model=model,
     )
