@@ -9,6 +9,7 @@ needs no name. Everything else passes through and the bot stays silent.
 
 from __future__ import annotations
 
+import logging
 import re
 import time
 from dataclasses import dataclass
@@ -17,7 +18,12 @@ import jellyfish
 from pipecat.frames.frames import BotStartedSpeakingFrame, BotStoppedSpeakingFrame, Frame
 from pipecat.processors.frame_processor import FrameDirection, FrameProcessor
 
-from processors.frames import AddressedFrame, EarlyTranscriptFrame, TranscriptSegmentFrame
+from processors.frames import (
+    AddressedFrame,
+    EarlyTranscriptFrame,
+    SpeechResumedFrame,
+    TranscriptSegmentFrame,
+)
 
 _TOKEN = re.compile(r"[a-z0-9']+")
 _LEAD_FILLERS = frozenset(
@@ -59,6 +65,9 @@ _INTENTS: list[tuple[str, re.Pattern[str]]] = [
     ),
 ]
 _NOT_PEOPLE = frozenset({"everyone", "everybody", "the", "this", "that", "it", "we", "team"})
+
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -179,6 +188,7 @@ class WakeGate(FrameProcessor):  # type: ignore[misc]
         self._bot_stopped_at = 0.0
         self._answered_early: str | None = None
         self.early_answers = 0
+        self.early_cancelled = 0
 
     def _in_follow_up(self) -> bool:
         return self._bot_speaking or time.monotonic() - self._bot_stopped_at < self._follow_up_secs
@@ -191,7 +201,14 @@ class WakeGate(FrameProcessor):  # type: ignore[misc]
             self._bot_speaking = False
             self._bot_stopped_at = time.monotonic()
         await self.push_frame(frame, direction)
-        if isinstance(frame, EarlyTranscriptFrame) and self._answer_early:
+        if isinstance(frame, SpeechResumedFrame) and self._answered_early is not None:
+            # The asker was not done: the early answer (speaking or still being prepared) is
+            # cut, and the whole turn is judged when it really ends.
+            log.info("wake: the asker went on; cutting the early answer")
+            self._answered_early = None
+            self.early_cancelled += 1
+            await self.broadcast_interruption()  # type: ignore[no-untyped-call]
+        elif isinstance(frame, EarlyTranscriptFrame) and self._answer_early:
             found = self._matcher.match(frame.text, follow_up=self._in_follow_up())
             if found is not None:
                 self._answered_early = frame.text

@@ -133,3 +133,25 @@ async def test_short_window_transcribes_like_the_full_window(runtime: Runtime) -
         assert confidence is not None and 0 < confidence <= 1
     quiet, _ = transcribe_local(deps.whisper_model, bytes(RATE * 2), settings)
     assert quiet == ""  # silence is dropped (no_speech_prob), not hallucinated
+
+
+async def test_an_early_answer_is_cut_when_the_asker_goes_on(runtime: Runtime) -> None:
+    from pipecat.frames.frames import InterruptionFrame
+
+    pipe, stt, gate = pipeline(runtime, stop_secs=1.5)
+    sent = [
+        *frames(silence(1.0)),
+        *frames(speech("Convene, give me a progress report.")),
+        *frames(silence(1.0), paced=True),  # long enough to answer early, not to end the turn
+        *frames(speech("Only the pricing work, please.")),
+        *frames(silence(2.0), paced=True),
+    ]
+    down, _ = await run_test(pipe, frames_to_send=sent)
+    asks = [f for f in down if isinstance(f, AddressedFrame)]
+    final = [f for f in down if isinstance(f, TranscriptSegmentFrame)]
+    assert gate.early_answers >= 1 and gate.early_cancelled >= 1
+    cut = next(i for i, f in enumerate(down) if isinstance(f, InterruptionFrame))
+    assert down.index(asks[0]) < cut  # the early answer came, then was cut ...
+    assert len(final) == 1 and "pricing" in final[0].text.lower()
+    assert asks[-1].seq != -1 or gate.early_answers == 2  # ... and the whole turn was answered
+    assert down.index(asks[-1]) > cut
