@@ -38,6 +38,7 @@ from bot.twilio_stream import ConveneTwilioSerializer, read_stream_start  # noqa
 from processors.frames import AddressedFrame  # noqa: E402
 from processors.memory_lookup import gather_facts  # noqa: E402
 from processors.report_text import render  # noqa: E402
+from processors.stage_metrics import RECENT  # noqa: E402
 from processors.whisper_stt import transcribe_local  # noqa: E402
 from server.app import create_app  # noqa: E402
 from server.audio import pcm16_to_ulaw  # noqa: E402
@@ -277,7 +278,13 @@ async def main() -> None:
                 )
             ws = url.replace("http", "ws") + "/twilio/media"
             params = {"series": series, "meeting_date": "2026-11-24"}
+            RECENT.clear()
             convene = await run_turns(ws, questions, args.turns, params)
+            service_metrics = {
+                f"{kind} {name}": statistics.median(values)
+                for (kind, name), values in sorted(RECENT.items())
+                if values
+            }
             # The same pipeline without speculation: the turn is transcribed after the VAD's
             # end-of-turn silence, as Pipecat's segmented STT does.
             saved = runtime.prompts
@@ -314,6 +321,9 @@ async def main() -> None:
     print("stage shares (medians, measured beside the run on the same audio):")
     for stage, secs in shares.items():
         print(f"  {stage:<18} {secs * 1000:6.0f} ms")
+    print("Pipecat service metrics in Convene's run (medians; processing = work per call):")
+    for name, secs in service_metrics.items():
+        print(f"  {name:<45} {secs * 1000:6.0f} ms")
     print("targets: p50 <= 800 ms, p95 <= 1200 ms, convene/bare <= 1.10")
 
 

@@ -37,6 +37,7 @@ from processors.pause_vad import PauseVADProcessor
 from processors.piper_tts import SharedPiperTTSService
 from processors.reply_tracker import ReplyTracker
 from processors.report import ReportProcessor
+from processors.stage_metrics import StageMetricsObserver
 from processors.transcript import TranscriptRecorder
 from processors.wake import WakeGate, WakeMatcher
 from processors.whisper_stt import RemoteWhisperSTTService, SharedWhisperSTTService
@@ -339,12 +340,15 @@ async def run_call(
         ]
     )
     idle = knobs.call.idle_timeout_secs
+    metrics = StageMetricsObserver(call_id)
     worker = PipelineWorker(
         pipeline,
         params=PipelineParams(
             audio_in_sample_rate=knobs.call.pipeline_sample_rate,
             audio_out_sample_rate=8000,
+            enable_metrics=True,
         ),
+        observers=[metrics],
         idle_timeout_secs=idle if idle > 0 else None,
         enable_rtvi=False,
         enable_turn_tracking=False,
@@ -366,6 +370,7 @@ async def run_call(
         if isinstance(extractor, LLMExtractor):
             await extractor.aclose()
         await reporter.aclose()
+        metrics.log_summary()
     log.info("call %s: pipeline finished by %s, %d segments", call_id, ended_by, segments)
     return CallOutcome(
         call_id=call_id,
