@@ -49,6 +49,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 DRAIN_TIMEOUT_SECS = 30.0
+DRAIN_STALL_SECS = 2.0
 
 
 @dataclass(frozen=True)
@@ -134,7 +135,8 @@ def build_stt(deps: CallDeps, knobs: PipelineKnobs | None = None) -> STTService:
             language=stt.language,
             api_key=deps.deepgram_api_key,
             base_url=deps.deepgram_base_url,
-            keyterms=[agent.name, *agent.aliases, *agent.participants, *stt.deepgram.keyterms],
+            # Not the aliases: they are what recognisers mishear, not words to boost.
+            keyterms=[agent.name, *agent.participants, *stt.deepgram.keyterms],
             fallback_model=fallback_model,
             fallback_settings=settings,
             trailing_silence_secs=stt.trailing_silence_secs,
@@ -271,8 +273,13 @@ async def run_call(
         # sender, a loaded machine): let STT hear all of it before the pipeline ends.
         loop = asyncio.get_running_loop()
         deadline = loop.time() + DRAIN_TIMEOUT_SECS
-        while heard.heard_ms + 100 < serializer.received_ms and loop.time() < deadline:  # noqa: ASYNC110 (two counters, no event)
+        last_heard, last_progress = heard.heard_ms, loop.time()
+        while heard.heard_ms + 100 < serializer.received_ms and loop.time() < deadline:
             await asyncio.sleep(0.02)
+            if heard.heard_ms != last_heard:
+                last_heard, last_progress = heard.heard_ms, loop.time()
+            elif loop.time() - last_progress > DRAIN_STALL_SECS:
+                break  # nothing more is coming through: the counters just differ
         if worker is not None:
             await worker.queue_frame(EndFrame())
 
@@ -286,7 +293,12 @@ async def run_call(
         call_sid=start.call_sid,
         account_sid=deps.twilio_account_sid if hang_up else None,
         auth_token=deps.twilio_auth_token if hang_up else None,
-        params=TwilioFrameSerializer.InputParams(auto_hang_up=False),
+        # Never clear the 8->16 kHz resampler's history between chunks: phone audio arrives
+        # with irregular gaps, and clearing drops the samples it holds (Pipecat's advice for
+        # telephony).
+        params=TwilioFrameSerializer.InputParams(
+            auto_hang_up=False, resampler_clear_after_secs=None
+        ),
     )
     transport = FastAPIWebsocketTransport(
         websocket=websocket,

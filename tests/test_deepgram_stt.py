@@ -1,0 +1,256 @@
+"""stt.provider: deepgram, through the real deepgram-sdk against a loopback Deepgram, in real calls.
+
+The fake (tests/fakes/deepgram_api.py) speaks the listen websocket and really transcribes with
+the same faster-whisper model; these tests check what the pipeline makes of it: interims that
+never become segments, keyterms on the wire, reconnects that replay the audio, and failover
+to local Whisper (a dropped socket, a refused key, a stall) with nothing lost.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+from pipecat.frames.frames import Frame, InterimTranscriptionFrame, TranscriptionFrame
+from pydantic import SecretStr
+
+import processors.deepgram_stt as deepgram_stt
+from processors.deepgram_stt import DeepgramFailoverSTTService
+from processors.frames import TranscriptSegmentFrame
+from server.runtime import Runtime
+from server.simulate import simulate_call
+from tests.conftest import MEETING_TURNS, TEST_AUTH_TOKEN
+from tests.fakes.deepgram_api import FakeDeepgram
+from tests.speech import wer
+
+BYTES_PER_SEC = 16000 * 2  # the pipeline's 16 kHz, 16-bit mono
+SPEED = 4.0  # streamed 4x faster than real time: still a stream, the socket answers as it goes
+
+
+@dataclass
+class Harness:
+    fake: FakeDeepgram
+    runtime: Runtime
+    saved_prompts: Any
+    # The fake runs Whisper on this machine's CPU, far slower than Deepgram: a generous
+    # timeout, so that only the stall test stalls.
+    options: dict[str, Any] = field(default_factory=lambda: {"timeout_secs": 15.0})
+    services: list[DeepgramFailoverSTTService] = field(default_factory=list)
+    pushed: list[Frame] = field(default_factory=list)
+
+    def configure(self, *, fallback: str = "whisper-local", **options: Any) -> None:
+        """Select `stt.provider: deepgram` with these `stt.deepgram` options."""
+        self.options.update(options)
+        prompts = self.saved_prompts
+        stt = prompts.pipeline.stt
+        stt = stt.model_copy(
+            update={
+                "provider": "deepgram",
+                "fallback": fallback,
+                "deepgram": stt.deepgram.model_copy(update=self.options),
+            }
+        )
+        pipeline = prompts.pipeline.model_copy(update={"stt": stt})
+        self.runtime.prompts = prompts.model_copy(update={"pipeline": pipeline})
+
+    @property
+    def stt(self) -> DeepgramFailoverSTTService:
+        assert len(self.services) == 1, self.services
+        return self.services[0]
+
+    def of(self, kind: type[Frame]) -> list[Any]:
+        return [f for f in self.pushed if isinstance(f, kind)]
+
+
+@pytest.fixture
+async def deepgram(runtime: Runtime, monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[Harness]:
+    assert runtime.whisper_model is not None
+    harness = Harness(FakeDeepgram(model=runtime.whisper_model), runtime, runtime.prompts)
+    build = deepgram_stt.build_deepgram_stt
+
+    def recording_build(**kwargs: Any) -> Any:
+        stt = build(**kwargs)
+        assert isinstance(stt, DeepgramFailoverSTTService)
+        harness.services.append(stt)
+
+        def pushed(_processor: object, frame: Frame) -> None:
+            kinds = (TranscriptionFrame, InterimTranscriptionFrame, TranscriptSegmentFrame)
+            if isinstance(frame, kinds):
+                harness.pushed.append(frame)
+
+        stt.add_event_handler("on_after_push_frame", pushed)
+        return stt
+
+    # bot/call.py imports the builder when a call starts: wrap it to see the call's service.
+    monkeypatch.setattr(deepgram_stt, "build_deepgram_stt", recording_build)
+    saved_settings, saved_prompts = runtime.settings, runtime.prompts
+    async with harness.fake.serve() as url:
+        runtime.settings = saved_settings.model_copy(
+            update={"deepgram_api_key": SecretStr(harness.fake.api_key), "deepgram_base_url": url}
+        )
+        harness.configure()
+        try:
+            yield harness
+        finally:
+            runtime.settings, runtime.prompts = saved_settings, saved_prompts
+
+
+async def call(base_url: str, meeting_wav: Path) -> dict[str, Any]:
+    return await simulate_call(
+        meeting_wav, base_url=base_url, speed=SPEED, auth_token=TEST_AUTH_TOKEN
+    )
+
+
+def texts(result: dict[str, Any]) -> list[str]:
+    return [s["text"] for s in result["transcript"]]
+
+
+def final_transcripts(fake: FakeDeepgram) -> list[str]:
+    return [
+        r["channel"]["alternatives"][0]["transcript"]
+        for c in fake.accepted
+        for r in c.finals
+        if r["channel"]["alternatives"][0]["transcript"]
+    ]
+
+
+async def test_deepgram_streams_the_meeting_with_interims_and_keyterms(
+    deepgram: Harness, base_url: str, meeting_wav: Path
+) -> None:
+    deepgram.fake.latency_secs = 0.2  # a slow answer is not a stall
+    result = await call(base_url, meeting_wav)
+    assert wer(" ".join(MEETING_TURNS), " ".join(texts(result))) <= 0.15
+
+    # One socket, configured from prompts: model, audio format, interims, the names boosted.
+    (conn,) = deepgram.fake.connections
+    assert conn.status == 101
+    assert conn.param("model") == "nova-3"
+    assert conn.param("encoding") == "linear16"
+    assert conn.param("sample_rate") == "16000"
+    assert conn.param("interim_results") == "true"
+    assert conn.param("endpointing") == "300"
+    agent = deepgram.runtime.prompts.agent
+    assert {agent.name, "Tom", "Priya"} <= set(conn.params["keyterm"])
+    assert conn.audio_bytes >= 12 * BYTES_PER_SEC  # the whole call went to Deepgram
+    assert "Finalize" in conn.controls  # on each VAD stop
+    assert conn.controls[-1] == "CloseStream"
+
+    # Interims reached the pipeline but only finals became segments, exactly as Deepgram sent
+    # them, stored in order with their place in the call.
+    stt = deepgram.stt
+    assert conn.interims and stt.interims > 0
+    assert deepgram.of(InterimTranscriptionFrame)
+    assert " ".join(texts(result)) == " ".join(final_transcripts(deepgram.fake))
+    assert [f.text for f in deepgram.of(TranscriptSegmentFrame)] == texts(result)
+    assert [f.text for f in deepgram.of(TranscriptionFrame)] == final_transcripts(deepgram.fake)
+    starts = [s["start_ms"] for s in result["transcript"]]
+    assert starts == sorted(starts) and starts[0] < 1000
+    assert all(s["start_ms"] < s["end_ms"] <= 13_500 for s in result["transcript"])
+    assert stt.failovers == 0 and stt.reconnects == 0 and stt.deepgram_ok >= 3
+
+
+async def test_a_dropped_socket_is_reconnected_and_the_buffered_audio_replayed(
+    deepgram: Harness, base_url: str, meeting_wav: Path
+) -> None:
+    # The first socket dies in the middle of the second turn (4.4-7.5 s); the second one lives.
+    deepgram.configure(interim_results=False)  # each interim costs the fake a Whisper run
+    deepgram.fake.drop_after_bytes = 6 * BYTES_PER_SEC
+    deepgram.fake.drops = 1
+    result = await call(base_url, meeting_wav)
+
+    first, second = deepgram.fake.accepted
+    assert first.dropped and not second.dropped
+    assert wer(" ".join(MEETING_TURNS), " ".join(texts(result))) <= 0.15
+    assert " ".join(texts(result)) == " ".join(final_transcripts(deepgram.fake))
+    assert any("security review" in t.lower() for t in final_transcripts(deepgram.fake))
+    stt = deepgram.stt
+    assert stt.reconnects == 1 and stt.failovers == 0 and stt.local_segments == 0
+
+
+async def test_deepgram_dropping_mid_utterance_fails_over_to_local_whisper(
+    deepgram: Harness,
+    base_url: str,
+    meeting_wav: Path,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    deepgram.configure(retries=0, interim_results=False)
+    deepgram.fake.drop_after_bytes = 6 * BYTES_PER_SEC  # mid second turn
+    with caplog.at_level(logging.INFO, logger="processors.deepgram_stt"):
+        result = await call(base_url, meeting_wav)
+
+    (conn,) = deepgram.fake.connections
+    assert conn.dropped
+    # The second turn was in flight when the socket died: Deepgram never finalized it, yet it
+    # is in the transcript, transcribed by local Whisper from the buffered audio.
+    assert not any("security" in t.lower() for t in final_transcripts(deepgram.fake))
+    assert wer(MEETING_TURNS[1], " ".join(t for t in texts(result) if "legal" in t)) <= 0.2
+    assert wer(" ".join(MEETING_TURNS), " ".join(texts(result))) <= 0.15
+    stt = deepgram.stt
+    assert stt.failovers == 1 and stt.mode == "local" and stt.local_segments >= 2
+    failovers = [r for r in caplog.records if "failover" in r.getMessage()]
+    assert len(failovers) == 1
+    message = failovers[0].getMessage()  # the socket's close, or a send into it, tells
+    assert "reason=connection lost" in message or "reason=send failed" in message
+    assert "fallback=whisper-local" in message
+
+
+async def test_a_refused_key_fails_over_at_once_without_leaking_it(
+    deepgram: Harness,
+    base_url: str,
+    meeting_wav: Path,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    wrong_key = "dg-wrong-key-" + "7" * 27
+    deepgram.runtime.settings = deepgram.runtime.settings.model_copy(
+        update={"deepgram_api_key": SecretStr(wrong_key)}
+    )
+    with caplog.at_level(logging.DEBUG):
+        result = await call(base_url, meeting_wav)
+
+    (conn,) = deepgram.fake.connections  # a 401 is not retried
+    assert conn.status == 401
+    assert wer(" ".join(MEETING_TURNS), " ".join(texts(result))) <= 0.15
+    stt = deepgram.stt
+    assert stt.failovers == 1 and stt.deepgram_ok == 0 and stt.local_segments >= 3
+    assert any("HTTP 401" in r.getMessage() for r in caplog.records if "failover" in r.msg)
+    assert wrong_key not in caplog.text
+
+
+async def test_a_stalled_socket_is_retried_then_failed_over(
+    deepgram: Harness,
+    base_url: str,
+    meeting_wav: Path,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    deepgram.configure(timeout_secs=1.0, retries=1)
+    deepgram.fake.stall = True  # takes the audio, never answers
+    with caplog.at_level(logging.WARNING, logger="processors.deepgram_stt"):
+        result = await call(base_url, meeting_wav)
+
+    assert len(deepgram.fake.accepted) == 2  # tried, retried
+    assert wer(" ".join(MEETING_TURNS), " ".join(texts(result))) <= 0.15
+    stt = deepgram.stt
+    assert stt.reconnects == 1 and stt.failovers == 1 and stt.deepgram_ok == 0
+    assert sum("connection failed: reason=stalled" in r.getMessage() for r in caplog.records) == 2
+
+
+async def test_without_a_fallback_the_call_goes_on_untranscribed(
+    deepgram: Harness,
+    base_url: str,
+    meeting_wav: Path,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    deepgram.configure(fallback="none")
+    deepgram.fake.reject_status = 503
+    with caplog.at_level(logging.WARNING, logger="processors.deepgram_stt"):
+        result = await call(base_url, meeting_wav)
+
+    assert result["transcript"] == []
+    assert [c.status for c in deepgram.fake.connections] == [503, 503]  # retried once
+    stt = deepgram.stt
+    assert stt.failovers == 1 and stt.mode == "none"
+    assert any(r.levelno == logging.ERROR and "not transcribed" in r.msg for r in caplog.records)
