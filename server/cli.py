@@ -60,6 +60,18 @@ def serve(
 
     configure_logging("INFO" if verbose else "WARNING")
     settings = _settings()
+    # Bad YAML, an unknown provider or a missing key: say so here, before any server starts.
+    from server.errors import ConfigError
+    from server.prompts import load_prompts
+    from server.runtime import check_provider_settings
+
+    try:
+        check_provider_settings(settings, load_prompts(settings.convene_prompts_dir))
+    except ConfigError as exc:
+        from rich.markup import escape
+
+        err.print(f"[red]error:[/] {escape(str(exc))}", highlight=False)
+        raise typer.Exit(2) from exc
     err.print(
         f"Convene listening on http://{host}:{port} (public host: {settings.public_host or 'unset'})"
     )

@@ -139,3 +139,25 @@ async def test_a_series_override_changes_that_calls_pipeline(runtime: Runtime) -
     board = pipeline.for_series("board")
     assert type(build_tts(deps, board)).__name__ != type(build_tts(deps, pipeline)).__name__
     assert type(build_stt(deps, board)) is type(build_stt(deps, pipeline))
+
+
+def test_convene_serve_refuses_to_start_without_the_key(tmp_path: Path) -> None:
+    """As a user runs it: the error comes at start, names the file, the key and the variable."""
+    import os
+    import subprocess
+    import sys
+
+    folder = with_pipeline(tmp_path, {"tts": {"provider": "cartesia"}})
+    env = {**os.environ, "CONVENE_HOME": str(tmp_path / "home"), "CONVENE_PROMPTS_DIR": str(folder)}
+    env.pop("CARTESIA_API_KEY", None)
+    out = subprocess.run(
+        [sys.executable, "-m", "server.cli", "serve", "--port", "0"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert out.returncode != 0
+    assert "pipeline.yaml" in out.stderr and "tts.provider is cartesia" in out.stderr
+    assert "CARTESIA_API_KEY" in out.stderr and "Traceback" not in out.stderr
