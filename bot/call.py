@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import datetime as dt
 import logging
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol, cast
@@ -50,6 +51,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 DRAIN_TIMEOUT_SECS = 30.0
 DRAIN_STALL_SECS = 2.0
+SETTLE_SECS = 1.0
 
 
 @dataclass(frozen=True)
@@ -69,6 +71,8 @@ class CallDeps:
     anthropic_base_url: str | None = None
     extraction_prompt: Path | None = None
     llm_spool: Path | None = None
+    # Waits (at most the given seconds) until submitted writes are in Postgres or spooled.
+    flush: Callable[[float], Awaitable[object]] | None = None
     openai_api_key: str | None = None
     openai_base_url: str | None = None
     deepgram_api_key: str | None = None
@@ -325,6 +329,17 @@ async def run_call(
         extractor=extractor,
         submit=deps.submit,
     )
+    written = 0
+
+    async def settle_memory() -> None:
+        # Bounded: a slow extractor or a Postgres outage delays an answer, never blocks it.
+        nonlocal written
+        await commitments.settled(SETTLE_SECS)
+        if deps.flush is not None and len(commitments.found) > written:
+            written = len(commitments.found)
+            with contextlib.suppress(TimeoutError):
+                await deps.flush(SETTLE_SECS)
+
     agent = deps.prompts.agent
     reporter = build_reporter(deps, knobs)
     tts_knobs = knobs.tts
@@ -343,7 +358,11 @@ async def run_call(
                 answer_early=knobs.wake.answer_early,
             ),
             MemoryLookup(
-                store=deps.store, series=series, meeting_date=meeting_date, call_id=call_id
+                store=deps.store,
+                series=series,
+                meeting_date=meeting_date,
+                call_id=call_id,
+                settle=settle_memory,
             ),
             ReportProcessor(reporter, max_sentence_chars=tts_knobs.max_sentence_chars),
             build_tts(deps, knobs),

@@ -72,6 +72,9 @@ class CommitmentExtractor(FrameProcessor):  # type: ignore[misc]
         self._queue: asyncio.Queue[TranscriptSegmentFrame | None] = asyncio.Queue()
         self._task: asyncio.Task[None] | None = None
         self.found: list[CommitmentRecord] = []
+        self._unprocessed = 0
+        self._idle = asyncio.Event()
+        self._idle.set()
 
     async def process_frame(self, frame: Frame, direction: FrameDirection) -> None:
         await super().process_frame(frame, direction)
@@ -80,6 +83,8 @@ class CommitmentExtractor(FrameProcessor):  # type: ignore[misc]
             self._task = self.create_task(self._run())
         elif isinstance(frame, TranscriptSegmentFrame):
             await self.push_frame(frame, direction)
+            self._unprocessed += 1
+            self._idle.clear()
             self._queue.put_nowait(frame)
         elif isinstance(frame, EndFrame):
             # Finish what was heard before the call ends, then let the end through.
@@ -96,6 +101,23 @@ class CommitmentExtractor(FrameProcessor):  # type: ignore[misc]
         else:
             await self.push_frame(frame, direction)
 
+    async def settled(self, timeout: float) -> bool:
+        """Wait (at most `timeout`) until every segment heard so far has been through the
+        extractor; True when it has. Memory lookups call this so that a status update said
+        just before a question is part of the answer."""
+        try:
+            async with asyncio.timeout(timeout):
+                await self._idle.wait()
+        except TimeoutError:
+            return False
+        return True
+
+    def _processed_one(self) -> None:
+        self._unprocessed -= 1
+        if self._unprocessed <= 0:
+            self._unprocessed = 0
+            self._idle.set()
+
     async def _feed(self, utterance: Utterance) -> list[Commitment]:
         feed = self._extractor.feed
         if inspect.iscoroutinefunction(feed):
@@ -107,38 +129,44 @@ class CommitmentExtractor(FrameProcessor):  # type: ignore[misc]
 
     async def _run(self) -> None:
         while (segment := await self._queue.get()) is not None:
-            utterance = Utterance(speaker=segment.speaker, text=segment.text)
             try:
-                found = await self._feed(utterance)
-            except Exception as exc:  # one bad utterance must not stop extraction
-                await self.push_error(f"commitment extraction failed: {exc}", exception=exc)
-                continue
-            for ordinal, item in enumerate(found):
-                record = commitment_record(
-                    item,
-                    call_id=self._call_id,
+                await self._extract(segment)
+            finally:
+                self._processed_one()
+
+    async def _extract(self, segment: TranscriptSegmentFrame) -> None:
+        utterance = Utterance(speaker=segment.speaker, text=segment.text)
+        try:
+            found = await self._feed(utterance)
+        except Exception as exc:  # one bad utterance must not stop extraction
+            await self.push_error(f"commitment extraction failed: {exc}", exception=exc)
+            return
+        for ordinal, item in enumerate(found):
+            record = commitment_record(
+                item,
+                call_id=self._call_id,
+                seq=segment.seq,
+                ordinal=ordinal,
+                series=self._series,
+            )
+            self.found.append(record)
+            self._submit(record)
+            log.info(
+                "call %s: %s %s: %s (due %s)",
+                self._call_id,
+                item.kind,
+                item.owner,
+                item.action,
+                item.due,
+            )
+            await self.push_frame(
+                CommitmentFrame(
+                    kind=item.kind,
+                    owner=item.owner,
+                    action=item.action,
+                    due=item.due,
+                    quote=item.quote,
+                    confidence=item.confidence,
                     seq=segment.seq,
-                    ordinal=ordinal,
-                    series=self._series,
                 )
-                self.found.append(record)
-                self._submit(record)
-                log.info(
-                    "call %s: %s %s: %s (due %s)",
-                    self._call_id,
-                    item.kind,
-                    item.owner,
-                    item.action,
-                    item.due,
-                )
-                await self.push_frame(
-                    CommitmentFrame(
-                        kind=item.kind,
-                        owner=item.owner,
-                        action=item.action,
-                        due=item.due,
-                        quote=item.quote,
-                        confidence=item.confidence,
-                        seq=segment.seq,
-                    )
-                )
+            )

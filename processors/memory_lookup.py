@@ -11,6 +11,7 @@ import asyncio
 import datetime as dt
 import logging
 import uuid
+from collections.abc import Awaitable, Callable
 
 from pipecat.frames.frames import CancelFrame, EndFrame, Frame
 from pipecat.processors.frame_processor import FrameDirection, FrameProcessor
@@ -89,8 +90,10 @@ class MemoryLookup(FrameProcessor):  # type: ignore[misc]
         series: str | None,
         meeting_date: dt.date,
         call_id: str | None,
+        settle: Callable[[], Awaitable[object]] | None = None,
     ) -> None:
         super().__init__()
+        self._settle = settle
         self._store = store
         self._series = series
         self._meeting_date = meeting_date
@@ -118,6 +121,9 @@ class MemoryLookup(FrameProcessor):  # type: ignore[misc]
 
     async def _lookup(self, ask: AddressedFrame) -> None:
         try:
+            if self._settle is not None:
+                # What was said just before the question (a status update) is in memory first.
+                await self._settle()
             facts = await gather_facts(
                 self._store,
                 series=self._series,

@@ -272,6 +272,7 @@ class Runtime:
             whisper_model=self.whisper_model,
             whisper_model_name=self.whisper_model_name,
             submit=self.writer.submit,
+            flush=self.writer.flush,
             store=self.store,
             whisper_remote_url=self.settings.convene_whisper_remote_url,
             whisper_remote_model=self.settings.convene_whisper_remote_model,

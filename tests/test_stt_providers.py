@@ -91,6 +91,7 @@ def test_whisper_remote_without_url_fails_at_start(tmp_path: Path) -> None:
         asyncio.run(Runtime.start(settings))
     path.write_text(path.read_text().replace("provider: whisper-remote", "provider: deepgrm", 1))
     with pytest.raises(
-        ConfigError, match=r"stt\.provider: Input should be 'whisper-local' or 'whisper-remote'"
+        ConfigError,
+        match=r"stt\.provider: Input should be 'whisper-local', 'whisper-remote', 'deepgram' or",
     ):
         asyncio.run(Runtime.start(settings))
