@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import math
+import re
 from collections.abc import AsyncGenerator
 from typing import TYPE_CHECKING, Any
 
@@ -46,6 +47,7 @@ SHORT_MAX_SECS = 20.0
 SHORT_WINDOW_MIN_FRAMES = 500  # 5 s of mel frames (10 ms each)
 SHORT_WINDOW_STEP = 250
 SHORT_WINDOW_PAD_FRAMES = 100
+MAX_WORDS_PER_SEC = 5.0
 SHORT_MIN_LOGPROB = -1.0  # speech scores -0.2 to -0.5 here; silence and noise below -1.2
 
 
@@ -125,10 +127,35 @@ def transcribe_short(
         return None
     duration = frames * model.feature_extractor.time_per_frame
     tokens = _tokens_within(result.sequences_ids[0], tokenizer.timestamp_begin, duration)
-    text = tokenizer.decode(tokens).strip()
+    text = _without_repeats(tokenizer.decode(tokens).strip())
     if not text:
         return "", None
+    if len(text.split()) > MAX_WORDS_PER_SEC * duration + 2:
+        return None  # more words than the audio can hold: a loop the checks above missed
     return text, math.exp(result.scores[0])
+
+
+_SENTENCE = re.compile(r"[^.?!]+[.?!]*")
+
+
+def _without_repeats(text: str) -> str:
+    """Drop a sentence that repeats the one before it word for word (3+ words).
+
+    Whisper sometimes loops on a short turn's trailing silence ("Yes, I will have it ready.
+    Yes, I will have it ready."); people do not repeat whole sentences back to back.
+    """
+    kept: list[str] = []
+    previous = ""
+    for sentence in (m.group().strip() for m in _SENTENCE.finditer(text)):
+        norm = re.sub(r"[^a-z0-9 ]", "", sentence.lower()).strip()
+        repeated = norm == previous or (  # or a repeat cut off where the decoding stopped
+            not sentence.endswith((".", "?", "!")) and previous.startswith(norm)
+        )
+        if norm and repeated and len(norm.split()) >= 3:
+            continue
+        kept.append(sentence)
+        previous = norm
+    return " ".join(kept)
 
 
 def _tokens_within(ids: list[int], timestamp_begin: int, duration: float) -> list[int]:

@@ -155,3 +155,16 @@ async def test_an_early_answer_is_cut_when_the_asker_goes_on(runtime: Runtime) -
     assert len(final) == 1 and "pricing" in final[0].text.lower()
     assert asks[-1].seq != -1 or gate.early_answers == 2  # ... and the whole turn was answered
     assert down.index(asks[-1]) > cut
+
+
+def test_repeated_sentences_from_a_decoding_loop_are_dropped() -> None:
+    from processors.whisper_stt import _without_repeats
+
+    looped = "Yes, I will have the demo ready by Friday. Yes, I will have the demo ready by Friday."
+    assert _without_repeats(looped) == "Yes, I will have the demo ready by Friday."
+    cut = "Convene, what is Tom working on? Convene, what is Tom working on? Convene, what is"
+    assert _without_repeats(cut) == "Convene, what is Tom working on?"
+    # What people do say twice stays: short answers, and sentences that go on differently.
+    assert _without_repeats("Yes. Yes.") == "Yes. Yes."
+    kept = "I will send it. I will send it to legal."
+    assert _without_repeats(kept) == kept
