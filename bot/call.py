@@ -50,7 +50,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 DRAIN_TIMEOUT_SECS = 30.0
-DRAIN_STALL_SECS = 2.0
+DRAIN_STALL_SECS = 5.0
 SETTLE_SECS = 1.0
 
 
@@ -282,8 +282,11 @@ async def run_call(
             await asyncio.sleep(0.02)
             if heard.heard_ms != last_heard:
                 last_heard, last_progress = heard.heard_ms, loop.time()
-            elif loop.time() - last_progress > DRAIN_STALL_SECS:
-                break  # nothing more is coming through: the counters just differ
+            elif last_heard > 0 and loop.time() - last_progress > DRAIN_STALL_SECS:
+                # Audio was flowing and has stopped moving: the rest is not coming (the
+                # counters just differ). Before the first audio, the pipeline may still be
+                # starting up: wait for it, up to DRAIN_TIMEOUT_SECS.
+                break
         if worker is not None:
             await worker.queue_frame(EndFrame())
 

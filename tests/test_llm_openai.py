@@ -575,20 +575,20 @@ async def test_openai_compatible_llm_in_a_real_call(
         commitments(
             {
                 "owner": "Tom",
-                "action": "book the venue for the offsite",
+                "action": "book the venue for the team dinner",
                 "due": "2026-11-27",
                 "kind": "commitment",
-                "quote": "Tom will book the venue for the offsite by Friday.",
+                "quote": "Tom will book the venue for the team dinner by Friday.",
                 "confidence": 0.93,
             }
         )
     )
-    wav = write_meeting(tmp_path / "m.wav", ["Tom will book the venue for the offsite by Friday."])
+    wav = write_meeting(tmp_path / "m.wav", ["Tom will book the venue for the team dinner by Friday."])
     result = await simulate_call(
         wav, base_url=base_url, series="openai-llm", speed=0, auth_token=TEST_AUTH_TOKEN
     )
     assert [(c["owner"], c["action"], c["due"]) for c in result["commitments"]] == [
-        ("Tom", "book the venue for the offsite", "2026-11-27")
+        ("Tom", "book the venue for the team dinner", "2026-11-27")
     ]
     assert fake.requests and all(r.body["model"] == MODEL for r in fake.requests)
     assert all(r.body["tool_choice"] == NAMED_CHOICE for r in fake.requests)
@@ -600,13 +600,13 @@ async def test_openai_compatible_llm_in_a_real_call(
     pipeline = knobs.model_copy(update={"extraction": deterministic})
     runtime.prompts = runtime.prompts.model_copy(update={"pipeline": pipeline})
     fake.requests.clear()
-    fake.push(ChatText("Tom will book the venue for the offsite by Friday the 27th."))
+    fake.push(ChatText("Tom will book the venue for the team dinner by Friday the 27th."))
     ask = write_meeting(tmp_path / "b.wav", ["Convene, give me a progress report."])
     result = await simulate_call(
         ask, base_url=base_url, series="openai-llm", speed=0, auth_token=TEST_AUTH_TOKEN
     )
     [reply] = result["replies"]
-    assert reply["answer"] == "Tom will book the venue for the offsite by Friday the 27th."
+    assert reply["answer"] == "Tom will book the venue for the team dinner by Friday the 27th."
     [request] = fake.requests
     assert request.body["model"] == MODEL and "tools" not in request.body
     assert "book the venue" in request.body["messages"][1]["content"]

@@ -45,20 +45,20 @@ async def test_anthropic_backend_extracts_in_a_call(
         commitments(
             {
                 "owner": "Tom",
-                "action": "book the venue for the offsite",
+                "action": "book the venue for the team dinner",
                 "due": "2026-11-27",
                 "kind": "commitment",
-                "quote": "Tom will book the venue for the offsite by Friday.",
+                "quote": "Tom will book the venue for the team dinner by Friday.",
                 "confidence": 0.93,
             }
         )
     )
-    wav = write_meeting(tmp_path / "m.wav", ["Tom will book the venue for the offsite by Friday."])
+    wav = write_meeting(tmp_path / "m.wav", ["Tom will book the venue for the team dinner by Friday."])
     result = await simulate_call(
         wav, base_url=base_url, series="offsite", speed=0, auth_token=TEST_AUTH_TOKEN
     )
     assert [(c["owner"], c["action"], c["due"]) for c in result["commitments"]] == [
-        ("Tom", "book the venue for the offsite", "2026-11-27")
+        ("Tom", "book the venue for the team dinner", "2026-11-27")
     ]
     [request] = fake.requests
     body = request.body
@@ -71,7 +71,7 @@ async def test_anthropic_overloaded_falls_back_to_deterministic(
 ) -> None:
     fake = anthropic_backend
     fake.default = overloaded()
-    wav = write_meeting(tmp_path / "m.wav", ["Tom will book the venue for the offsite by Friday."])
+    wav = write_meeting(tmp_path / "m.wav", ["Tom will book the venue for the team dinner by Friday."])
     result = await simulate_call(
         wav, base_url=base_url, series="offsite-2", speed=0, auth_token=TEST_AUTH_TOKEN
     )
@@ -83,10 +83,10 @@ async def test_anthropic_overloaded_falls_back_to_deterministic(
     fake.default = commitments(
         {
             "owner": "Tom",
-            "action": "book the venue for the offsite",
+            "action": "book the venue for the team dinner",
             "due": "2026-11-27",
             "kind": "commitment",
-            "quote": "Tom will book the venue for the offsite by Friday.",
+            "quote": "Tom will book the venue for the team dinner by Friday.",
             "confidence": 0.95,
         }
     )
@@ -120,18 +120,18 @@ async def test_anthropic_report_backend_speaks_the_llm_answer(
     )
     runtime.prompts = runtime.prompts.model_copy(update={"pipeline": pipeline})
     week1 = write_meeting(
-        tmp_path / "a.wav", ["Tom will book the venue for the offsite by Friday."]
+        tmp_path / "a.wav", ["Tom will book the venue for the team dinner by Friday."]
     )
     await simulate_call(
         week1, base_url=base_url, series="llm-report", speed=0, auth_token=TEST_AUTH_TOKEN
     )
-    fake.push(TextReply("Tom will book the venue for the offsite by Friday the 27th."))
+    fake.push(TextReply("Tom will book the venue for the team dinner by Friday the 27th."))
     ask = write_meeting(tmp_path / "b.wav", ["Convene, give me a progress report."])
     result = await simulate_call(
         ask, base_url=base_url, series="llm-report", speed=0, auth_token=TEST_AUTH_TOKEN
     )
     [reply] = result["replies"]
-    assert reply["answer"] == "Tom will book the venue for the offsite by Friday the 27th."
+    assert reply["answer"] == "Tom will book the venue for the team dinner by Friday the 27th."
     body = fake.requests[-1].body
     assert "book the venue" in str(body["messages"])
 
