@@ -199,6 +199,9 @@ class SharedWhisperSTTService(SegmentTimingMixin, WhisperSTTService):  # type: i
         self._timing_init()
         self._speculate_max_secs = speculate_max_secs
         self._speculation: asyncio.Future[tuple[str, float | None]] | None = None
+        # Where in the turn's audio its last pause began (bytes): the turn is transcribed up to
+        # there, speculatively or not, so the words do not depend on which finished first.
+        self._pause_cut: int | None = None
         self.speculations = 0
         self.speculations_used = 0
 
@@ -206,20 +209,24 @@ class SharedWhisperSTTService(SegmentTimingMixin, WhisperSTTService):  # type: i
         self._model = self._shared_model
 
     def _take_speculation(self) -> Any:
-        speculation, self._speculation = self._speculation, None
-        return speculation
+        taken = (self._speculation, self._pause_cut)
+        self._speculation, self._pause_cut = None, None
+        return taken
 
     async def process_frame(self, frame: Frame, direction: FrameDirection) -> None:
         if isinstance(frame, SpeechPausedFrame):
-            self._speculate(frame.paused_secs)
+            if self._user_speaking and self._timing_in_speech:
+                self._pause_cut = len(self._audio_buffer)
+                self._speculate(frame.paused_secs)
         elif isinstance(frame, SpeechResumedFrame):
-            self._speculation = None  # the turn goes on: what was heard so far is not it
+            # The turn goes on: what was heard so far is not it.
+            self._speculation, self._pause_cut = None, None
         await super().process_frame(frame, direction)
 
     def _speculate(self, paused_secs: float) -> None:
         model = self._model
         pcm = bytes(self._audio_buffer)
-        if model is None or not self._user_speaking or not self._timing_in_speech:
+        if model is None:
             return
         if len(pcm) > self._speculate_max_secs * self.sample_rate * 2:
             return
@@ -249,7 +256,7 @@ class SharedWhisperSTTService(SegmentTimingMixin, WhisperSTTService):  # type: i
 
     async def run_stt(self, audio: bytes) -> AsyncGenerator[Frame, None]:
         timing = self.next_timing()
-        speculation = self.next_speculation()
+        speculation, pause_cut = self.next_speculation() or (None, None)
         model = self._model
         if model is None:
             yield ErrorFrame("Whisper model not available")
@@ -264,6 +271,9 @@ class SharedWhisperSTTService(SegmentTimingMixin, WhisperSTTService):  # type: i
             except Exception:
                 result = None
         if result is None:
+            if pause_cut is not None and pause_cut < len(audio):
+                # The same audio a speculation would have had: the turn up to its last pause.
+                audio = audio[:pause_cut] + self._trailing_silence()
             result = await asyncio.to_thread(transcribe_local, model, audio, settings)
         text, confidence = result
         await self.stop_processing_metrics()
