@@ -5,14 +5,20 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+import numpy as np
 import soundfile as sf
 
 from bot.speech import synthesize_meeting
 
 
-def write_meeting(path: Path, turns: list[str], *, pause_secs: float = 1.0) -> Path:
+def write_meeting(
+    path: Path, turns: list[str], *, pause_secs: float = 1.0, lead_secs: float = 1.0
+) -> Path:
+    """Speak `turns` into a WAV, after `lead_secs` of silence (a bridge is quiet before anyone
+    speaks; Whisper mishears a first word that starts the audio: "Tom" as "Kamal")."""
     audio, rate = synthesize_meeting(turns, pause_secs=pause_secs)
-    sf.write(path, audio, rate)
+    lead = np.zeros(int(rate * lead_secs), dtype=audio.dtype)
+    sf.write(path, np.concatenate([lead, audio]), rate)
     return path
 
 

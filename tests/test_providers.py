@@ -122,9 +122,10 @@ async def test_anthropic_report_backend_speaks_the_llm_answer(
     week1 = write_meeting(
         tmp_path / "a.wav", ["Tom will book the venue for the team dinner by Friday."]
     )
-    await simulate_call(
+    first = await simulate_call(
         week1, base_url=base_url, series="llm-report", speed=0, auth_token=TEST_AUTH_TOKEN
     )
+    assert len(first["commitments"]) == 1, first["transcript"]
     fake.push(TextReply("Tom will book the venue for the team dinner by Friday the 27th."))
     ask = write_meeting(tmp_path / "b.wav", ["Convene, give me a progress report."])
     result = await simulate_call(
