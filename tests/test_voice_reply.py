@@ -81,11 +81,16 @@ async def test_barge_in_clears_and_stops_the_reply(
     from server.simulator import TwilioStreamClient
 
     question = to_twilio_ulaw(
-        write_meeting(tmp_path / "q.wav", ["Convene, what can you do?"], pause_secs=0.2)
+        write_meeting(
+            tmp_path / "q.wav", ["Convene, what can you do?"], pause_secs=0.2, lead_secs=0
+        )
     )
     interruption = to_twilio_ulaw(
         write_meeting(
-            tmp_path / "i.wav", ["Sorry, wait a moment, let me stop you there."], pause_secs=0.2
+            tmp_path / "i.wav",
+            ["Sorry, wait a moment, let me stop you there."],
+            pause_secs=0.2,
+            lead_secs=0,
         )
     )
     silence = b"\xff" * 160
