@@ -583,7 +583,9 @@ async def test_openai_compatible_llm_in_a_real_call(
             }
         )
     )
-    wav = write_meeting(tmp_path / "m.wav", ["Tom will book the venue for the team dinner by Friday."])
+    wav = write_meeting(
+        tmp_path / "m.wav", ["Tom will book the venue for the team dinner by Friday."]
+    )
     result = await simulate_call(
         wav, base_url=base_url, series="openai-llm", speed=0, auth_token=TEST_AUTH_TOKEN
     )

@@ -53,7 +53,9 @@ async def test_anthropic_backend_extracts_in_a_call(
             }
         )
     )
-    wav = write_meeting(tmp_path / "m.wav", ["Tom will book the venue for the team dinner by Friday."])
+    wav = write_meeting(
+        tmp_path / "m.wav", ["Tom will book the venue for the team dinner by Friday."]
+    )
     result = await simulate_call(
         wav, base_url=base_url, series="offsite", speed=0, auth_token=TEST_AUTH_TOKEN
     )
@@ -71,7 +73,9 @@ async def test_anthropic_overloaded_falls_back_to_deterministic(
 ) -> None:
     fake = anthropic_backend
     fake.default = overloaded()
-    wav = write_meeting(tmp_path / "m.wav", ["Tom will book the venue for the team dinner by Friday."])
+    wav = write_meeting(
+        tmp_path / "m.wav", ["Tom will book the venue for the team dinner by Friday."]
+    )
     result = await simulate_call(
         wav, base_url=base_url, series="offsite-2", speed=0, auth_token=TEST_AUTH_TOKEN
     )
