@@ -25,7 +25,7 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
 )
-err = Console(stderr=True)
+err = Console(stderr=True, soft_wrap=True)  # errors stay one line: greppable, copyable
 
 Verbose = Annotated[bool, typer.Option("--verbose", "-v", help="Log at INFO to stderr.")]
 
