@@ -185,7 +185,8 @@ def build_tts(deps: CallDeps, knobs: PipelineKnobs | None = None) -> TTSService:
     )
 
 
-def _llm_access(deps: CallDeps, provider: LlmProvider) -> tuple[str | None, str | None]:
+def llm_access(deps: CallDeps, provider: LlmProvider) -> tuple[str | None, str | None]:
+    """(api key, base URL) for an LLM provider, from the process settings."""
     if provider == "anthropic":
         return deps.anthropic_api_key, deps.anthropic_base_url
     return deps.openai_api_key, deps.openai_base_url
@@ -204,7 +205,7 @@ def build_extractor(
         return deterministic
     if deps.extraction_prompt is None or deps.llm_spool is None:
         raise ConfigError("extraction.backend: llm needs prompts/extraction.yaml")
-    api_key, base_url = _llm_access(deps, provider)
+    api_key, base_url = llm_access(deps, provider)
     return build_llm_extractor(
         prompt_path=deps.extraction_prompt,
         spool_path=deps.llm_spool,
@@ -244,7 +245,7 @@ def build_reporter(deps: CallDeps, knobs: PipelineKnobs | None = None) -> Report
     if deps.extraction_prompt is None:
         raise ConfigError("report.backend: llm needs prompts/report_llm.yaml")
     agent = deps.prompts.agent
-    api_key, base_url = _llm_access(deps, provider)
+    api_key, base_url = llm_access(deps, provider)
     return build_llm_reporter(
         prompt_path=deps.extraction_prompt.with_name("report_llm.yaml"),
         templates=deps.prompts.report,

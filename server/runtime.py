@@ -16,14 +16,14 @@ import redis.asyncio as aioredis
 from pydantic import SecretStr
 from redis.exceptions import RedisError
 
-from bot.call import CallDeps
+from bot.call import CallDeps, llm_access
 from bot.models import resolve_whisper_model, shared_whisper_model
 from memory.embedded import EmbeddedPostgres, EmbeddedRedis
 from memory.spool import Spool
 from memory.store import Store
 from memory.writer import StoreWriter
 from server.errors import ConfigError, StorageUnavailable
-from server.prompts import Prompts, load_prompts
+from server.prompts import LlmProvider, Prompts, load_prompts
 from server.settings import Settings
 
 if TYPE_CHECKING:
@@ -210,12 +210,10 @@ class Runtime:
 
         deps = self.call_deps()
         knobs = self.prompts.pipeline
-        provider = knobs.llm_for(knobs.extraction.backend) or "anthropic"
-        if provider == "openai-compatible" or knobs.llm.provider == "openai-compatible":
-            provider = "openai-compatible"
-            api_key, base_url = deps.openai_api_key, deps.openai_base_url
-        else:
-            api_key, base_url = deps.anthropic_api_key, deps.anthropic_base_url
+        provider: LlmProvider = knobs.llm_for(knobs.extraction.backend) or (
+            "openai-compatible" if knobs.llm.provider == "openai-compatible" else "anthropic"
+        )
+        api_key, base_url = llm_access(deps, provider)
         extractor = build_llm_extractor(
             prompt_path=deps.extraction_prompt
             or self.settings.convene_prompts_dir / "extraction.yaml",
