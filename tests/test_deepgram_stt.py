@@ -156,7 +156,7 @@ async def test_deepgram_streams_the_meeting_with_interims_and_keyterms(
 async def test_a_dropped_socket_is_reconnected_and_the_buffered_audio_replayed(
     deepgram: Harness, base_url: str, meeting_wav: Path
 ) -> None:
-    # The first socket dies in the middle of the second turn (4.4-7.5 s); the second one lives.
+    # The first socket dies in the middle of the second turn (5.2-8.5 s); the second one lives.
     deepgram.configure(interim_results=False)  # each interim costs the fake a Whisper run
     deepgram.fake.drop_after_bytes = 6 * BYTES_PER_SEC
     deepgram.fake.drops = 1
@@ -178,7 +178,7 @@ async def test_deepgram_dropping_mid_utterance_fails_over_to_local_whisper(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     deepgram.configure(retries=0, interim_results=False)
-    deepgram.fake.drop_after_bytes = 6 * BYTES_PER_SEC  # mid second turn
+    deepgram.fake.drop_after_bytes = 6 * BYTES_PER_SEC  # mid second turn (5.2-8.5 s)
     with caplog.at_level(logging.INFO, logger="processors.deepgram_stt"):
         result = await call(base_url, meeting_wav)
 
@@ -187,7 +187,12 @@ async def test_deepgram_dropping_mid_utterance_fails_over_to_local_whisper(
     # The second turn was in flight when the socket died: Deepgram never finalized it, yet it
     # is in the transcript, transcribed by local Whisper from the buffered audio.
     assert not any("security" in t.lower() for t in final_transcripts(deepgram.fake))
-    assert wer(MEETING_TURNS[1], " ".join(t for t in texts(result) if "legal" in t)) <= 0.2
+    # Found by where it was said (the second turn, 5.2-8.5 s with the 1 s lead-in), not by
+    # its words: the turn's segments, whoever transcribed them.
+    second = [
+        s["text"] for s in result["transcript"] if s["start_ms"] < 8_500 and s["end_ms"] > 5_400
+    ]
+    assert wer(MEETING_TURNS[1], " ".join(second)) <= 0.25, result["transcript"]
     assert wer(" ".join(MEETING_TURNS), " ".join(texts(result))) <= 0.15
     stt = deepgram.stt
     assert stt.failovers == 1 and stt.mode == "local" and stt.local_segments >= 2
