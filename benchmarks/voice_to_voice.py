@@ -175,7 +175,13 @@ def bare_app(runtime: Runtime) -> FastAPI:
 
 
 async def run_turns(
-    url: str, questions: list[tuple[bytes, float]], turns: int, params: dict[str, str]
+    url: str,
+    questions: list[tuple[bytes, float]],
+    turns: int,
+    params: dict[str, str],
+    *,
+    label: str = "",
+    verbose: bool = False,
 ) -> list[float]:
     latencies: list[float] = []
     async with TwilioStreamClient(url, custom_parameters=params) as client:
@@ -185,6 +191,9 @@ async def run_turns(
         for i in range(turns):
             ulaw, speech_end = questions[i % len(questions)]
             latency = await one_turn(client, ulaw, speech_end)
+            if verbose:
+                shown = "no reply" if latency is None else f"{latency * 1000:.0f} ms"
+                print(f"  {label} turn {i + 1}: {QUESTIONS[i % len(QUESTIONS)]!r} {shown}")
             if latency is not None:
                 latencies.append(latency)
         await client.send_stop()
@@ -245,7 +254,16 @@ async def stage_shares(
 async def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--turns", type=int, default=20)
+    parser.add_argument(
+        "--convene-only", action="store_true", help="skip the no-speculation and bare runs"
+    )
+    parser.add_argument("--per-turn", action="store_true", help="print each turn's latency")
     args = parser.parse_args()
+    if args.per_turn:
+        import logging
+
+        logging.basicConfig(format="%(asctime)s %(name)s %(message)s")
+        logging.getLogger("processors").setLevel(logging.DEBUG)
     logger.remove()
     logger.add(sys.stderr, level="ERROR")
     home = Path(tempfile.mkdtemp(prefix="convene-bench-"))
@@ -279,7 +297,9 @@ async def main() -> None:
             ws = url.replace("http", "ws") + "/twilio/media"
             params = {"series": series, "meeting_date": "2026-11-24"}
             RECENT.clear()
-            convene = await run_turns(ws, questions, args.turns, params)
+            convene = await run_turns(
+                ws, questions, args.turns, params, label="convene", verbose=args.per_turn
+            )
             service_metrics = {
                 f"{kind} {name}": statistics.median(values)
                 for (kind, name), values in sorted(RECENT.items())
@@ -292,14 +312,25 @@ async def main() -> None:
             runtime.prompts = saved.model_copy(
                 update={"pipeline": saved.pipeline.model_copy(update={"vad": vad})}
             )
+            no_spec: list[float] = []
             try:
-                no_spec = await run_turns(ws, questions, args.turns, params)
+                if not args.convene_only:
+                    no_spec = await run_turns(
+                        ws, questions, args.turns, params, label="no-spec", verbose=args.per_turn
+                    )
             finally:
                 runtime.prompts = saved
-        async with serve_in_process(bare_app(runtime)) as url:
-            bare = await run_turns(
-                url.replace("http", "ws") + "/twilio/media", questions, args.turns, {}
-            )
+        bare: list[float] = []
+        if not args.convene_only:
+            async with serve_in_process(bare_app(runtime)) as url:
+                bare = await run_turns(
+                    url.replace("http", "ws") + "/twilio/media",
+                    questions,
+                    args.turns,
+                    {},
+                    label="bare",
+                    verbose=args.per_turn,
+                )
         shares = await stage_shares(runtime, questions, series)
     finally:
         await runtime.close()

@@ -83,3 +83,29 @@ def shared_whisper_model(model: str, *, device: str, compute_type: str) -> Whisp
             found = WhisperModel(model, device=device, compute_type=compute_type, num_workers=2)
             _models[key] = found
         return found
+
+
+def warm_up(model: WhisperModel | None, voice_model: str | None) -> None:
+    """Blocking: run Whisper (turn-sized and full window) and Piper once, at start-up.
+
+    The first inference of each allocates buffers and picks kernels; without this the first
+    question of the first call pays for it (hundreds of ms more than the next ones).
+    """
+    import numpy as np
+
+    from bot.speech import synthesize
+    from processors.whisper_stt import SAMPLE_RATE, transcribe_full, transcribe_short
+
+    if model is not None:
+        settings = _WarmSettings()
+        noise = np.random.default_rng(0).normal(0, 0.003, SAMPLE_RATE * 2).astype(np.float32)
+        transcribe_short(model, noise, settings)
+        transcribe_full(model, noise, settings)
+    synthesize("Ready.", model_path=voice_model)
+
+
+class _WarmSettings:
+    language = "en"
+    hotwords = None
+    initial_prompt = None
+    no_speech_prob = None

@@ -9,6 +9,7 @@ turn ends, so the STT can transcribe the turn speculatively while the VAD is sti
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from pipecat.audio.vad.vad_analyzer import VADAnalyzer, VADState
@@ -17,6 +18,8 @@ from pipecat.processors.audio.vad_processor import VADProcessor
 from pipecat.processors.frame_processor import FrameDirection
 
 from processors.frames import SpeechPausedFrame, SpeechResumedFrame
+
+log = logging.getLogger(__name__)
 
 
 class PauseVADProcessor(VADProcessor):  # type: ignore[misc]
@@ -51,6 +54,7 @@ class PauseVADProcessor(VADProcessor):  # type: ignore[misc]
             if self._paused:
                 self._paused = False
                 self.resumes += 1
+                log.debug("vad: speech resumed after a pause")
                 await self.broadcast_frame(SpeechResumedFrame)
         elif state == VADState.QUIET:
             self._in_turn = False
@@ -60,4 +64,5 @@ class PauseVADProcessor(VADProcessor):  # type: ignore[misc]
             if silent >= self._pause_secs:
                 self._paused = True
                 self.pauses += 1
+                log.debug("vad: paused %.2f s", silent)
                 await self.broadcast_frame(SpeechPausedFrame, paused_secs=round(silent, 3))

@@ -67,6 +67,11 @@ class ReplyTracker(FrameProcessor):  # type: ignore[misc]
         elif isinstance(frame, TTSAudioRawFrame) and self._open is not None:
             if self._open.first_audio_ms is None:
                 self._open.first_audio_ms = self.inbound_ms
+                log.debug(
+                    "reply: first audio at %d ms (question ended at %d ms)",
+                    self.inbound_ms,
+                    self._open.frame.t_question_end_ms,
+                )
             self._open.audio_ms += (
                 len(frame.audio) * 1000 / (2 * frame.num_channels * frame.sample_rate)
             )

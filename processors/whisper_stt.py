@@ -17,6 +17,7 @@ import asyncio
 import logging
 import math
 import re
+import time
 from collections.abc import AsyncGenerator
 from typing import TYPE_CHECKING, Any
 
@@ -48,6 +49,7 @@ SHORT_WINDOW_MIN_FRAMES = 500  # 5 s of mel frames (10 ms each)
 SHORT_WINDOW_STEP = 250
 SHORT_WINDOW_PAD_FRAMES = 100
 MAX_WORDS_PER_SEC = 5.0
+MAX_TOKENS_PER_SEC = 10.0  # text and timestamp tokens: fast speech is ~5 words (6 tokens) a second
 SHORT_MIN_LOGPROB = -1.0  # speech scores -0.2 to -0.5 here; silence and noise below -1.2
 
 
@@ -60,6 +62,27 @@ def transcribe_local(
         short = transcribe_short(model, samples, settings)
         if short is not None:
             return short
+    return transcribe_full(model, samples, settings)
+
+
+def transcribe_quick(
+    model: WhisperModel, pcm16: bytes, settings: Any
+) -> tuple[str, float | None] | None:
+    """Blocking: the turn-sized window only; None when that is unsure or the turn too long.
+
+    For speculation: a guess that would need the full 30 s window (four times the cost) is not
+    worth making while the speaker may go on; the turn's final transcript makes it instead.
+    """
+    samples = np.frombuffer(pcm16, dtype=np.int16).astype(np.float32) / 32768.0
+    if len(samples) > SHORT_MAX_SECS * SAMPLE_RATE:
+        return None
+    return transcribe_short(model, samples, settings)
+
+
+def transcribe_full(
+    model: WhisperModel, samples: np.ndarray, settings: Any
+) -> tuple[str, float | None]:
+    """Blocking: faster-whisper's own transcription (30 s windows, fallbacks, no-speech)."""
     segments, _ = model.transcribe(
         samples,
         language=settings.language,
@@ -118,7 +141,13 @@ def transcribe_short(
         return_no_speech_prob=True,
         suppress_blank=True,
         suppress_tokens=get_suppressed_tokens(tokenizer, (-1,)),
-        max_length=min(len(prompt) + 200, model.max_length),
+        # A turn holds a few tokens a second; a cap by its length ends a beam that loops into
+        # the padding early instead of decoding 200 tokens that are then thrown away.
+        max_length=min(
+            len(prompt) + 12 + int(MAX_TOKENS_PER_SEC * frames / 100),
+            200 + len(prompt),
+            model.max_length,
+        ),
     )[0]
     threshold = settings.no_speech_prob
     if threshold is not None and result.no_speech_prob >= threshold:
@@ -198,7 +227,7 @@ class SharedWhisperSTTService(SegmentTimingMixin, WhisperSTTService):  # type: i
         super().__init__(settings=settings, **kwargs)
         self._timing_init()
         self._speculate_max_secs = speculate_max_secs
-        self._speculation: asyncio.Future[tuple[str, float | None]] | None = None
+        self._speculation: asyncio.Future[tuple[str, float | None] | None] | None = None
         # Where in the turn's audio its last pause began (bytes): the turn is transcribed up to
         # there, speculatively or not, so the words do not depend on which finished first.
         self._pause_cut: int | None = None
@@ -232,9 +261,19 @@ class SharedWhisperSTTService(SegmentTimingMixin, WhisperSTTService):  # type: i
             return
         pcm += self._trailing_silence()
         settings: Any = self._settings
-        speculation = asyncio.ensure_future(
-            asyncio.to_thread(transcribe_local, model, pcm, settings)
-        )
+        started = time.monotonic()
+
+        def timed() -> tuple[str, float | None] | None:
+            result = transcribe_quick(model, pcm, settings)
+            log.debug(
+                "stt: speculation on %.2f s of audio took %.0f ms: %r",
+                len(pcm) / (self.sample_rate * 2),
+                (time.monotonic() - started) * 1000,
+                "(unsure)" if result is None else result[0],
+            )
+            return result
+
+        speculation = asyncio.ensure_future(asyncio.to_thread(timed))
         self._speculation = speculation
         self.speculations += 1
         start_ms = self._timing_start_ms
@@ -242,13 +281,19 @@ class SharedWhisperSTTService(SegmentTimingMixin, WhisperSTTService):  # type: i
         self.create_task(self._announce(speculation, start_ms, end_ms), name="stt-speculation")
 
     async def _announce(
-        self, speculation: asyncio.Future[tuple[str, float | None]], start_ms: int, end_ms: int
+        self,
+        speculation: asyncio.Future[tuple[str, float | None] | None],
+        start_ms: int,
+        end_ms: int,
     ) -> None:
         try:
-            text, _ = await asyncio.shield(speculation)
+            result = await asyncio.shield(speculation)
         except Exception:
             log.exception("speculative transcription failed")
             return
+        if result is None:
+            return
+        text = result[0]
         # Only while it is still this turn's best guess: not after a resume, and not once the
         # turn has ended (then the final transcript is already on its way).
         if text and self._speculation is speculation:
@@ -264,17 +309,30 @@ class SharedWhisperSTTService(SegmentTimingMixin, WhisperSTTService):  # type: i
         await self.start_processing_metrics()
         settings: Any = self._settings
         result: tuple[str, float | None] | None = None
+        unsure = False
         if speculation is not None:
+            pending = not speculation.done()
             try:
                 result = await speculation
-                self.speculations_used += 1
             except Exception:
-                result = None
+                log.exception("speculative transcription failed")
+            unsure = result is None
+            if result is not None:
+                self.speculations_used += 1
+            log.debug(
+                "stt: turn ended; speculation %s (%s)",
+                "unsure" if unsure else "used",
+                "awaited" if pending else "ready",
+            )
         if result is None:
             if pause_cut is not None and pause_cut < len(audio):
                 # The same audio a speculation would have had: the turn up to its last pause.
                 audio = audio[:pause_cut] + self._trailing_silence()
-            result = await asyncio.to_thread(transcribe_local, model, audio, settings)
+            if unsure:  # the turn-sized window was unsure of this very audio: the full one
+                samples = np.frombuffer(audio, dtype=np.int16).astype(np.float32) / 32768.0
+                result = await asyncio.to_thread(transcribe_full, model, samples, settings)
+            else:
+                result = await asyncio.to_thread(transcribe_local, model, audio, settings)
         text, confidence = result
         await self.stop_processing_metrics()
         if not text:

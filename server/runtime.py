@@ -17,7 +17,7 @@ from pydantic import SecretStr
 from redis.exceptions import RedisError
 
 from bot.call import CallDeps, llm_access
-from bot.models import resolve_whisper_model, shared_whisper_model
+from bot.models import resolve_whisper_model, shared_whisper_model, warm_up
 from memory.embedded import EmbeddedPostgres, EmbeddedRedis
 from memory.spool import Spool
 from memory.store import Store
@@ -178,6 +178,8 @@ class Runtime:
                 device=settings.convene_whisper_device,
                 compute_type=settings.convene_whisper_compute_type,
             )
+        if load_whisper:
+            await asyncio.to_thread(warm_up, model, prompts.pipeline.tts.voice_model)
         runtime = cls(
             settings=settings,
             prompts=prompts,
