@@ -159,8 +159,8 @@ def transcribe_short(
     text = _without_repeats(tokenizer.decode(tokens).strip())
     if not text:
         return "", None
-    if len(text.split()) > MAX_WORDS_PER_SEC * duration + 2:
-        return None  # more words than the audio can hold: a loop the checks above missed
+    if len(text.split()) > MAX_WORDS_PER_SEC * duration + 2 or _stutters(text):
+        return None  # more words than the audio can hold, or a loop the checks above missed
     return text, math.exp(result.scores[0])
 
 
@@ -184,7 +184,30 @@ def _without_repeats(text: str) -> str:
             continue
         kept.append(sentence)
         previous = norm
-    return " ".join(kept)
+    return _without_period(" ".join(kept))
+
+
+def _without_period(text: str) -> str:
+    """The whole text is its first 3+ words said again (however punctuated): keep them once."""
+    pieces = text.split()
+    norm = [re.sub(r"[^a-z0-9']", "", p.lower()) for p in pieces]
+    for period in range(3, len(norm) // 2 + 1):
+        if len(norm) - period >= 3 and all(
+            norm[i] == norm[i - period] for i in range(period, len(norm))
+        ):
+            return " ".join(pieces[:period])
+    return text
+
+
+def _stutters(text: str, times: int = 4) -> bool:
+    """A word `times` times in a row ("convene convene convene convene"): a decoding loop."""
+    run, previous = 0, ""
+    for word in re.findall(r"[a-z0-9']+", text.lower()):
+        run = run + 1 if word == previous else 1
+        previous = word
+        if run >= times:
+            return True
+    return False
 
 
 def _tokens_within(ids: list[int], timestamp_begin: int, duration: float) -> list[int]:

@@ -158,13 +158,19 @@ async def test_an_early_answer_is_cut_when_the_asker_goes_on(runtime: Runtime) -
 
 
 def test_repeated_sentences_from_a_decoding_loop_are_dropped() -> None:
-    from processors.whisper_stt import _without_repeats
+    from processors.whisper_stt import _stutters, _without_repeats
 
     looped = "Yes, I will have the demo ready by Friday. Yes, I will have the demo ready by Friday."
     assert _without_repeats(looped) == "Yes, I will have the demo ready by Friday."
     cut = "Convene, what is Tom working on? Convene, what is Tom working on? Convene, what is"
     assert _without_repeats(cut) == "Convene, what is Tom working on?"
+    split = "Yes. I will have it ready by Friday. Yes, I will have it ready by Friday."
+    assert _without_repeats(split) == "Yes. I will have it ready by Friday."
     # What people do say twice stays: short answers, and sentences that go on differently.
     assert _without_repeats("Yes. Yes.") == "Yes. Yes."
     kept = "I will send it. I will send it to legal."
     assert _without_repeats(kept) == kept
+    assert _without_repeats("No, no, no, that is not it.") == "No, no, no, that is not it."
+    # A word looping on its own makes the turn-sized window's result unsure.
+    assert _stutters("convene convene convene convene convene")
+    assert not _stutters("No, no, no, that is not it.")
