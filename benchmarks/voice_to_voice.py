@@ -213,7 +213,7 @@ async def stage_shares(
 
     deps = runtime.call_deps()
     model = deps.whisper_model
-    stt_times, stt_full_times, tts_times, lookup_times = [], [], [], []
+    stt_times, stt_full_times, tts_times, lookup_times, report_times = [], [], [], [], []
     settings = whisper_settings(deps, runtime.prompts.pipeline)
     for ulaw, _ in questions:
         pcm = np.frombuffer(ulaw_to_pcm16(ulaw), dtype=np.int16).astype(np.float32) / 32768.0
@@ -235,8 +235,10 @@ async def stage_shares(
                 intent="person_tasks", question="", person="Tom", topic=None, seq=0, end_ms=0
             ),
         )
-        text = render(facts, runtime.prompts.report)
         lookup_times.append(time.perf_counter() - t)
+        t = time.perf_counter()
+        text = render(facts, runtime.prompts.report)
+        report_times.append(time.perf_counter() - t)
         voice = load_voice()
         t = time.perf_counter()
         next(iter(voice.synthesize(text)))
@@ -246,7 +248,8 @@ async def stage_shares(
         "vad_pause": runtime.prompts.pipeline.vad.pause_secs,
         "stt_30s_window": statistics.median(stt_full_times),
         "stt": statistics.median(stt_times),
-        "lookup_and_report": statistics.median(lookup_times),
+        "memory_lookup": statistics.median(lookup_times),
+        "report": statistics.median(report_times),
         "tts_first_chunk": statistics.median(tts_times),
     }
 

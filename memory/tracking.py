@@ -11,6 +11,7 @@ from __future__ import annotations
 import re
 import uuid
 from dataclasses import dataclass
+from difflib import SequenceMatcher
 from typing import Any, TypeAlias
 
 import asyncpg
@@ -22,6 +23,8 @@ from memory.models import CommitmentRecord
 
 Conn: TypeAlias = "asyncpg.Connection[Any] | PoolConnectionProxy[Any]"
 MATCH_THRESHOLD = 0.55
+SOUND_ALIKE_RATIO = 0.66
+SOUND_ALIKE_CREDIT = 0.7
 _STOP = frozenset(
     [
         "a",
@@ -134,8 +137,30 @@ def match_score(
         cosine = float(max(action_vec @ task.embedding, quote_vec @ task.embedding))
     task_words = content_words(task.action)
     heard = content_words(record.action) | content_words(record.quote)
-    overlap = len(task_words & heard) / len(task_words) if task_words else 0.0
+    found = sum(word_credit(word, heard) for word in task_words)
+    overlap = found / len(task_words) if task_words else 0.0
     return 0.6 * cosine + 0.4 * overlap
+
+
+def word_credit(word: str, heard: set[str]) -> float:
+    """1 for the word itself; SOUND_ALIKE_CREDIT for a word the STT may have heard instead.
+
+    Last week's transcript can carry a mishearing ("get the Dumbo environment ready") that this
+    week's update does not ("the demo environment is ready"): same first letter, most letters
+    in order (difflib ratio >= SOUND_ALIKE_RATIO), both at least 4 letters.
+    """
+    if word in heard:
+        return 1.0
+    if len(word) < 4:
+        return 0.0
+    for other in heard:
+        if (
+            len(other) >= 4
+            and other[0] == word[0]
+            and SequenceMatcher(None, word, other).ratio() >= SOUND_ALIKE_RATIO
+        ):
+            return SOUND_ALIKE_CREDIT
+    return 0.0
 
 
 def best_match(
