@@ -39,13 +39,24 @@ def load_voice(model_path: str | None = None) -> Any:
 
 
 def synthesize(
-    text: str, *, model_path: str | None = None, length_scale: float | None = None
+    text: str,
+    *,
+    model_path: str | None = None,
+    length_scale: float | None = None,
+    varied: bool = False,
 ) -> tuple[np.ndarray, int]:
-    """Speak `text`; returns (int16 samples, sample rate)."""
+    """Speak `text`; returns (int16 samples, sample rate).
+
+    Piper's voice model samples random noise for each synthesis (its `noise_scale` and
+    `noise_w_scale`), so the same text never comes out the same twice. Sample meetings and
+    test speech are made without it (`varied=False`): the same words give the same samples,
+    so what Whisper hears in a test or the demo does not change from run to run.
+    """
     from piper import SynthesisConfig
 
     voice = load_voice(model_path)
-    config = SynthesisConfig(length_scale=length_scale)
+    noise = None if varied else 0.0
+    config = SynthesisConfig(length_scale=length_scale, noise_scale=noise, noise_w_scale=noise)
     with _lock:  # one synthesis at a time per process: the ONNX session is shared
         chunks = list(voice.synthesize(text, syn_config=config))
     if not chunks:
