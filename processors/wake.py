@@ -210,7 +210,7 @@ class WakeGate(FrameProcessor):  # type: ignore[misc]
             await self.broadcast_interruption()  # type: ignore[no-untyped-call]
         elif isinstance(frame, EarlyTranscriptFrame) and self._answer_early:
             found = self._matcher.match(frame.text, follow_up=self._in_follow_up())
-            log.debug("wake: early transcript %r: %s", frame.text, found and found.intent)
+            log.debug("wake: early transcript: intent=%s", found and found.intent)
             if found is not None:
                 self._answered_early = frame.text
                 self.early_answers += 1

@@ -57,12 +57,13 @@ def transcribe_local(
     model: WhisperModel, pcm16: bytes, settings: Any, *, short_window: bool = True
 ) -> tuple[str, float | None]:
     """Blocking: transcribe 16-bit PCM with faster-whisper; (text, confidence)."""
-    samples = np.frombuffer(pcm16, dtype=np.int16).astype(np.float32) / 32768.0
-    if short_window and len(samples) <= SHORT_MAX_SECS * SAMPLE_RATE:
-        short = transcribe_short(model, samples, settings)
-        if short is not None:
-            return short
-    return transcribe_full(model, samples, settings)
+    if short_window and (short := transcribe_quick(model, pcm16, settings)) is not None:
+        return short
+    return transcribe_full(model, _samples(pcm16), settings)
+
+
+def _samples(pcm16: bytes) -> np.ndarray:
+    return np.frombuffer(pcm16, dtype=np.int16).astype(np.float32) / 32768.0
 
 
 def transcribe_quick(
@@ -73,7 +74,7 @@ def transcribe_quick(
     For speculation: a guess that would need the full 30 s window (four times the cost) is not
     worth making while the speaker may go on; the turn's final transcript makes it instead.
     """
-    samples = np.frombuffer(pcm16, dtype=np.int16).astype(np.float32) / 32768.0
+    samples = _samples(pcm16)
     if len(samples) > SHORT_MAX_SECS * SAMPLE_RATE:
         return None
     return transcribe_short(model, samples, settings)
@@ -289,10 +290,10 @@ class SharedWhisperSTTService(SegmentTimingMixin, WhisperSTTService):  # type: i
         def timed() -> tuple[str, float | None] | None:
             result = transcribe_quick(model, pcm, settings)
             log.debug(
-                "stt: speculation on %.2f s of audio took %.0f ms: %r",
+                "stt: speculation on %.2f s of audio took %.0f ms: %s",
                 len(pcm) / (self.sample_rate * 2),
                 (time.monotonic() - started) * 1000,
-                "(unsure)" if result is None else result[0],
+                "unsure" if result is None else f"{len(result[0].split())} words",
             )
             return result
 
@@ -352,8 +353,7 @@ class SharedWhisperSTTService(SegmentTimingMixin, WhisperSTTService):  # type: i
                 # The same audio a speculation would have had: the turn up to its last pause.
                 audio = audio[:pause_cut] + self._trailing_silence()
             if unsure:  # the turn-sized window was unsure of this very audio: the full one
-                samples = np.frombuffer(audio, dtype=np.int16).astype(np.float32) / 32768.0
-                result = await asyncio.to_thread(transcribe_full, model, samples, settings)
+                result = await asyncio.to_thread(transcribe_full, model, _samples(audio), settings)
             else:
                 result = await asyncio.to_thread(transcribe_local, model, audio, settings)
         text, confidence = result
