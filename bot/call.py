@@ -368,7 +368,11 @@ async def run_call(
                 call_id=call_id,
                 settle=settle_memory,
             ),
-            ReportProcessor(reporter, max_sentence_chars=tts_knobs.max_sentence_chars),
+            ReportProcessor(
+                reporter,
+                max_sentence_chars=tts_knobs.max_sentence_chars,
+                first_chunk_chars=tts_knobs.first_chunk_chars,
+            ),
             build_tts(deps, knobs),
             tracker,
             transport.output(),

@@ -150,6 +150,9 @@ class TtsKnobs(_Strict):
     voice_model: str | None = None  # a Piper .onnx path; default: the packaged en_US joe voice
     length_scale: float = Field(1.0, gt=0.2, le=3.0)  # > 1 speaks slower
     max_sentence_chars: int = Field(220, ge=20)
+    # A reply's first sentence longer than this is split after its first clause so the first
+    # audio comes sooner; 0 keeps it whole.
+    first_chunk_chars: int = Field(40, ge=0)
     cartesia: CartesiaOptions = CartesiaOptions()
     elevenlabs: ElevenLabsOptions = ElevenLabsOptions()
 

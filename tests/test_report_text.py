@@ -96,3 +96,22 @@ def test_unknown_placeholder_fails_at_load_with_file_and_key(tmp_path: Path) -> 
         and "person_tasks.none" in str(info.value)
         and "persn" in str(info.value)
     )
+
+
+def test_a_long_first_sentence_is_cut_after_its_first_clause_for_a_quick_first_audio() -> None:
+    from processors.report import split_sentences
+
+    answer = "Tom has 2 open: get the demo environment ready by Friday the 20th. Nothing else."
+    assert split_sentences(answer, first_chars=40) == [
+        "Tom has 2 open:",
+        "get the demo environment ready by Friday the 20th.",
+        "Nothing else.",
+    ]
+    # Off, short enough already, or no clause with two words on each side: kept whole.
+    assert split_sentences(answer, first_chars=0)[0] == answer.split(". ")[0] + "."
+    assert split_sentences("Here is the progress report. Done.", first_chars=40) == [
+        "Here is the progress report.",
+        "Done.",
+    ]
+    long_single = "Yes, everything we promised last week is already done and delivered to them."
+    assert split_sentences(long_single, first_chars=40) == [long_single]
