@@ -37,6 +37,7 @@ from bot.speech import load_voice, synthesize  # noqa: E402
 from bot.twilio_stream import ConveneTwilioSerializer, read_stream_start  # noqa: E402
 from processors.frames import AddressedFrame  # noqa: E402
 from processors.memory_lookup import gather_facts  # noqa: E402
+from processors.report import split_sentences  # noqa: E402
 from processors.report_text import render  # noqa: E402
 from processors.stage_metrics import RECENT  # noqa: E402
 from processors.whisper_stt import transcribe_local  # noqa: E402
@@ -214,6 +215,7 @@ async def stage_shares(
     deps = runtime.call_deps()
     model = deps.whisper_model
     stt_times, stt_full_times, tts_times, lookup_times, report_times = [], [], [], [], []
+    tts_clause_times: list[float] = []
     settings = whisper_settings(deps, runtime.prompts.pipeline)
     for ulaw, _ in questions:
         pcm = np.frombuffer(ulaw_to_pcm16(ulaw), dtype=np.int16).astype(np.float32) / 32768.0
@@ -243,6 +245,11 @@ async def stage_shares(
         t = time.perf_counter()
         next(iter(voice.synthesize(text)))
         tts_times.append(time.perf_counter() - t)
+        # What Convene sends first: the first sentence, cut after its first clause.
+        first = split_sentences(text, first_chars=runtime.prompts.pipeline.tts.first_chunk_chars)
+        t = time.perf_counter()
+        next(iter(voice.synthesize(first[0])))
+        tts_clause_times.append(time.perf_counter() - t)
     return {
         "vad_stop_wait": runtime.prompts.pipeline.vad.stop_secs,
         "vad_pause": runtime.prompts.pipeline.vad.pause_secs,
@@ -250,7 +257,8 @@ async def stage_shares(
         "stt": statistics.median(stt_times),
         "memory_lookup": statistics.median(lookup_times),
         "report": statistics.median(report_times),
-        "tts_first_chunk": statistics.median(tts_times),
+        "tts_first_sentence": statistics.median(tts_times),
+        "tts_first_chunk": statistics.median(tts_clause_times),
     }
 
 
@@ -261,7 +269,12 @@ async def main() -> None:
         "--convene-only", action="store_true", help="skip the no-speculation and bare runs"
     )
     parser.add_argument("--per-turn", action="store_true", help="print each turn's latency")
+    parser.add_argument(
+        "--stages-only", action="store_true", help="only the stage shares, no streamed turns"
+    )
     args = parser.parse_args()
+    if args.stages_only:
+        args.turns, args.convene_only = 0, True
     if args.per_turn:
         import logging
 
