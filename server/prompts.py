@@ -273,7 +273,7 @@ class ProgressTemplates(_Templates):
         "open": {"items"},
         "new": {"items"},
         "nothing": {"series"},
-        "done_item": {"owner", "action", "due"},
+        "done_item": {"owner", "action", "action_done", "due"},
         "overdue_item": {"owner", "action", "due"},
         "open_item": {"owner", "action", "due"},
     }

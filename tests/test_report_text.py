@@ -30,7 +30,7 @@ def test_progress_report_orders_overdue_first_and_mentions_only_known_tasks() ->
     assert text.startswith(
         "Here is the progress report. Overdue: Priya was to update the pricing page by Monday the 23rd."
     )
-    assert "Done since last time: get the demo environment ready, by Tom." in text
+    assert "Done since last time: Tom got the demo environment ready." in text
     assert (
         "Still open: someone will send the security review to legal by Wednesday the 25th." in text
     )
@@ -115,3 +115,26 @@ def test_a_long_first_sentence_is_cut_after_its_first_clause_for_a_quick_first_a
     ]
     long_single = "Yes, everything we promised last week is already done and delivered to them."
     assert split_sentences(long_single, first_chars=40) == [long_single]
+
+
+@pytest.mark.parametrize(
+    ("action", "done"),
+    [
+        ("get the demo environment ready", "got the demo environment ready"),
+        ("send the security review to legal", "sent the security review to legal"),
+        ("update the pricing page", "updated the pricing page"),
+        ("book the venue", "booked the venue"),
+        ("fix the login bug", "fixed the login bug"),
+        ("ship the release", "shipped the release"),
+        ("plan the offsite", "planned the offsite"),
+        ("copy the slides", "copied the slides"),
+        ("review the contract", "reviewed the contract"),
+        ("open a ticket", "opened a ticket"),
+        ("follow up with Dana", "followed up with Dana"),
+        ("the pricing page", "finished the pricing page"),
+    ],
+)
+def test_done_items_are_said_in_the_past_tense(action: str, done: str) -> None:
+    from processors.report_text import past_tense
+
+    assert past_tense(action) == done
