@@ -338,9 +338,9 @@ class SharedWhisperSTTService(SegmentTimingMixin, WhisperSTTService):  # type: i
             pending = not speculation.done()
             try:
                 result = await speculation
+                unsure = result is None
             except Exception:
-                log.exception("speculative transcription failed")
-            unsure = result is None
+                pass  # logged where it is announced; transcribed below as if none was made
             if result is not None:
                 self.speculations_used += 1
             log.debug(
