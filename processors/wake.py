@@ -15,7 +15,12 @@ import time
 from dataclasses import dataclass
 
 import jellyfish
-from pipecat.frames.frames import BotStartedSpeakingFrame, BotStoppedSpeakingFrame, Frame
+from pipecat.frames.frames import (
+    BotStartedSpeakingFrame,
+    BotStoppedSpeakingFrame,
+    Frame,
+    InputAudioRawFrame,
+)
 from pipecat.processors.frame_processor import FrameDirection, FrameProcessor
 
 from processors.frames import (
@@ -185,21 +190,40 @@ class WakeGate(FrameProcessor):  # type: ignore[misc]
         self._follow_up_secs = follow_up_secs
         self._answer_early = answer_early
         self._bot_speaking = False
-        self._bot_stopped_at = 0.0
+        # The call's audio clock: ms of caller audio heard so far. The follow-up window is
+        # measured on it (against the utterance's own start), so a call streamed at --speed 0
+        # and one in real time judge the same words the same way.
+        self._heard_ms = 0.0
+        self._bot_started_ms = 0.0
+        self._bot_started_mono = 0.0
+        self._bot_stopped_ms: float | None = None
         self._answered_early: str | None = None
         self.early_answers = 0
         self.early_cancelled = 0
 
-    def _in_follow_up(self) -> bool:
-        return self._bot_speaking or time.monotonic() - self._bot_stopped_at < self._follow_up_secs
+    def _in_follow_up(self, start_ms: int) -> bool:
+        """Said while the bot spoke, or within `follow_up_secs` of the end of its speech."""
+        if self._bot_speaking:
+            return True
+        if self._bot_stopped_ms is None:
+            return False
+        return start_ms - self._bot_stopped_ms < self._follow_up_secs * 1000
 
     async def process_frame(self, frame: Frame, direction: FrameDirection) -> None:
         await super().process_frame(frame, direction)
-        if isinstance(frame, BotStartedSpeakingFrame):
+        if isinstance(frame, InputAudioRawFrame):
+            self._heard_ms += 1000 * len(frame.audio) / (2 * frame.num_channels * frame.sample_rate)
+        elif isinstance(frame, BotStartedSpeakingFrame):
             self._bot_speaking = True
-        elif isinstance(frame, BotStoppedSpeakingFrame):
+            self._bot_started_ms = self._heard_ms
+            self._bot_started_mono = time.monotonic()
+        elif isinstance(frame, BotStoppedSpeakingFrame) and self._bot_speaking:
             self._bot_speaking = False
-            self._bot_stopped_at = time.monotonic()
+            # The output transport plays the reply at its real pace whatever the input's pace,
+            # so its length is how long it played; on the audio clock it ends that much after
+            # it started.
+            spoken_ms = 1000 * (time.monotonic() - self._bot_started_mono)
+            self._bot_stopped_ms = self._bot_started_ms + spoken_ms
         await self.push_frame(frame, direction)
         if isinstance(frame, SpeechResumedFrame) and self._answered_early is not None:
             # The asker was not done: the early answer (speaking or still being prepared) is
@@ -209,7 +233,7 @@ class WakeGate(FrameProcessor):  # type: ignore[misc]
             self.early_cancelled += 1
             await self.broadcast_interruption()  # type: ignore[no-untyped-call]
         elif isinstance(frame, EarlyTranscriptFrame) and self._answer_early:
-            found = self._matcher.match(frame.text, follow_up=self._in_follow_up())
+            found = self._matcher.match(frame.text, follow_up=self._in_follow_up(frame.start_ms))
             log.debug("wake: early transcript: intent=%s", found and found.intent)
             if found is not None:
                 self._answered_early = frame.text
@@ -219,7 +243,7 @@ class WakeGate(FrameProcessor):  # type: ignore[misc]
             early, self._answered_early = self._answered_early, None
             if early is not None and early == frame.text:
                 return  # this turn was answered from its early transcript already
-            found = self._matcher.match(frame.text, follow_up=self._in_follow_up())
+            found = self._matcher.match(frame.text, follow_up=self._in_follow_up(frame.start_ms))
             if found is not None:
                 await self._addressed(found, seq=frame.seq, end_ms=frame.end_ms)
 

@@ -8,6 +8,8 @@ import pytest
 
 from processors.dates import find_due_phrase, find_due_phrases, resolve_due
 
+pytestmark = pytest.mark.dates  # resolves dates: re-run on other days by .ci/run
+
 MEETING = dt.date(2026, 11, 24)  # a Tuesday
 FRIDAY_MEETING = dt.date(2026, 11, 27)
 

@@ -45,6 +45,8 @@ from tests.fakes.anthropic_api import (
     slow,
 )
 
+pytestmark = pytest.mark.dates  # resolves dates: re-run on other days by .ci/run
+
 API_KEY = "sk-ant-api03-SECRET-convene-test-" + "k" * 24
 PROMPT_PATH = REPO_ROOT / "prompts" / "extraction.yaml"
 MEETING = dt.date(2025, 3, 5)  # a Wednesday

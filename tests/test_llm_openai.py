@@ -49,6 +49,8 @@ from tests.fakes.openai_chat_api import (
 from tests.fakes.openai_chat_api import TextReply as ChatText
 from tests.speech import write_meeting
 
+pytestmark = pytest.mark.dates  # resolves dates: re-run on other days by .ci/run
+
 API_KEY = "sk-proj-SECRET-openai-test-" + "k" * 24
 MODEL = "qwen2.5-7b-instruct"
 EXTRACTION_PROMPT = REPO_ROOT / "prompts" / "extraction.yaml"

@@ -12,7 +12,6 @@ import datetime as dt
 import json
 import logging
 import shutil
-import time
 from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -34,6 +33,8 @@ from server.errors import ConfigError
 from server.local_server import serve_in_process
 from server.settings import REPO_ROOT
 from tests.fakes.anthropic_api import FakeAnthropic, TextReply, overloaded, slow
+
+pytestmark = pytest.mark.dates  # resolves dates: re-run on other days by .ci/run
 
 API_KEY = "sk-ant-api03-SECRET-report-test-" + "r" * 24
 PROMPT_PATH = REPO_ROOT / "prompts" / "report_llm.yaml"
@@ -308,10 +309,9 @@ async def test_overall_deadline_falls_back(fake: FakeAnthropic, make: MakeReport
     reporter = make(timeout_secs=5, deadline_secs=0.3)
     fake.push(slow(3.0, TextReply(FAITHFUL)))
 
-    started = time.monotonic()
+    # Each try may take 5 s and the answer comes after 3 s: only the deadline makes it fall back.
     assert await reporter.report(FACTS) == TEMPLATE_ANSWER
-    assert time.monotonic() - started < 2.0
-    assert reporter.stats.fallbacks == 1
+    assert reporter.stats.fallbacks == 1 and reporter.stats.retries == 0
 
 
 @pytest.mark.parametrize("reply", ["", "   \n ", "x " * 400], ids=["empty", "blank", "too-long"])

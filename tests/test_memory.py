@@ -11,11 +11,14 @@ import sys
 from pathlib import Path
 
 import httpx
+import pytest
 
 from memory import keys
 from server.runtime import Runtime
 from tests.calls import contains_close_to, find_task, simulate_meeting
 from tests.speech import write_meeting
+
+pytestmark = pytest.mark.dates  # resolves dates: re-run on other days by .ci/run
 
 SERIES = "product-weekly"
 WEEK_1 = [

@@ -17,6 +17,8 @@ from tests.conftest import make_settings
 from tests.fakes.anthropic_api import FakeAnthropic, commitments, overloaded
 from tests.speech import write_meeting
 
+pytestmark = pytest.mark.dates  # resolves dates: re-run on other days by .ci/run
+
 KEY = "sk-ant-test-" + "7" * 24
 
 # Every meeting a test simulates has an explicit date (never the server's today).

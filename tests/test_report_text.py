@@ -11,6 +11,8 @@ from processors.report_text import Facts, TaskFact, load_report_templates, ordin
 from server.errors import ConfigError
 from server.settings import REPO_ROOT
 
+pytestmark = pytest.mark.dates  # resolves dates: re-run on other days by .ci/run
+
 T = load_report_templates(REPO_ROOT / "prompts" / "report.yaml")
 TODAY = dt.date(2026, 11, 24)
 LAST = dt.date(2026, 11, 17)

@@ -280,8 +280,7 @@ async def test_real_time_pacing() -> None:
             url, tone_ulaw(0.5), speed=1, trailing_silence_ms=0, on_progress=progress.append
         )
         elapsed = time.monotonic() - began
-    assert elapsed >= 0.45
-    assert elapsed < 10  # loose: the machine may be busy
+    assert elapsed >= 0.45  # paced: never sooner than the audio lasts
     assert progress == sorted(progress)
     assert progress[-1] == pytest.approx(0.5)
     media_times = [
@@ -296,7 +295,7 @@ async def test_double_speed_takes_about_half() -> None:
         began = time.monotonic()
         await simulate_stream(url, tone_ulaw(0.6), speed=2, trailing_silence_ms=0)
         elapsed = time.monotonic() - began
-    assert 0.25 <= elapsed < 10
+    assert elapsed >= 0.25  # 0.6 s of audio at double speed: paced, never sooner
 
 
 @pytest.mark.parametrize("speed", [0.0, -1.0, float("inf")])
@@ -307,7 +306,7 @@ async def test_unpaced_streaming_is_fast(speed: float) -> None:
         result = await simulate_stream(url, tone_ulaw(10.0), speed=speed, trailing_silence_ms=0)
         elapsed = time.monotonic() - began
     assert result.media_sent == 500
-    assert elapsed < 5  # 10 s of audio
+    assert elapsed < 10  # not paced: a paced stream of 10 s of audio cannot end sooner
 
 
 # -- server -> client --------------------------------------------------------------------------
@@ -418,11 +417,9 @@ async def test_close_timeout_closes_from_our_side(tmp_path: Path) -> None:
     server = FakeTwilioServer(never_close)
     record = tmp_path / "silent.wav"
     async with running(server) as url:
-        began = time.monotonic()
         result = await simulate_stream(
             url, b"", speed=0, trailing_silence_ms=40, close_timeout=0.3, record_path=record
         )
-        assert time.monotonic() - began < 8
         await asyncio.wait_for(server.done.wait(), 5)
     assert result.closed_by_server is False
     assert server.events()[-1] == "stop"

@@ -8,6 +8,8 @@ from memory.embeddings import shared_embedder
 from memory.models import CommitmentRecord
 from memory.tracking import MATCH_THRESHOLD, TaskRow, match_score, word_credit
 
+pytestmark = pytest.mark.dates  # resolves dates: re-run on other days by .ci/run
+
 
 def score(task_action: str, task_owner: str | None, quote: str, action: str) -> float:
     embed = shared_embedder().embed_one

@@ -6,12 +6,15 @@ import datetime as dt
 from pathlib import Path
 
 import numpy as np
+import pytest
 import soundfile as sf
 
 from bot.models import shared_whisper_model
 from server.runtime import Runtime
 from tests.calls import contains_close_to, simulate_meeting
 from tests.speech import wer, write_meeting
+
+pytestmark = pytest.mark.dates  # resolves dates: re-run on other days by .ci/run
 
 SERIES = "ops-weekly"
 WEEK_1 = [

@@ -3,8 +3,15 @@
 from __future__ import annotations
 
 import pytest
+from pipecat.frames.frames import (
+    BotStartedSpeakingFrame,
+    BotStoppedSpeakingFrame,
+    InputAudioRawFrame,
+)
+from pipecat.tests.utils import run_test
 
-from processors.wake import WakeMatcher
+from processors.frames import AddressedFrame, TranscriptSegmentFrame
+from processors.wake import WakeGate, WakeMatcher
 
 MATCHER = WakeMatcher("Convene", ["Convein", "Convenee", "Conveen", "come in"])
 
@@ -51,3 +58,29 @@ def test_recall_topic_and_follow_up_without_name() -> None:
     follow = MATCHER.match("And what is Ken working on?", follow_up=True)
     assert follow is not None and follow.person == "Ken"
     assert MATCHER.match("yeah I agree with that", follow_up=True) is None
+
+
+def _heard(ms: int) -> InputAudioRawFrame:
+    """`ms` of 16 kHz mono caller audio: it advances the call's audio clock."""
+    return InputAudioRawFrame(audio=b"\x00\x00" * 16 * ms, sample_rate=16000, num_channels=1)
+
+
+def _said(text: str, start_ms: int) -> TranscriptSegmentFrame:
+    return TranscriptSegmentFrame(text=text, start_ms=start_ms, end_ms=start_ms + 1500, seq=1)
+
+
+async def test_the_follow_up_window_runs_on_the_calls_audio_clock() -> None:
+    """After the bot spoke, an unnamed follow-up counts within `follow_up_secs` of the end of
+    its speech, as measured in the call's audio, however fast that audio was streamed."""
+    gate = WakeGate(MATCHER, follow_up_secs=8.0)
+    frames = [
+        _heard(10_000),
+        BotStartedSpeakingFrame(),
+        BotStoppedSpeakingFrame(),  # the bot's reply ended at ~10 s of the call's audio
+        _said("And what is Ken working on?", start_ms=15_000),  # 5 s later: a follow-up
+        _heard(20_000),
+        _said("And what is Tom working on?", start_ms=30_000),  # 20 s later: just talk
+    ]
+    down, _ = await run_test(gate, frames_to_send=frames)
+    asked = [f for f in down if isinstance(f, AddressedFrame)]
+    assert [(a.intent, a.person) for a in asked] == [("person_tasks", "Ken")]
