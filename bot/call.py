@@ -34,7 +34,7 @@ from processors.extraction import DeterministicExtractor
 from processors.llm_extraction import LLMExtractor, build_llm_extractor
 from processors.llm_report import Reporter, TemplateReporter, build_llm_reporter
 from processors.memory_lookup import MemoryLookup
-from processors.pause_vad import PauseVADProcessor
+from processors.pause_vad import PauseAwareVADAnalyzer, PauseVADProcessor
 from processors.piper_tts import SharedPiperTTSService
 from processors.reply_tracker import ReplyTracker
 from processors.report import ReportProcessor
@@ -223,17 +223,17 @@ def build_vad(knobs: VadKnobs, *, pauses: bool = True) -> VADProcessor:
 
     With `pauses`, it also announces mid-turn pauses (`vad.pause_secs`) for speculative STT.
     """
-    analyzer = SileroVADAnalyzer(
-        params=VADParams(
-            confidence=knobs.confidence,
-            start_secs=knobs.start_secs,
-            stop_secs=knobs.stop_secs,
-            min_volume=knobs.min_volume,
-        )
+    params = VADParams(
+        confidence=knobs.confidence,
+        start_secs=knobs.start_secs,
+        stop_secs=knobs.stop_secs,
+        min_volume=knobs.min_volume,
     )
     if pauses and knobs.pause_secs > 0:
-        return PauseVADProcessor(vad_analyzer=analyzer, pause_secs=knobs.pause_secs)
-    return VADProcessor(vad_analyzer=analyzer)
+        return PauseVADProcessor(
+            vad_analyzer=PauseAwareVADAnalyzer(params=params), pause_secs=knobs.pause_secs
+        )
+    return VADProcessor(vad_analyzer=SileroVADAnalyzer(params=params))
 
 
 def build_reporter(deps: CallDeps, knobs: PipelineKnobs | None = None) -> Reporter:
