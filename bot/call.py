@@ -9,7 +9,7 @@ import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol, cast
+from typing import TYPE_CHECKING, Any
 
 from fastapi import WebSocket
 from pipecat.audio.vad.silero import SileroVADAnalyzer
@@ -31,12 +31,14 @@ from memory.store import Store
 from processors.barge_in import BargeIn
 from processors.commitments import CommitmentExtractor
 from processors.extraction import DeterministicExtractor
+from processors.frames import CallerHungUpFrame
+from processors.heard_probe import HeardProbe
 from processors.llm_extraction import LLMExtractor, build_llm_extractor
 from processors.llm_report import Reporter, TemplateReporter, build_llm_reporter
 from processors.memory_lookup import MemoryLookup
 from processors.pause_vad import PauseAwareVADAnalyzer, PauseVADProcessor
 from processors.piper_tts import SharedPiperTTSService
-from processors.reply_tracker import ReplyTracker
+from processors.reply_tracker import ReplyMarks, ReplyTracker
 from processors.report import ReportProcessor
 from processors.stage_metrics import StageMetricsObserver
 from processors.transcript import TranscriptRecorder
@@ -49,8 +51,7 @@ if TYPE_CHECKING:
     from faster_whisper import WhisperModel
 
 log = logging.getLogger(__name__)
-DRAIN_TIMEOUT_SECS = 30.0
-DRAIN_STALL_SECS = 5.0
+DRAIN_TIMEOUT_SECS = 30.0  # a safety net: the drain ends on an event
 SETTLE_SECS = 1.0
 
 
@@ -90,13 +91,11 @@ class CallOutcome:
     skipped_messages: int
     ended_by: str
     commitments: list[CommitmentRecord]
-
-
-class _HeardSTT(Protocol):
-    """What the call needs of any STT service: it is a processor and counts what it heard."""
-
-    @property
-    def heard_ms(self) -> int: ...
+    # When Twilio's `stop` (or the socket's close) ended the call; None if it never came.
+    stopped_at: dt.datetime | None = None
+    # How the end waited for the STT: "event" (it consumed the last received audio frame),
+    # "no-audio" (none was received), "timeout" (the safety net), "none" (no stop/close).
+    drained_by: str = "none"
 
 
 def whisper_settings(deps: CallDeps, knobs: PipelineKnobs) -> Any:
@@ -269,30 +268,44 @@ async def run_call(
     series = start.custom_parameters.get("series")
     knobs = deps.prompts.pipeline.for_series(series)
     ended_by = "disconnect"
+    stopped_at: dt.datetime | None = None
+    drained_by = "none"
     worker: PipelineWorker | None = None
+    probe = HeardProbe()
 
     async def end_call(reason: str = "stop") -> None:
-        nonlocal ended_by
+        nonlocal ended_by, stopped_at, drained_by
+        if stopped_at is not None:
+            return
         ended_by = reason
+        stopped_at = dt.datetime.now(dt.UTC)
+        if worker is None:
+            return
+        # The caller is gone: a reply being spoken is cut (and recorded as such).
+        await worker.queue_frame(CallerHungUpFrame(reason=reason))
         # `stop` can arrive while received audio is still queued in the transport (a fast
-        # sender, a loaded machine): let STT hear all of it before the pipeline ends.
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + DRAIN_TIMEOUT_SECS
-        last_heard, last_progress = heard.heard_ms, loop.time()
-        while heard.heard_ms + 100 < serializer.received_ms and loop.time() < deadline:
-            await asyncio.sleep(0.02)
-            if heard.heard_ms != last_heard:
-                last_heard, last_progress = heard.heard_ms, loop.time()
-            elif last_heard > 0 and loop.time() - last_progress > DRAIN_STALL_SECS:
-                # Audio was flowing and has stopped moving: the rest is not coming (the
-                # counters just differ). Before the first audio, the pipeline may still be
-                # starting up: wait for it, up to DRAIN_TIMEOUT_SECS.
-                break
-        if worker is not None:
-            await worker.queue_frame(EndFrame())
+        # sender, a loaded machine): end once the STT has consumed the last frame received,
+        # so it hears all of it. The timeout is a safety net only (a wedged pipeline).
+        last = serializer.last_audio_frame_id
+        if last is not None:
+            try:
+                async with asyncio.timeout(DRAIN_TIMEOUT_SECS):
+                    await probe.wait_for(last)
+                drained_by = "event"
+            except TimeoutError:
+                drained_by = "timeout"
+                log.error(
+                    "call %s: STT had not consumed the last received audio after %.0f s;"
+                    " ending anyway",
+                    call_id,
+                    DRAIN_TIMEOUT_SECS,
+                )
+        else:
+            drained_by = "no-audio"
+        log.info("call %s: %s; drained (%s), ending the pipeline", call_id, reason, drained_by)
+        await worker.queue_frame(EndFrame())
 
     stt = build_stt(deps, knobs)
-    heard = cast(_HeardSTT, stt)
     hang_up = bool(deps.twilio_account_sid and deps.twilio_auth_token and start.call_sid)
     serializer = ConveneTwilioSerializer(
         stream_sid=start.stream_sid,
@@ -314,6 +327,8 @@ async def run_call(
             audio_in_enabled=True,
             audio_out_enabled=True,
             add_wav_header=False,
+            # The pipeline ends when the caller has gone: no closing silence for nobody.
+            audio_out_end_silence_secs=0,
             serializer=serializer,
         ),
     )
@@ -347,13 +362,14 @@ async def run_call(
     agent = deps.prompts.agent
     reporter = build_reporter(deps, knobs)
     tts_knobs = knobs.tts
-    tracker = ReplyTracker(call_id=call_id, stream_sid=start.stream_sid, submit=deps.submit)
+    tracker = ReplyTracker(call_id=call_id, submit=deps.submit)
     pipeline = Pipeline(
         [
             transport.input(),
             vad,
             BargeIn(),
             stt,
+            probe,
             recorder,
             commitments,
             WakeGate(
@@ -374,8 +390,10 @@ async def run_call(
                 first_chunk_chars=tts_knobs.first_chunk_chars,
             ),
             build_tts(deps, knobs),
-            tracker,
+            ReplyMarks(stream_sid=start.stream_sid),
             transport.output(),
+            # After the output: it sees only the audio really sent on the socket.
+            tracker,
         ]
     )
     idle = knobs.call.idle_timeout_secs
@@ -417,4 +435,6 @@ async def run_call(
         skipped_messages=serializer.skipped,
         ended_by=ended_by,
         commitments=list(commitments.found),
+        stopped_at=stopped_at,
+        drained_by=drained_by,
     )

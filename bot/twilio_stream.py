@@ -2,7 +2,8 @@
 
 Pipecat's `TwilioFrameSerializer` reads only `media` and `dtmf`. Here the app reads `connected`
 and `start` itself (to learn streamSid, callSid and customParameters), treats `stop` as the end
-of the call, records `mark`s, and logs and skips anything malformed (non-JSON, unknown events,
+of the call, passes Twilio's `mark` echoes on as `PlaybackMarkFrame`s (what has played), notes the
+last inbound audio frame (so the call can wait for the STT to have it), and logs and skips anything malformed (non-JSON, unknown events,
 bad base64, oversized messages, media before start) so one bad message never ends a call.
 """
 
@@ -17,8 +18,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from fastapi import WebSocket, WebSocketDisconnect
-from pipecat.frames.frames import Frame
+from pipecat.frames.frames import Frame, InputAudioRawFrame
 from pipecat.serializers.twilio import TwilioFrameSerializer
+
+from processors.frames import PlaybackMarkFrame
 
 log = logging.getLogger(__name__)
 
@@ -129,6 +132,8 @@ class ConveneTwilioSerializer(TwilioFrameSerializer):  # type: ignore[misc]
         self.skipped = 0
         self.stopped = False
         self.received_ms = 0.0  # inbound audio accepted so far (8 kHz mu-law: 8 bytes per ms)
+        # The id of the last inbound audio frame handed to the pipeline (None before any).
+        self.last_audio_frame_id: int | None = None
 
     async def deserialize(self, data: str | bytes) -> Frame | None:
         message = parse_message(data, max_bytes=self._max_bytes)
@@ -147,6 +152,8 @@ class ConveneTwilioSerializer(TwilioFrameSerializer):  # type: ignore[misc]
                 return self._skip("`media` with invalid base64")
             self.received_ms += len(decoded) / 8
             frame: Frame | None = await super().deserialize(data)
+            if isinstance(frame, InputAudioRawFrame):
+                self.last_audio_frame_id = frame.id
             return frame
         if event == "dtmf":
             result: Frame | None = await super().deserialize(data)
@@ -161,6 +168,7 @@ class ConveneTwilioSerializer(TwilioFrameSerializer):  # type: ignore[misc]
             name = mark.get("name") if isinstance(mark, dict) else None
             if isinstance(name, str):
                 self.marks.append(name)
+                return PlaybackMarkFrame(mark=name)
             return None
         if event in ("connected", "start"):
             return self._skip(f"repeated `{event}`")

@@ -109,7 +109,13 @@ class CommitmentRecord:
 
 @dataclass(frozen=True)
 class ReplyRecord:
-    """A question put to the bot and its spoken answer, with timings on the call's audio clock."""
+    """A question put to the bot and its spoken answer, with timings on the call's audio clock.
+
+    As the caller got it: `audio_ms` is the audio sent on the socket, `audio_played_ms` the part
+    Twilio confirmed played (marks; a lower bound), `t_first_audio_ms` is None when nothing was
+    sent. `interrupted`: it did not play to its end (barge-in, "stop", hang-up); `hung_up`: the
+    caller was gone before it had.
+    """
 
     call_id: str
     ordinal: int
@@ -120,6 +126,8 @@ class ReplyRecord:
     t_first_audio_ms: int | None
     audio_ms: int
     interrupted: bool = False
+    hung_up: bool = False
+    audio_played_ms: int | None = None
 
     def as_json(self) -> dict[str, Any]:
         return {
@@ -132,6 +140,8 @@ class ReplyRecord:
             "t_first_audio_ms": self.t_first_audio_ms,
             "audio_ms": self.audio_ms,
             "interrupted": self.interrupted,
+            "hung_up": self.hung_up,
+            "audio_played_ms": self.audio_played_ms,
         }
 
     @classmethod

@@ -304,8 +304,9 @@ class Store:
                 elif isinstance(op, ReplyRecord):
                     await conn.execute(
                         "INSERT INTO replies(call_id, ordinal, intent, question, answer,"
-                        " t_question_end_ms, t_first_audio_ms, audio_ms, interrupted)"
-                        " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)"
+                        " t_question_end_ms, t_first_audio_ms, audio_ms, interrupted, hung_up,"
+                        " audio_played_ms)"
+                        " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)"
                         " ON CONFLICT (call_id, ordinal) DO NOTHING",
                         uuid.UUID(op.call_id),
                         op.ordinal,
@@ -316,6 +317,8 @@ class Store:
                         op.t_first_audio_ms,
                         op.audio_ms,
                         op.interrupted,
+                        op.hung_up,
+                        op.audio_played_ms,
                     )
                 elif isinstance(op, CallEnded):
                     await conn.execute(
@@ -352,7 +355,8 @@ class Store:
     async def get_replies(self, call_id: str) -> list[dict[str, Any]]:
         rows = await self.pool.fetch(
             "SELECT intent, question, answer, t_question_end_ms, t_first_audio_ms, audio_ms,"
-            " interrupted FROM replies WHERE call_id = $1 ORDER BY ordinal",
+            " interrupted, hung_up, audio_played_ms FROM replies WHERE call_id = $1"
+            " ORDER BY ordinal",
             uuid.UUID(call_id),
         )
         return [dict(r) for r in rows]

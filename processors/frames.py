@@ -88,10 +88,35 @@ class MemoryFactsFrame(DataFrame):
 
 @dataclass
 class ReplyFrame(DataFrame):
-    """The bot is about to answer `question` with `answer` (spoken sentence by sentence)."""
+    """The bot is about to answer `question` with `answer` (spoken sentence by sentence).
+
+    `ordinal` numbers the call's replies from 0 (the marks sent after its sentences are named
+    `reply-{ordinal}-{n}`). Not interruptible: a reply cut before any of it is sent is still
+    recorded, as cut.
+    """
 
     intent: str
     question: str
     answer: str
     t_question_end_ms: int
     sentences: int
+    ordinal: int = 0
+    interruptible: bool = field(default=False, init=False)
+
+
+@dataclass
+class PlaybackMarkFrame(SystemFrame):
+    """Twilio echoed a `mark` the bot sent: the audio queued before it has played to the caller.
+
+    Twilio also echoes every pending mark at once when the bot sends `clear`, so a mark that
+    comes back after its reply was cut proves nothing about playback.
+    """
+
+    mark: str
+
+
+@dataclass
+class CallerHungUpFrame(SystemFrame):
+    """The caller is gone (Twilio's `stop`, or the socket closed): nothing sent now is heard."""
+
+    reason: str

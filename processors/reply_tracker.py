@@ -1,19 +1,33 @@
-"""Follows each reply out to the caller: first audio, duration, `mark`s, interruptions.
+"""Follows each reply out to the caller and records what the caller actually got.
 
-Sits after TTS. Keeps the call's inbound audio clock (input audio passes through the whole
-pipeline), so `t_first_audio_ms` is on the same clock as the question's `end_ms`. Sends a
-Twilio `mark` after each spoken sentence, so playback position is known, and stores each reply
-through the writer when it finishes or is cut off (barge-in).
+Two processors around the output transport:
+
+- `ReplyMarks` (before it) sends a Twilio `mark` after each spoken sentence, named
+  `reply-{ordinal}-{n}`. Twilio echoes a mark once the audio queued before it has played.
+- `ReplyTracker` (after it) sees only what the transport really wrote to the socket: Pipecat's
+  output transport passes an audio frame on downstream once it has sent it, and drops what it
+  could not send (socket gone) or what an interruption flushed. So `audio_ms` is the reply's
+  audio that was sent, `t_first_audio_ms` is when its first chunk went out (on the call's
+  inbound audio clock, the clock of the question's `end_ms`; null when nothing was sent), and
+  `audio_played_ms` is the audio up to the last sentence whose mark came back before the reply
+  was stored: what the caller is known to have heard, a lower bound, sentence by sentence.
+
+A reply is stored once its last mark comes back (played in full), or when it is cut: by an
+interruption (barge-in or "stop": Twilio gets `clear`), by the caller hanging up
+(`CallerHungUpFrame`; the open reply is then cut too, so the bot stops talking to nobody), or
+by the end of the pipeline. `interrupted` means it did not play to its end; `hung_up` that the
+caller was gone before it had.
 """
 
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from pipecat.frames.frames import (
-    BotStoppedSpeakingFrame,
+    CancelFrame,
     EndFrame,
     Frame,
     InputAudioRawFrame,
@@ -25,30 +39,79 @@ from pipecat.frames.frames import (
 from pipecat.processors.frame_processor import FrameDirection, FrameProcessor
 
 from memory.models import ReplyRecord, WriteOp
-from processors.frames import ReplyFrame
+from processors.frames import CallerHungUpFrame, PlaybackMarkFrame, ReplyFrame
 
 log = logging.getLogger(__name__)
+_MARK = re.compile(r"^reply-(\d+)-(\d+)$")
+
+
+def mark_name(ordinal: int, sentence: int) -> str:
+    return f"reply-{ordinal}-{sentence}"
+
+
+class ReplyMarks(FrameProcessor):  # type: ignore[misc]
+    """Before the output transport: a `mark` after each sentence of a reply."""
+
+    def __init__(self, *, stream_sid: str) -> None:
+        super().__init__()
+        self._stream_sid = stream_sid
+        self._ordinal: int | None = None
+        self._sentences = 0
+
+    async def process_frame(self, frame: Frame, direction: FrameDirection) -> None:
+        await super().process_frame(frame, direction)
+        await self.push_frame(frame, direction)
+        if isinstance(frame, ReplyFrame):
+            self._ordinal, self._sentences = frame.ordinal, 0
+        elif isinstance(frame, InterruptionFrame):
+            self._ordinal = None  # what is left of the reply is not spoken
+        elif isinstance(frame, TTSStoppedFrame) and self._ordinal is not None:
+            self._sentences += 1
+            mark = OutputTransportMessageFrame(
+                message={
+                    "event": "mark",
+                    "streamSid": self._stream_sid,
+                    "mark": {"name": mark_name(self._ordinal, self._sentences)},
+                }
+            )
+            # A sentence cut by an interruption gets no mark (Pipecat keeps transport
+            # messages through interruptions unless they say otherwise).
+            mark.interruptible = True
+            await self.push_frame(mark)
 
 
 @dataclass
-class _Open:
+class _Reply:
     frame: ReplyFrame
-    ordinal: int
     first_audio_ms: int | None = None
-    audio_ms: float = 0.0
-    sentences_done: int = 0
+    sent_ms: float = 0.0
+    # Audio sent by the end of each sentence (index n-1 for sentence n).
+    sentence_end_ms: list[float] = field(default_factory=list)
+    played_sentences: int = 0
+
+    @property
+    def sent_all(self) -> bool:
+        return len(self.sentence_end_ms) >= self.frame.sentences
+
+    @property
+    def played_ms(self) -> int:
+        if self.played_sentences:
+            return int(self.sentence_end_ms[self.played_sentences - 1])
+        return 0
 
 
 class ReplyTracker(FrameProcessor):  # type: ignore[misc]
-    def __init__(self, *, call_id: str, stream_sid: str, submit: Callable[[WriteOp], None]) -> None:
+    """After the output transport: records each reply as the caller got it."""
+
+    def __init__(self, *, call_id: str, submit: Callable[[WriteOp], None]) -> None:
         super().__init__()
         self._call_id = call_id
-        self._stream_sid = stream_sid
         self._submit = submit
         self._inbound_samples = 0
         self._inbound_rate = 16000
-        self._open: _Open | None = None
-        self._count = 0
+        self._sending: _Reply | None = None  # the reply whose audio is going out
+        self._playing: dict[int, _Reply] = {}  # sent in full, last mark not back yet
+        self._hung_up = False
         self.replies: list[ReplyRecord] = []
 
     @property
@@ -61,63 +124,117 @@ class ReplyTracker(FrameProcessor):  # type: ignore[misc]
             self._inbound_rate = frame.sample_rate
             self._inbound_samples += len(frame.audio) // (2 * frame.num_channels)
         elif isinstance(frame, ReplyFrame):
-            self._finish(interrupted=False)
-            self._open = _Open(frame=frame, ordinal=self._count)
-            self._count += 1
-        elif isinstance(frame, TTSAudioRawFrame) and self._open is not None:
-            if self._open.first_audio_ms is None:
-                self._open.first_audio_ms = self.inbound_ms
-                log.debug(
-                    "reply: first audio at %d ms (question ended at %d ms)",
-                    self.inbound_ms,
-                    self._open.frame.t_question_end_ms,
-                )
-            self._open.audio_ms += (
-                len(frame.audio) * 1000 / (2 * frame.num_channels * frame.sample_rate)
+            self._on_reply(frame)
+        elif isinstance(frame, TTSAudioRawFrame) and self._sending is not None:
+            self._on_audio(self._sending, frame)
+        elif isinstance(frame, TTSStoppedFrame) and self._sending is not None:
+            reply = self._sending
+            reply.sentence_end_ms.append(reply.sent_ms)
+            log.debug(
+                "reply %d: sentence %d of %d sent (%d ms)",
+                reply.frame.ordinal,
+                len(reply.sentence_end_ms),
+                reply.frame.sentences,
+                reply.sent_ms,
             )
-        elif isinstance(frame, TTSStoppedFrame) and self._open is not None:
-            self._open.sentences_done += 1
+            if reply.sent_all:
+                self._sending = None
+                self._playing[reply.frame.ordinal] = reply
+        elif isinstance(frame, PlaybackMarkFrame):
+            self._on_mark(frame.mark)
+        elif isinstance(frame, InterruptionFrame):
+            self._cut_all("interrupted")
+        elif isinstance(frame, CallerHungUpFrame) and not self._hung_up:
+            self._hung_up = True
+            sending = self._sending is not None
+            self._cut_all(f"caller hung up ({frame.reason})")
             await self.push_frame(frame, direction)
-            await self.push_frame(
-                OutputTransportMessageFrame(
-                    message={
-                        "event": "mark",
-                        "streamSid": self._stream_sid,
-                        "mark": {"name": f"reply-{self._open.ordinal}-{self._open.sentences_done}"},
-                    }
-                )
-            )
+            if sending:
+                # Stop synthesising and sending what nobody will hear.
+                await self.broadcast_interruption()  # type: ignore[no-untyped-call]
             return
-        elif isinstance(frame, BotStoppedSpeakingFrame) and self._open is not None:
-            if self._open.sentences_done >= self._open.frame.sentences:
-                self._finish(interrupted=False)
-        elif isinstance(frame, InterruptionFrame) and self._open is not None:
-            log.info(
-                "barge-in: reply %d cut after %d of %d sentences: %r",
-                self._open.ordinal,
-                self._open.sentences_done,
-                self._open.frame.sentences,
-                self._open.frame.answer,
-            )
-            self._finish(interrupted=True)
-        elif isinstance(frame, EndFrame):
-            self._finish(interrupted=False)
+        elif isinstance(frame, (EndFrame, CancelFrame)):
+            self._cut_all("the call ended")
         await self.push_frame(frame, direction)
 
-    def _finish(self, *, interrupted: bool) -> None:
-        if self._open is None:
+    def _on_reply(self, frame: ReplyFrame) -> None:
+        if self._sending is not None:
+            # Its audio stopped short and a new reply began: it was cut (its interruption
+            # was passed on before it reached us).
+            self._finish(self._sending, interrupted=True, why="cut before the next reply")
+            self._sending = None
+        reply = _Reply(frame=frame)
+        if self._hung_up:
+            self._finish(reply, interrupted=True, why="the caller had hung up")
+        elif frame.sentences == 0:
+            self._finish(reply, interrupted=False, why="nothing to say")
+        else:
+            self._sending = reply
+
+    def _on_audio(self, reply: _Reply, frame: TTSAudioRawFrame) -> None:
+        if reply.first_audio_ms is None:
+            reply.first_audio_ms = self.inbound_ms
+            log.debug(
+                "reply %d: first audio sent at %d ms (question ended at %d ms)",
+                reply.frame.ordinal,
+                self.inbound_ms,
+                reply.frame.t_question_end_ms,
+            )
+        reply.sent_ms += len(frame.audio) * 1000 / (2 * frame.num_channels * frame.sample_rate)
+
+    def _on_mark(self, name: str) -> None:
+        log.debug("mark %s played", name)
+        match = _MARK.match(name)
+        if match is None:
             return
-        opened, self._open = self._open, None
+        ordinal, sentence = int(match[1]), int(match[2])
+        reply = self._playing.get(ordinal)
+        if reply is None and self._sending is not None and self._sending.frame.ordinal == ordinal:
+            reply = self._sending
+        if reply is None:
+            return  # a reply already stored (a mark echoed after `clear` proves nothing)
+        reply.played_sentences = max(reply.played_sentences, sentence)
+        if reply is not self._sending and reply.played_sentences >= reply.frame.sentences:
+            del self._playing[ordinal]
+            self._finish(reply, interrupted=False, why="played in full")
+
+    def _cut_all(self, why: str) -> None:
+        hung_up = why.startswith("caller hung up")
+        for ordinal in sorted(self._playing):
+            self._finish(self._playing.pop(ordinal), interrupted=True, why=why, hung_up=hung_up)
+        if self._sending is not None:
+            reply, self._sending = self._sending, None
+            self._finish(reply, interrupted=True, why=why, hung_up=hung_up)
+
+    def _finish(
+        self, reply: _Reply, *, interrupted: bool, why: str, hung_up: bool | None = None
+    ) -> None:
+        frame = reply.frame
+        hung_up = self._hung_up if hung_up is None else hung_up
+        if interrupted:
+            # The sentence the caller was hearing: the one after the last that played.
+            log.info(
+                "reply %d cut (%s) in sentence %d of %d: %d ms sent, %d ms known played: %r",
+                frame.ordinal,
+                why,
+                min(reply.played_sentences + 1, frame.sentences),
+                frame.sentences,
+                int(reply.sent_ms),
+                reply.played_ms,
+                frame.answer,
+            )
         record = ReplyRecord(
             call_id=self._call_id,
-            ordinal=opened.ordinal,
-            intent=opened.frame.intent,
-            question=opened.frame.question,
-            answer=opened.frame.answer,
-            t_question_end_ms=opened.frame.t_question_end_ms,
-            t_first_audio_ms=opened.first_audio_ms,
-            audio_ms=int(opened.audio_ms),
+            ordinal=frame.ordinal,
+            intent=frame.intent,
+            question=frame.question,
+            answer=frame.answer,
+            t_question_end_ms=frame.t_question_end_ms,
+            t_first_audio_ms=reply.first_audio_ms,
+            audio_ms=int(reply.sent_ms),
             interrupted=interrupted,
+            hung_up=hung_up and interrupted,
+            audio_played_ms=reply.played_ms,
         )
         self.replies.append(record)
         self._submit(record)

@@ -3,7 +3,9 @@
 The reporter is the templates of prompts/report.yaml (deterministic, no LLM) or, with
 `report.backend: anthropic`, Claude writing from the same facts (checked, templates as fallback). The answer is split into sentences
 (one `TTSSpeakFrame` each) so the first sentence plays while the rest is synthesised. "Stop" /
-"that's all" interrupts the bot instead.
+"that's all" interrupts the bot instead. Once the caller has hung up, a question still being
+answered (asked just before the end) gets its `ReplyFrame`, so it is recorded, but nothing is
+synthesised for nobody.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ import re
 from pipecat.frames.frames import Frame, TTSSpeakFrame
 from pipecat.processors.frame_processor import FrameDirection, FrameProcessor
 
-from processors.frames import MemoryFactsFrame, ReplyFrame
+from processors.frames import CallerHungUpFrame, MemoryFactsFrame, ReplyFrame
 from processors.llm_report import Reporter
 
 log = logging.getLogger(__name__)
@@ -65,9 +67,13 @@ class ReportProcessor(FrameProcessor):  # type: ignore[misc]
         self._reporter = reporter
         self._max_chars = max_sentence_chars
         self._first_chars = first_chunk_chars
+        self._replies = 0
+        self._hung_up = False
 
     async def process_frame(self, frame: Frame, direction: FrameDirection) -> None:
         await super().process_frame(frame, direction)
+        if isinstance(frame, CallerHungUpFrame):
+            self._hung_up = True
         if not isinstance(frame, MemoryFactsFrame):
             await self.push_frame(frame, direction)
             return
@@ -89,7 +95,12 @@ class ReportProcessor(FrameProcessor):  # type: ignore[misc]
                 answer=answer,
                 t_question_end_ms=ask.end_ms,
                 sentences=len(sentences),
+                ordinal=self._replies,
             )
         )
+        self._replies += 1
+        if self._hung_up:
+            log.info("not speaking reply to %r: the caller has hung up", ask.question)
+            return
         for sentence in sentences:
             await self.push_frame(TTSSpeakFrame(sentence))

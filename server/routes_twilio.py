@@ -137,6 +137,7 @@ async def media(websocket: WebSocket) -> None:
     call_id, meeting_date = await _call_for_stream(runtime, start)
     runtime.active_calls.add(call_id)
     status = "completed"
+    stopped_at: dt.datetime | None = None  # when `stop` came: the call's `ended_at`
     try:
         outcome = await run_call(
             websocket,
@@ -145,6 +146,7 @@ async def media(websocket: WebSocket) -> None:
             meeting_date=meeting_date,
             deps=runtime.call_deps(),
         )
+        stopped_at = outcome.stopped_at
         runtime.writer.submit(
             SummaryRecord(
                 call_id=call_id,
@@ -162,7 +164,10 @@ async def media(websocket: WebSocket) -> None:
     finally:
         runtime.active_calls.discard(call_id)
         # Queued after every segment of the call, so `completed` means all of it is stored.
-        runtime.writer.submit(CallEnded(call_id=call_id, status=status))
+        ended = CallEnded(call_id=call_id, status=status)
+        if stopped_at is not None:
+            ended = CallEnded(call_id=call_id, status=status, ended_at=stopped_at)
+        runtime.writer.submit(ended)
         try:
             await runtime.writer.flush(FLUSH_TIMEOUT_SECS)
         except TimeoutError:

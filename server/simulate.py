@@ -2,7 +2,8 @@
 
 The simulator asks `/twilio/voice` for TwiML exactly as Twilio does (signed when an auth token
 is known), connects to the `<Stream>` URL it names, streams the file as 20 ms mu-law frames,
-sends `stop`, waits for the call to be stored as completed, and returns the call's record.
+stays on the line while the bot answers (until it has been quiet `hold_secs`), sends `stop`
+(the hang-up), waits for the call to be stored as completed, and returns the call's record.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from server.errors import ConveneError
 from server.simulator import simulate_stream, stream_url_from_twiml
 
 COMPLETE_TIMEOUT_SECS = 120.0
+HOLD_SECS = 2.0  # how long the caller waits for (more of) an answer before hanging up
 
 
 class SimulationError(ConveneError):
@@ -93,8 +95,14 @@ async def simulate_call(
     on_progress: Callable[[float], None] | None = None,
     on_call_id: Callable[[str], None] | None = None,
     complete_timeout: float = COMPLETE_TIMEOUT_SECS,
+    hold_secs: float = HOLD_SECS,
+    expect_answer: bool = False,
 ) -> dict[str, Any]:
-    """Stream `audio_path` as one call; returns the `--json` shape of `convene simulate`."""
+    """Stream `audio_path` as one call; returns the `--json` shape of `convene simulate`.
+
+    After the audio the caller stays on the line until the bot has been quiet `hold_secs`;
+    with `expect_answer`, it first waits for the bot to say something (the audio asks it).
+    """
     ulaw = await asyncio.to_thread(to_twilio_ulaw, audio_path)
     call_sid = _sid("CA")
     async with httpx.AsyncClient(timeout=30) as client:
@@ -120,6 +128,8 @@ async def simulate_call(
             record_path=record_path,
             on_progress=on_progress,
             call_sid=call_sid,
+            hold_secs=hold_secs,
+            hold_for_answer=expect_answer,
         )
         call = await wait_completed(client, base_url, call_id, complete_timeout)
         found = await client.get(f"{base_url.rstrip('/')}/calls/{call_id}/commitments")
@@ -139,7 +149,10 @@ async def simulate_call(
         ],
         "replies": [
             {k: r[k] for k in ("question", "answer", "t_question_end_ms", "t_first_audio_ms")}
-            | {"intent": r["intent"], "audio_ms": r["audio_ms"], "interrupted": r["interrupted"]}
+            | {
+                k: r.get(k)
+                for k in ("intent", "audio_ms", "audio_played_ms", "interrupted", "hung_up")
+            }
             for r in replies
         ],
     }

@@ -4,7 +4,8 @@ It sends exactly what Twilio sends (`connected`, `start`, 20 ms `media` frames o
 `dtmf`, `mark`, `stop`, with string sequence numbers increasing across all messages after
 `connected`) and records what the server sends back (`media`, `mark`, `clear`, anything else).
 Like Twilio it echoes each `mark` the server sends once the audio queued before it has
-"played" (in real time), or at once when the server sends `clear`.
+"played" (in real time), or at once when the server sends `clear`. Like a caller it can stay on
+the line while the bot talks (`hold`), and `stop` is a hang-up: nothing after it is heard.
 
 `simulate_stream` runs a whole call; `stream_url_from_twiml` reads the `<Stream>` URL and its
 parameters out of the TwiML a voice webhook answers with.
@@ -73,6 +74,8 @@ class StreamResult:
     received_clears: int = 0
     received_other: list[dict[str, Any]] = field(default_factory=list)
     closed_by_server: bool = False
+    # Bytes of `media` received when `stop` was sent (None before): what the caller got.
+    media_before_stop: int | None = None
 
     def received_pcm16(self) -> bytes:
         """The audio the server sent back, decoded to 8 kHz PCM16 mono."""
@@ -133,6 +136,7 @@ class TwilioStreamClient:
         self._stopped = False
         self._closed = asyncio.Event()
         self._playback_until = 0.0  # monotonic time the server's queued audio finishes playing
+        self._last_media_at = 0.0  # monotonic time the last `media` came from the server
         self._pending_marks: deque[tuple[float, str]] = deque()
         self._marks_changed = asyncio.Event()
 
@@ -250,6 +254,7 @@ class TwilioStreamClient:
                 return False
             self._result.received_media.extend(audio)
             now = time.monotonic()
+            self._last_media_at = now
             self._playback_until = max(now, self._playback_until) + len(audio) / TWILIO_SAMPLE_RATE
             return True
         if event == "mark":
@@ -378,12 +383,44 @@ class TwilioStreamClient:
         await self._send({"event": "mark", "streamSid": self.stream_sid, "mark": {"name": name}})
 
     async def send_stop(self) -> None:
-        """Twilio's last message; pending mark echoes are dropped."""
+        """Twilio's last message (the call is over); pending mark echoes are dropped."""
         self._stopped = True
         self._pending_marks.clear()
         result = self._result
+        result.media_before_stop = len(result.received_media)
         stop = {"accountSid": result.account_sid, "callSid": result.call_sid}
         await self._send({"event": "stop", "streamSid": result.stream_sid, "stop": stop})
+
+    async def hang_up(self) -> None:
+        """Hang up as Twilio does when the caller does: `stop`, then close the socket."""
+        await self.send_stop()
+        await self.close()
+
+    def bot_quiet_since(self) -> float:
+        """Monotonic time the server's audio last finished playing (0.0 if none came yet)."""
+        return max(self._playback_until, self._last_media_at)
+
+    async def hold(
+        self, quiet_secs: float, *, for_answer: bool = False, max_secs: float = 120.0
+    ) -> None:
+        """Stay on the line, sending silence in real time, until the bot is quiet.
+
+        Returns once nothing has played for `quiet_secs` (a caller waiting for an answer, then
+        for the end of it), or after `max_secs`. With `for_answer`, the quiet only counts once
+        some audio has come back: a caller who asked something waits for the answer.
+        """
+        silence = bytes([ULAW_SILENCE]) * FRAME_BYTES
+        frame_secs = FRAME_MS / 1000
+        started = time.monotonic()
+        index = 0
+        while time.monotonic() - started < max_secs:
+            heard = self.bot_quiet_since()
+            waiting = for_answer and heard == 0.0
+            if not waiting and time.monotonic() - max(started, heard) >= quiet_secs:
+                return
+            index += 1
+            await asyncio.sleep(max(0.0, started + index * frame_secs - time.monotonic()))
+            await self.send_media(silence)
 
     async def stream_audio(
         self,
@@ -427,10 +464,15 @@ async def simulate_stream(
     call_sid: str | None = None,
     account_sid: str | None = None,
     auth_token: str | None = None,
+    hold_secs: float = 0.0,
+    hold_for_answer: bool = False,
 ) -> StreamResult:
     """Run one stream as Twilio would: connected, start, media, trailing silence, stop.
 
-    The trailing silence (mu-law 0xFF) lets the far end's VAD hear the end of speech. Then it
+    The trailing silence (mu-law 0xFF) lets the far end's VAD hear the end of speech. With
+    `hold_secs` > 0 the caller then stays on the line (silence in real time) until the bot has
+    been quiet that long, so a reply is heard before the hang-up (`stop`); with
+    `hold_for_answer`, it first waits for some reply audio (see `TwilioStreamClient.hold`). Then it
     waits up to `close_timeout` s for the server to close the socket; if it does not, the
     simulator closes it and `closed_by_server` is False. Raises StreamClosed if the server
     closes before `stop` is sent. With `record_path`, what the server sent back (`media`
@@ -450,6 +492,8 @@ async def simulate_stream(
             await client.send_connected()
             await client.send_start()
             await client.stream_audio(ulaw + silence, speed=speed, on_progress=on_progress)
+            if hold_secs > 0:
+                await client.hold(hold_secs, for_answer=hold_for_answer)
             await client.send_stop()
             with contextlib.suppress(TimeoutError):
                 await client.wait_closed(close_timeout)

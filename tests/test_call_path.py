@@ -4,12 +4,17 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import logging
 from pathlib import Path
 
+import httpx
 import pytest
 
 from memory import keys
+from server.audio import to_twilio_ulaw
 from server.runtime import Runtime
+from server.simulate import wait_completed
+from server.simulator import TwilioStreamClient
 from tests.calls import contains_close_to, simulate_meeting
 from tests.conftest import MEETING_TURNS
 from tests.speech import wer, words, write_meeting
@@ -96,3 +101,45 @@ async def test_real_time_pacing_still_transcribes(
     wav = write_meeting(tmp_path / "short.wav", ["Please write the release notes today."])
     result = await simulate_meeting(wav, base_url=base_url, speed=speed, meeting_date=MEETING_DATE)
     assert wer("Please write the release notes today.", joined(result)) <= 0.15
+
+
+async def test_calls_complete_when_the_stt_has_heard_the_last_frame(
+    base_url: str, runtime: Runtime, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """`stop` right after the last words, unpaced (audio still queued on the server): in each of
+    20 calls the end waits for the STT to consume the last received frame, an event, never a
+    timeout, and the last words are in the transcript."""
+    caplog.set_level(logging.INFO, logger="bot.call")
+    turns = ["Please write the release notes today.", "We shipped the new billing page."]
+    audio = [
+        to_twilio_ulaw(write_meeting(tmp_path / f"{i}.wav", [t], pause_secs=0.2, lead_secs=0.5))
+        for i, t in enumerate(turns)
+    ]
+    ws_url = base_url.replace("http", "ws") + "/twilio/media"
+    delays: list[float] = []
+    async with httpx.AsyncClient(timeout=30) as http:
+        for i in range(20):
+            async with TwilioStreamClient(ws_url, custom_parameters={"series": "ends"}) as client:
+                await client.send_connected()
+                await client.send_start()
+                await client.stream_audio(audio[i % 2], speed=0)
+                await client.send_stop()
+                await client.wait_closed(timeout=60)
+            call_id = await runtime.store.find_call(call_sid=client.result.call_sid)
+            assert call_id is not None
+            call = await wait_completed(http, base_url, call_id, 60)
+            assert call["status"] == "completed"
+            drains = [
+                r.args[2]
+                for r in caplog.records
+                if "drained" in r.msg and isinstance(r.args, tuple) and r.args[0] == call_id
+            ]
+            assert drains == ["event"], (i, drains)
+            last_words = " ".join(words(turns[i % 2])[-3:])
+            assert contains_close_to(joined(call), last_words), (i, call["transcript"])
+            stored = await runtime.store.get_call(call_id)
+            assert stored is not None
+            # `ended_at` is when `stop` came; `completed_at` when all of the call was stored.
+            delays.append((stored["completed_at"] - stored["ended_at"]).total_seconds())
+    assert all(d >= 0 for d in delays), delays
+    logging.getLogger(__name__).info("completed after stop (s): %s", sorted(delays))

@@ -419,7 +419,15 @@ async def _ask(base_url: str, runtime: Runtime, tmp_path: Path, series: str) -> 
             call_sid="CA" + uuid.uuid4().hex,
         )
         stream_url, params = stream_url_from_twiml(twiml)
-        result = await simulate_stream(stream_url, ulaw, custom_parameters=params, speed=0)
+        # The caller stays on the line until the answer has played (then hangs up).
+        result = await simulate_stream(
+            stream_url,
+            ulaw,
+            custom_parameters=params,
+            speed=0,
+            hold_secs=1.0,
+            hold_for_answer=True,
+        )
         call = await wait_completed(http, base_url, params["call_id"], 60)
     await runtime.writer.flush(10)
     replies = await runtime.store.get_replies(params["call_id"])

@@ -2,21 +2,30 @@
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 from pathlib import Path
+from typing import Any
 
+import httpx
 import numpy as np
 import pytest
 import soundfile as sf
 
 from bot.models import shared_whisper_model
+from server.audio import to_twilio_ulaw
 from server.runtime import Runtime
+from server.simulate import wait_completed
+from server.simulator import StreamResult, TwilioStreamClient
 from tests.calls import contains_close_to, simulate_meeting
 from tests.speech import wer, write_meeting
 
 pytestmark = pytest.mark.dates  # resolves dates: re-run on other days by .ci/run
 
 SERIES = "ops-weekly"
+SILENCE = b"\xff" * 160  # 20 ms of mu-law silence
+# One output chunk either way: a chunk in flight when the reply was cut.
+TOLERANCE_MS = 60
 WEEK_1 = [
     "Tom, can you get the demo environment ready by Friday?",
     "Yes, I will have the demo environment ready by Friday.",
@@ -56,6 +65,7 @@ async def test_progress_report_is_spoken_back(
         meeting_date=dt.date(2026, 11, 24),
         speed=0,
         record_path=reply_wav,
+        expect_answer=True,
     )
     [reply] = result["replies"]
     assert reply["intent"] == "progress_report"
@@ -74,57 +84,117 @@ async def test_progress_report_is_spoken_back(
     assert first["replies"] == []
 
 
+def _ulaw(path: Path, turns: list[str]) -> bytes:
+    return to_twilio_ulaw(write_meeting(path, turns, pause_secs=0.2, lead_secs=0))
+
+
+async def _listen_until(client: TwilioStreamClient, runtime: Runtime, received: int) -> None:
+    """Stay on the line (silence, in real time) until `received` bytes of reply audio came."""
+    try:
+        async with asyncio.timeout(30):
+            while len(client.result.received_media) < received:
+                await client.stream_audio(SILENCE, speed=1)
+    except TimeoutError:
+        heard = await runtime.store.find_call(call_sid=client.result.call_sid)
+        segments = await runtime.store.get_segments(heard) if heard else []
+        raise AssertionError(f"the bot never answered; it heard {segments}") from None
+
+
+async def _reply_of(base_url: str, runtime: Runtime, result: StreamResult) -> dict[str, Any]:
+    """The call's one reply, once the call is stored as completed."""
+    call_id = await runtime.store.find_call(call_sid=result.call_sid)
+    assert call_id is not None
+    async with httpx.AsyncClient(timeout=30) as http:
+        call = await wait_completed(http, base_url, call_id, 60)
+    assert call["status"] == "completed"
+    [reply] = await runtime.store.get_replies(call_id)
+    return dict(reply)
+
+
 async def test_barge_in_clears_and_stops_the_reply(
     base_url: str, runtime: Runtime, tmp_path: Path
 ) -> None:
-    import asyncio
-
-    from server.audio import to_twilio_ulaw
-    from server.simulator import TwilioStreamClient
-
-    question = to_twilio_ulaw(
-        write_meeting(
-            tmp_path / "q.wav", ["Convene, what can you do?"], pause_secs=0.2, lead_secs=0
-        )
-    )
-    interruption = to_twilio_ulaw(
-        write_meeting(
-            tmp_path / "i.wav",
-            ["Sorry, wait a moment, let me stop you there."],
-            pause_secs=0.2,
-            lead_secs=0,
-        )
-    )
-    silence = b"\xff" * 160
+    question = _ulaw(tmp_path / "q.wav", ["Convene, what can you do?"])
+    interruption = _ulaw(tmp_path / "i.wav", ["Sorry, wait a moment, let me stop you there."])
     ws_url = base_url.replace("http", "ws") + "/twilio/media"
     async with TwilioStreamClient(ws_url, custom_parameters={"series": "barge"}) as client:
         await client.send_connected()
         await client.send_start()
         # A second of room tone first, as on a real bridge before anyone speaks.
-        await client.stream_audio(silence * 50 + question, speed=0)
-        # Listen in real time until the bot has been talking for a second.
-        try:
-            async with asyncio.timeout(30):
-                while len(client.result.received_media) < 8000:
-                    await client.stream_audio(silence, speed=1)
-        except TimeoutError:
-            heard = await runtime.store.find_call(call_sid=client.result.call_sid)
-            segments = await runtime.store.get_segments(heard) if heard else []
-            raise AssertionError(f"the bot never answered; it heard {segments}") from None
-        await client.stream_audio(interruption + silence * 75, speed=1)
+        await client.stream_audio(SILENCE * 50 + question, speed=0)
+        # Listen in real time until the bot has been talking for a second, then talk over it.
+        await _listen_until(client, runtime, 8000)
+        await client.stream_audio(interruption + SILENCE * 75, speed=1)
         await client.send_stop()
         await client.wait_closed(timeout=90)
         result = client.result
     assert result.received_clears >= 1
+    reply = await _reply_of(base_url, runtime, result)
+    assert reply["intent"] == "unknown"
+    assert reply["interrupted"] is True and reply["hung_up"] is False
+    # What is stored is what went out on the socket, as the caller measured it: the start of
+    # the answer only (nothing was sent after the `clear`), not the whole synthesised answer.
+    assert result.media_before_stop == len(result.received_media)
+    got_ms = len(result.received_media) / 8
+    assert got_ms >= 1000
+    assert abs(reply["audio_ms"] - got_ms) <= TOLERANCE_MS, (reply, got_ms)
+    assert reply["t_first_audio_ms"] >= reply["t_question_end_ms"]
+    assert 0 <= reply["audio_played_ms"] <= reply["audio_ms"]
+    # The interruption itself is still part of the transcript.
     call_id = await runtime.store.find_call(call_sid=result.call_sid)
     assert call_id is not None
-    replies = await runtime.store.get_replies(call_id)
-    first = replies[0]
-    assert first["intent"] == "unknown" and first["interrupted"] is True
-    # Only the start of the synthesised answer reached the caller: the rest was cut.
-    played_secs = len(result.received_media) / 8000
-    assert first["audio_ms"] > 4000
-    assert played_secs < 0.6 * first["audio_ms"] / 1000, (played_secs, first["audio_ms"])
-    # The interruption itself is still part of the transcript.
     texts = " ".join(s["text"] for s in await runtime.store.get_segments(call_id))
     assert contains_close_to(texts, "let me stop you there")
+
+
+async def test_hang_up_before_any_audio_stores_a_silent_reply(
+    base_url: str, runtime: Runtime, tmp_path: Path
+) -> None:
+    """The caller asks and hangs up 100 ms later: the reply is recorded, as never heard."""
+    question = _ulaw(tmp_path / "q.wav", ["Convene, what can you do?"])
+    ws_url = base_url.replace("http", "ws") + "/twilio/media"
+    async with TwilioStreamClient(ws_url, custom_parameters={"series": "hangup"}) as client:
+        await client.send_connected()
+        await client.send_start()
+        # Unpaced: `stop` reaches the server before it has even heard the end of the turn.
+        await client.stream_audio(SILENCE * 50 + question + SILENCE * 5, speed=0)
+        await client.send_stop()
+        await client.wait_closed(timeout=90)
+        result = client.result
+    assert result.media_before_stop == 0
+    assert len(result.received_media) == 0  # and nothing was said to nobody after it
+    reply = await _reply_of(base_url, runtime, result)
+    assert reply["intent"] == "unknown" and reply["answer"]
+    assert reply["hung_up"] is True and reply["interrupted"] is True
+    assert reply["audio_ms"] == 0 and reply["audio_played_ms"] == 0
+    assert reply["t_first_audio_ms"] is None  # no latency: nothing was sent
+
+
+async def test_hang_up_mid_reply_stores_what_was_sent(
+    base_url: str, runtime: Runtime, tmp_path: Path
+) -> None:
+    question = _ulaw(tmp_path / "q.wav", ["Convene, what can you do?"])
+    ws_url = base_url.replace("http", "ws") + "/twilio/media"
+    async with TwilioStreamClient(ws_url, custom_parameters={"series": "hangup"}) as client:
+        await client.send_connected()
+        await client.send_start()
+        await client.stream_audio(SILENCE * 50 + question + SILENCE * 50, speed=0)
+        await _listen_until(client, runtime, 4480)  # ~0.56 s of the reply
+        await client.send_stop()
+        await client.wait_closed(timeout=90)
+        result = client.result
+    assert result.media_before_stop is not None
+    before_ms = result.media_before_stop / 8
+    got_ms = len(result.received_media) / 8
+    reply = await _reply_of(base_url, runtime, result)
+    assert reply["hung_up"] is True and reply["interrupted"] is True
+    # At least what the caller got before hanging up was sent, and no more than what it got
+    # until the socket closed: the bot stopped talking when the caller hung up.
+    assert before_ms - TOLERANCE_MS <= reply["audio_ms"] <= got_ms + TOLERANCE_MS, (
+        reply,
+        before_ms,
+        got_ms,
+    )
+    assert got_ms - before_ms < 1000, (before_ms, got_ms)
+    assert reply["t_first_audio_ms"] >= reply["t_question_end_ms"]
+    assert 0 <= reply["audio_played_ms"] <= reply["audio_ms"]
