@@ -24,11 +24,11 @@ import httpx  # noqa: E402
 from loguru import logger  # noqa: E402
 from pydantic import SecretStr  # noqa: E402
 
+from core.settings import Settings  # noqa: E402
 from server.app import create_app  # noqa: E402
 from server.audio import to_twilio_ulaw  # noqa: E402
 from server.local_server import serve_in_process  # noqa: E402
 from server.runtime import Runtime  # noqa: E402
-from server.settings import Settings  # noqa: E402
 from server.simulate import wait_completed  # noqa: E402
 from server.simulator import TwilioStreamClient  # noqa: E402
 from tests.speech import write_meeting  # noqa: E402

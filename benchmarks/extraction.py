@@ -22,7 +22,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from processors.extraction import (  # noqa: E402
+from domain.extraction import (  # noqa: E402
     Commitment,
     DeterministicExtractor,
     parse_transcript_lines,

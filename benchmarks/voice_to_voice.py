@@ -33,19 +33,19 @@ from pipecat.processors.frame_processor import FrameDirection, FrameProcessor  #
 from pydantic import SecretStr  # noqa: E402
 
 from bot.call import CallDeps, build_stt, build_vad, whisper_settings  # noqa: E402
-from bot.speech import load_voice, synthesize  # noqa: E402
 from bot.twilio_stream import ConveneTwilioSerializer, read_stream_start  # noqa: E402
+from core.settings import Settings  # noqa: E402
+from domain.report_text import render  # noqa: E402
 from processors.frames import AddressedFrame  # noqa: E402
 from processors.memory_lookup import gather_facts  # noqa: E402
+from processors.piper_voice import load_voice, synthesize  # noqa: E402
 from processors.report import split_sentences  # noqa: E402
-from processors.report_text import render  # noqa: E402
 from processors.stage_metrics import RECENT  # noqa: E402
 from processors.whisper_stt import transcribe_local  # noqa: E402
 from server.app import create_app  # noqa: E402
 from server.audio import pcm16_to_ulaw  # noqa: E402
 from server.local_server import serve_in_process  # noqa: E402
 from server.runtime import Runtime  # noqa: E402
-from server.settings import Settings  # noqa: E402
 from server.simulator import TwilioStreamClient  # noqa: E402
 
 QUESTIONS = [
@@ -297,7 +297,7 @@ async def main() -> None:
             with tempfile.TemporaryDirectory() as tmp:
                 import soundfile as sf
 
-                from bot.speech import synthesize_meeting
+                from processors.piper_voice import synthesize_meeting
 
                 seed, rate = synthesize_meeting(SEED)
                 seed_wav = Path(tmp) / "seed.wav"

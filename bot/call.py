@@ -26,15 +26,19 @@ from pipecat.transports.websocket.fastapi import FastAPIWebsocketParams, FastAPI
 from pipecat.workers.runner import WorkerRunner
 
 from bot.twilio_stream import ConveneTwilioSerializer, StreamStart
+from core.errors import ConfigError
+from core.prompts import LlmProvider, PipelineKnobs, Prompts, VadKnobs
+from domain.extraction import DeterministicExtractor
+from domain.llm_extraction import LLMExtractor, build_llm_extractor
+from domain.llm_report import Reporter, TemplateReporter, build_llm_reporter
 from memory.models import CommitmentRecord, WriteOp
 from memory.store import Store
 from processors.barge_in import BargeIn
+from processors.cloud_tts import build_cloud_tts
 from processors.commitments import CommitmentExtractor
-from processors.extraction import DeterministicExtractor
+from processors.deepgram_stt import build_deepgram_stt
 from processors.frames import CallerHungUpFrame
 from processors.heard_probe import HeardProbe
-from processors.llm_extraction import LLMExtractor, build_llm_extractor
-from processors.llm_report import Reporter, TemplateReporter, build_llm_reporter
 from processors.memory_lookup import MemoryLookup
 from processors.pause_vad import PauseAwareVADAnalyzer, PauseVADProcessor
 from processors.piper_tts import SharedPiperTTSService
@@ -44,8 +48,6 @@ from processors.stage_metrics import StageMetricsObserver
 from processors.transcript import TranscriptRecorder
 from processors.wake import WakeGate, WakeMatcher
 from processors.whisper_stt import RemoteWhisperSTTService, SharedWhisperSTTService
-from server.errors import ConfigError
-from server.prompts import LlmProvider, PipelineKnobs, Prompts, VadKnobs
 
 if TYPE_CHECKING:
     from faster_whisper import WhisperModel
@@ -128,8 +130,6 @@ def build_stt(deps: CallDeps, knobs: PipelineKnobs | None = None) -> STTService:
             trailing_silence_secs=stt.trailing_silence_secs,
         )
     if stt.provider == "deepgram":
-        from processors.deepgram_stt import build_deepgram_stt
-
         if not deps.deepgram_api_key:
             raise ConfigError("stt.provider: deepgram needs DEEPGRAM_API_KEY")
         agent = deps.prompts.agent
@@ -167,7 +167,6 @@ def build_tts(deps: CallDeps, knobs: PipelineKnobs | None = None) -> TTSService:
     piper = SharedPiperTTSService(model_path=tts.voice_model, length_scale=tts.length_scale)
     if tts.provider == "piper":
         return piper
-    from processors.cloud_tts import build_cloud_tts
 
     keys = {
         "cartesia": (deps.cartesia_api_key, deps.cartesia_base_url, "CARTESIA_API_KEY"),

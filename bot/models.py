@@ -10,7 +10,9 @@ from importlib import resources
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from server.errors import ConfigError
+from core.errors import ConfigError
+from processors.piper_voice import synthesize
+from processors.whisper_stt import SAMPLE_RATE, transcribe_full, transcribe_short
 
 if TYPE_CHECKING:
     from faster_whisper import WhisperModel
@@ -92,9 +94,6 @@ def warm_up(model: WhisperModel | None, voice_model: str | None) -> None:
     question of the first call pays for it (hundreds of ms more than the next ones).
     """
     import numpy as np
-
-    from bot.speech import synthesize
-    from processors.whisper_stt import SAMPLE_RATE, transcribe_full, transcribe_short
 
     if model is not None:
         settings = _WarmSettings()

@@ -15,7 +15,7 @@ import warnings
 from pathlib import Path
 from typing import Any
 
-from server.errors import StorageUnavailable
+from core.errors import StorageUnavailable
 
 log = logging.getLogger(__name__)
 

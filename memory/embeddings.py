@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from server.errors import ConfigError
+from core.errors import ConfigError
 
 DIM = 384
 MAX_TOKENS = 128

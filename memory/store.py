@@ -11,6 +11,7 @@ from typing import Any
 import asyncpg
 from pgvector.asyncpg import register_vector
 
+from core.errors import StorageUnavailable
 from memory.embeddings import Embedder, shared_embedder
 from memory.migrate import migrate
 from memory.models import (
@@ -22,7 +23,6 @@ from memory.models import (
     WriteOp,
 )
 from memory.tracking import apply_commitment
-from server.errors import StorageUnavailable
 
 # What asyncpg raises when the server is away or the connection broke.
 CONNECTION_ERRORS: tuple[type[BaseException], ...] = (

@@ -17,11 +17,11 @@ from collections.abc import Sequence
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
+from core.errors import StorageUnavailable
 from memory import keys
 from memory.models import CommitmentRecord, SegmentRecord, SummaryRecord, WriteOp
 from memory.spool import Spool
 from memory.store import CONNECTION_ERRORS, Store
-from server.errors import StorageUnavailable
 
 log = logging.getLogger(__name__)
 

@@ -33,8 +33,8 @@ from pipecat.processors.frame_processor import FrameProcessorSetup
 from pipecat.services.settings import TTSSettings
 from pipecat.services.tts_service import TTSService
 
-from server.errors import ConfigError
-from server.prompts import CartesiaOptions, ElevenLabsOptions, TtsKnobs
+from core.errors import ConfigError
+from core.prompts import CartesiaOptions, ElevenLabsOptions, TtsKnobs
 
 if TYPE_CHECKING:
     import httpx

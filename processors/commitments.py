@@ -18,8 +18,8 @@ from typing import Protocol
 from pipecat.frames.frames import CancelFrame, EndFrame, Frame, StartFrame
 from pipecat.processors.frame_processor import FrameDirection, FrameProcessor
 
+from domain.extraction import Commitment, Utterance
 from memory.models import CommitmentRecord
-from processors.extraction import Commitment, Utterance
 from processors.frames import CommitmentFrame, TranscriptSegmentFrame
 
 log = logging.getLogger(__name__)

@@ -49,9 +49,9 @@ from pipecat.services.deepgram.stt import DeepgramSTTService
 from pipecat.services.stt_service import STTService
 from pipecat.utils.time import time_now_iso8601
 
+from core.prompts import DeepgramOptions
 from processors.stt_timing import SegmentTimingMixin
 from processors.whisper_stt import transcribe_local
-from server.prompts import DeepgramOptions
 
 if TYPE_CHECKING:
     from faster_whisper import WhisperModel

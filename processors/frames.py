@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 
 from pipecat.frames.frames import DataFrame, SystemFrame
 
-from processors.report_text import Facts
+from domain.report_text import Facts
 
 
 @dataclass

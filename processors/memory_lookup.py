@@ -16,9 +16,9 @@ from collections.abc import Awaitable, Callable
 from pipecat.frames.frames import CancelFrame, EndFrame, Frame
 from pipecat.processors.frame_processor import FrameDirection, FrameProcessor
 
+from domain.report_text import Facts, TaskFact
 from memory.store import Store
 from processors.frames import AddressedFrame, MemoryFactsFrame
-from processors.report_text import Facts, TaskFact
 
 log = logging.getLogger(__name__)
 RECALL_LIMIT = 3

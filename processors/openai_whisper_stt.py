@@ -23,10 +23,10 @@ from pipecat.frames.frames import ErrorFrame, Frame, TranscriptionFrame
 from pipecat.services.stt_service import SegmentedSTTService
 from pipecat.utils.time import time_now_iso8601
 
+from core.errors import ConfigError
+from core.prompts import OpenAIWhisperOptions
 from processors.stt_timing import SegmentTimingMixin
 from processors.whisper_stt import WAV_HEADER_BYTES
-from server.errors import ConfigError
-from server.prompts import OpenAIWhisperOptions
 
 _models: dict[tuple[str, str], Any] = {}
 _lock = threading.Lock()

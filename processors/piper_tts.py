@@ -10,7 +10,7 @@ from pipecat.frames.frames import ErrorFrame, Frame
 from pipecat.services.settings import TTSSettings
 from pipecat.services.tts_service import TTSService
 
-from bot.speech import load_voice
+from processors.piper_voice import load_voice
 
 
 class SharedPiperTTSService(TTSService):  # type: ignore[misc]

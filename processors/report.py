@@ -16,8 +16,8 @@ import re
 from pipecat.frames.frames import Frame, TTSSpeakFrame
 from pipecat.processors.frame_processor import FrameDirection, FrameProcessor
 
+from domain.llm_report import Reporter
 from processors.frames import CallerHungUpFrame, MemoryFactsFrame, ReplyFrame
-from processors.llm_report import Reporter
 
 log = logging.getLogger(__name__)
 _SENTENCE_END = re.compile(r"(?<=[.!?])\s+")

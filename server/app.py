@@ -7,9 +7,9 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
+from core.settings import Settings, get_settings
 from server import routes_calls, routes_twilio
 from server.runtime import Runtime
-from server.settings import Settings, get_settings
 
 
 def create_app(*, settings: Settings | None = None, runtime: Runtime | None = None) -> FastAPI:

@@ -15,7 +15,7 @@ import numpy.typing as npt
 import soundfile as sf
 import soxr
 
-from server.errors import ConveneError
+from core.errors import ConveneError
 
 TWILIO_SAMPLE_RATE = 8000
 ULAW_SILENCE = 0xFF  # mu-law code of the sample value 0

@@ -15,9 +15,9 @@ import typer
 from pydantic import SecretStr
 from rich.console import Console
 
-from server.errors import ConveneError
+from core.errors import ConveneError
+from core.settings import Settings
 from server.logs import configure_logging
-from server.settings import Settings
 
 app = typer.Typer(
     name="convene",
@@ -61,8 +61,8 @@ def serve(
     configure_logging("INFO" if verbose else "WARNING")
     settings = _settings()
     # Bad YAML, an unknown provider or a missing key: say so here, before any server starts.
-    from server.errors import ConfigError
-    from server.prompts import load_prompts
+    from core.errors import ConfigError
+    from core.prompts import load_prompts
     from server.runtime import check_provider_settings
 
     try:

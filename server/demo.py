@@ -19,12 +19,12 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from bot.speech import synthesize_meeting
 from core import clock
+from core.settings import Settings
+from processors.piper_voice import synthesize_meeting
 from server.app import create_app
 from server.local_server import serve_in_process
 from server.runtime import Runtime
-from server.settings import Settings
 from server.simulate import simulate_call
 
 MEETINGS: list[tuple[str, dt.date, list[str]]] = [

@@ -8,8 +8,8 @@ from twilio.base.exceptions import TwilioException, TwilioRestException
 from twilio.http.async_http_client import AsyncTwilioHttpClient
 from twilio.rest import Client
 
-from server.errors import NotConfigured, ProviderError
-from server.settings import Settings
+from core.errors import NotConfigured, ProviderError
+from core.settings import Settings
 
 log = logging.getLogger(__name__)
 

@@ -8,7 +8,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from processors.extraction import Commitment, DeterministicExtractor, parse_transcript_lines
+from domain.extraction import Commitment, DeterministicExtractor, parse_transcript_lines
 
 
 def commitment_json(item: Commitment) -> dict[str, Any]:

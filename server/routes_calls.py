@@ -11,9 +11,9 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 from redis.exceptions import RedisError
 
+from core.errors import NotConfigured, ProviderError, StorageUnavailable
 from server.deps import RuntimeDep
 from server.dialer import missing_twilio_settings, place_call
-from server.errors import NotConfigured, ProviderError, StorageUnavailable
 from server.twiml import stream_twiml
 
 log = logging.getLogger(__name__)

@@ -20,13 +20,17 @@ from redis.exceptions import RedisError
 from bot.call import CallDeps, llm_access
 from bot.models import resolve_whisper_model, shared_whisper_model, warm_up
 from core import clock
+from core.errors import ConfigError, StorageUnavailable
+from core.prompts import LlmProvider, Prompts, load_prompts
+from core.settings import Settings
+from domain.extraction import DeterministicExtractor
+from domain.llm_extraction import build_llm_extractor, load_extraction_prompt
+from domain.llm_report import load_report_prompt
 from memory.embedded import EmbeddedPostgres, EmbeddedRedis
 from memory.spool import Spool
 from memory.store import Store
 from memory.writer import StoreWriter
-from server.errors import ConfigError, StorageUnavailable
-from server.prompts import LlmProvider, Prompts, load_prompts
-from server.settings import Settings
+from processors.commitments import commitment_record
 
 if TYPE_CHECKING:
     from faster_whisper import WhisperModel
@@ -40,8 +44,6 @@ def check_llm_settings(
     settings: Settings, *, prompt: str = "extraction.yaml", provider: str = "anthropic"
 ) -> None:
     """An LLM backend needs a key (Anthropic) and a valid prompt file, checked at start."""
-    from processors.llm_extraction import load_extraction_prompt
-    from processors.llm_report import load_report_prompt
 
     knob = "extraction.backend" if prompt == "extraction.yaml" else "report.backend"
     if provider == "anthropic" and settings.anthropic_api_key is None:
@@ -208,9 +210,6 @@ class Runtime:
         Their deterministic result was used at the time; the LLM's answer is applied on top
         (tracking matches it to the tasks it already made, so nothing is duplicated).
         """
-        from processors.commitments import commitment_record
-        from processors.extraction import DeterministicExtractor
-        from processors.llm_extraction import build_llm_extractor
 
         deps = self.call_deps()
         knobs = self.prompts.pipeline

@@ -20,8 +20,8 @@ from urllib.parse import urlencode
 import httpx
 from twilio.request_validator import RequestValidator
 
+from core.errors import ConveneError
 from server.audio import to_twilio_ulaw
-from server.errors import ConveneError
 from server.simulator import simulate_stream, stream_url_from_twiml
 
 COMPLETE_TIMEOUT_SECS = 120.0

@@ -33,8 +33,8 @@ from twilio.request_validator import RequestValidator
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidURI
 
+from core.errors import ConveneError
 from server.audio import TWILIO_SAMPLE_RATE, ULAW_SILENCE, ulaw_to_pcm16, write_wav
-from server.errors import ConveneError
 
 FRAME_MS = 20
 FRAME_BYTES = TWILIO_SAMPLE_RATE * FRAME_MS // 1000  # 160 bytes of mu-law per 20 ms frame

@@ -13,10 +13,10 @@ import pytest
 from loguru import logger
 from pydantic import SecretStr
 
+from core.settings import Settings
 from server.app import create_app
 from server.local_server import serve_in_process
 from server.runtime import Runtime
-from server.settings import Settings
 from tests.speech import write_meeting
 
 # Pipecat logs through loguru at DEBUG by default: keep test output readable.

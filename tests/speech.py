@@ -9,7 +9,7 @@ import jiwer
 import numpy as np
 import soundfile as sf
 
-from bot.speech import synthesize_meeting
+from processors.piper_voice import synthesize_meeting
 
 
 def write_meeting(

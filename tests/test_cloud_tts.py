@@ -39,11 +39,11 @@ from pydantic import SecretStr
 
 import processors.cloud_tts as cloud_tts
 from bot.models import shared_whisper_model
+from core.prompts import TtsKnobs
 from processors.cloud_tts import CartesiaTTSService, ElevenLabsTTSService, build_cloud_tts
 from processors.piper_tts import SharedPiperTTSService
 from server.audio import to_twilio_ulaw
 from server.local_server import serve_in_process
-from server.prompts import TtsKnobs
 from server.runtime import Runtime
 from server.simulate import request_twiml, wait_completed
 from server.simulator import StreamResult, simulate_stream, stream_url_from_twiml

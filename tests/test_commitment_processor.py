@@ -9,9 +9,9 @@ import pytest
 from pipecat.frames.frames import InputAudioRawFrame
 from pipecat.tests.utils import run_test
 
+from domain.extraction import Commitment, DeterministicExtractor, Utterance
 from memory.models import CommitmentRecord, WriteOp
 from processors.commitments import CommitmentExtractor
-from processors.extraction import Commitment, DeterministicExtractor, Utterance
 from processors.frames import CommitmentFrame, TranscriptSegmentFrame
 
 pytestmark = pytest.mark.dates  # resolves dates: re-run on other days by .ci/run

@@ -6,7 +6,7 @@ import datetime as dt
 
 import pytest
 
-from processors.dates import find_due_phrase, find_due_phrases, resolve_due
+from domain.dates import find_due_phrase, find_due_phrases, resolve_due
 
 pytestmark = pytest.mark.dates  # resolves dates: re-run on other days by .ci/run
 

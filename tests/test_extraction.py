@@ -10,7 +10,7 @@ from types import ModuleType
 
 import pytest
 
-from processors.extraction import (
+from domain.extraction import (
     Commitment,
     DeterministicExtractor,
     Utterance,

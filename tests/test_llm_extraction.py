@@ -21,8 +21,10 @@ import anthropic
 import pytest
 import yaml
 
-from processors.extraction import Commitment, DeterministicExtractor, Utterance
-from processors.llm_extraction import (
+from core.errors import ConfigError
+from core.settings import REPO_ROOT
+from domain.extraction import Commitment, DeterministicExtractor, Utterance
+from domain.llm_extraction import (
     API_KEY_ENV,
     COMMITMENTS_SCHEMA,
     TOOL,
@@ -31,9 +33,7 @@ from processors.llm_extraction import (
     build_llm_extractor,
     load_extraction_prompt,
 )
-from server.errors import ConfigError
 from server.local_server import serve_in_process
-from server.settings import REPO_ROOT
 from tests.fakes.anthropic_api import (
     FakeAnthropic,
     TextReply,
@@ -283,7 +283,7 @@ async def test_persistent_529_falls_back_queues_and_recovers(
     extractor = make(spool=spool, max_retries=2)
     fake.default = overloaded()
 
-    with caplog.at_level(logging.WARNING, logger="processors.llm_extraction"):
+    with caplog.at_level(logging.WARNING, logger="domain.llm_extraction"):
         found = await extractor.feed(PROMISE, meeting_date=MEETING)
 
     assert found == offline([PROMISE]) and found  # the offline rules answered meanwhile

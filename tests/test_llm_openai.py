@@ -20,8 +20,10 @@ from typing import Any
 import pytest
 from pydantic import SecretStr
 
-from processors.extraction import Commitment, DeterministicExtractor, Utterance
-from processors.llm_extraction import (
+from core.prompts import LlmKnobs
+from core.settings import REPO_ROOT
+from domain.extraction import Commitment, DeterministicExtractor, Utterance
+from domain.llm_extraction import (
     COMMITMENTS_SCHEMA,
     OPENAI_API_KEY_ENV,
     OPENAI_NO_KEY,
@@ -30,12 +32,10 @@ from processors.llm_extraction import (
     build_llm_extractor,
     load_extraction_prompt,
 )
-from processors.llm_report import LLMReporter, build_llm_reporter, load_report_prompt
-from processors.report_text import Facts, TaskFact, load_report_templates, render
+from domain.llm_report import LLMReporter, build_llm_reporter, load_report_prompt
+from domain.report_text import Facts, TaskFact, load_report_templates, render
 from server.local_server import serve_in_process
-from server.prompts import LlmKnobs
 from server.runtime import Runtime
-from server.settings import REPO_ROOT
 from tests.calls import say_weekday, simulate_meeting, weekday_on_or_after
 from tests.fakes.openai_chat_api import (
     FakeOpenAIChat,
@@ -272,7 +272,7 @@ async def test_model_override_and_prompt_model(
 ) -> None:
     fake.default = commitments(ALICE_ITEM)
     assert [c.owner for c in await make(model="llama3.1:8b").feed(PROMISE, meeting_date=MEETING)]
-    with caplog.at_level(logging.WARNING, logger="processors.llm_extraction"):
+    with caplog.at_level(logging.WARNING, logger="domain.llm_extraction"):
         unset = make(model=None, temperature=0.2)
     await unset.feed(PROMISE, meeting_date=MEETING)
 
@@ -316,7 +316,7 @@ async def test_persistent_503_falls_back_spools_and_recovers(
     extractor = make(spool=spool, max_retries=2)
     fake.default = unavailable()
 
-    with caplog.at_level(logging.WARNING, logger="processors.llm_extraction"):
+    with caplog.at_level(logging.WARNING, logger="domain.llm_extraction"):
         found = await extractor.feed(PROMISE, meeting_date=MEETING)
 
     assert found == offline([PROMISE]) and found  # the deterministic rules answered
@@ -495,7 +495,7 @@ async def test_invented_task_is_rejected_and_templates_answer(
     reporter = make_reporter()
     fake.push(ChatText(INVENTED))
 
-    with caplog.at_level(logging.WARNING, logger="processors.llm_report"):
+    with caplog.at_level(logging.WARNING, logger="domain.llm_report"):
         answer = await reporter.report(FACTS)
 
     assert answer == TEMPLATE_ANSWER and "Ken" not in answer and "database" not in answer
@@ -516,7 +516,7 @@ async def test_report_retries_then_falls_back(
     assert len(fake.requests) == 3 and len(sleeps) == 2 and sleeps[1] == 0.05
 
     fake.default = server_error()
-    with caplog.at_level(logging.WARNING, logger="processors.llm_report"):
+    with caplog.at_level(logging.WARNING, logger="domain.llm_report"):
         assert await reporter.report(FACTS) == TEMPLATE_ANSWER
     assert len(fake.requests) == 6  # first try + 2 retries
     assert (reporter.stats.retries, reporter.stats.fallbacks) == (4, 1)

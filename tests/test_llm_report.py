@@ -19,8 +19,10 @@ from typing import Any
 import pytest
 import yaml
 
-from processors.llm_extraction import API_KEY_ENV
-from processors.llm_report import (
+from core.errors import ConfigError
+from core.settings import REPO_ROOT
+from domain.llm_extraction import API_KEY_ENV
+from domain.llm_report import (
     LLMReporter,
     TemplateReporter,
     build_llm_reporter,
@@ -28,10 +30,8 @@ from processors.llm_report import (
     facts_payload,
     load_report_prompt,
 )
-from processors.report_text import Facts, TaskFact, load_report_templates, render
-from server.errors import ConfigError
+from domain.report_text import Facts, TaskFact, load_report_templates, render
 from server.local_server import serve_in_process
-from server.settings import REPO_ROOT
 from tests.fakes.anthropic_api import FakeAnthropic, TextReply, overloaded, slow
 
 pytestmark = pytest.mark.dates  # resolves dates: re-run on other days by .ci/run
@@ -194,7 +194,7 @@ async def test_invented_task_is_rejected_and_templates_answer(
     reporter = make()
     fake.push(TextReply(INVENTED))
 
-    with caplog.at_level(logging.WARNING, logger="processors.llm_report"):
+    with caplog.at_level(logging.WARNING, logger="domain.llm_report"):
         answer = await reporter.report(FACTS)
 
     assert answer == TEMPLATE_ANSWER
@@ -286,7 +286,7 @@ async def test_persistent_529_falls_back(
     reporter = make(max_retries=2)
     fake.default = overloaded()
 
-    with caplog.at_level(logging.WARNING, logger="processors.llm_report"):
+    with caplog.at_level(logging.WARNING, logger="domain.llm_report"):
         assert await reporter.report(FACTS) == TEMPLATE_ANSWER
 
     assert len(fake.requests) == 3  # first try + 2 retries

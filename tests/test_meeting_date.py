@@ -155,9 +155,9 @@ async def test_a_call_that_straddles_midnight_keeps_one_date(
 
 
 async def test_an_invalid_time_zone_stops_start_up_with_the_key(tmp_path: Path) -> None:
-    from server.errors import ConfigError
-    from server.prompts import load_prompts
-    from server.settings import REPO_ROOT
+    from core.errors import ConfigError
+    from core.prompts import load_prompts
+    from core.settings import REPO_ROOT
 
     folder = tmp_path / "prompts"
     folder.mkdir()

@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from server.errors import ConfigError
-from server.prompts import load_prompts
-from server.settings import REPO_ROOT
+from core.errors import ConfigError
+from core.prompts import load_prompts
+from core.settings import REPO_ROOT
 
 
 def copy_prompts(tmp_path: Path) -> Path:

@@ -10,8 +10,8 @@ import yaml
 from pydantic import SecretStr
 
 from bot.call import CallDeps, build_stt, build_tts
-from server.errors import ConfigError
-from server.prompts import load_prompts
+from core.errors import ConfigError
+from core.prompts import load_prompts
 from server.runtime import Runtime, check_provider_settings
 from tests.conftest import make_settings
 from tests.test_prompts import copy_prompts

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from pydantic import SecretStr
 
-from server.errors import ConfigError
+from core.errors import ConfigError
 from server.local_server import serve_in_process
 from server.runtime import Runtime, check_llm_settings
 from tests.calls import contains_close_to, say_weekday, simulate_meeting, weekday_on_or_after

@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from processors.report_text import Facts, TaskFact, load_report_templates, ordinal, render, say_due
-from server.errors import ConfigError
-from server.settings import REPO_ROOT
+from core.errors import ConfigError
+from core.settings import REPO_ROOT
+from domain.report_text import Facts, TaskFact, load_report_templates, ordinal, render, say_due
 
 pytestmark = pytest.mark.dates  # resolves dates: re-run on other days by .ci/run
 
@@ -137,6 +137,6 @@ def test_a_long_first_sentence_is_cut_after_its_first_clause_for_a_quick_first_a
     ],
 )
 def test_done_items_are_said_in_the_past_tense(action: str, done: str) -> None:
-    from processors.report_text import past_tense
+    from domain.report_text import past_tense
 
     assert past_tense(action) == done

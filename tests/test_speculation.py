@@ -13,7 +13,7 @@ from pipecat.pipeline.pipeline import Pipeline
 from pipecat.tests.utils import SleepFrame, run_test
 
 from bot.call import build_stt, build_vad
-from bot.speech import synthesize
+from core.prompts import VadKnobs
 from processors.frames import (
     AddressedFrame,
     EarlyTranscriptFrame,
@@ -21,9 +21,9 @@ from processors.frames import (
     SpeechResumedFrame,
     TranscriptSegmentFrame,
 )
+from processors.piper_voice import synthesize
 from processors.wake import WakeGate, WakeMatcher
 from processors.whisper_stt import SharedWhisperSTTService, transcribe_local
-from server.prompts import VadKnobs
 from server.runtime import Runtime
 from tests.speech import wer
 

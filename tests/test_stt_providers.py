@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from server.errors import ConfigError
+from core.errors import ConfigError
 from server.local_server import serve_in_process
 from server.runtime import Runtime
 from tests.calls import simulate_meeting
@@ -80,7 +80,7 @@ def test_whisper_remote_without_url_fails_at_start(tmp_path: Path) -> None:
     import asyncio
     import shutil
 
-    from server.settings import REPO_ROOT
+    from core.settings import REPO_ROOT
 
     prompts = tmp_path / "prompts"
     shutil.copytree(REPO_ROOT / "prompts", prompts)

@@ -35,7 +35,7 @@ from fastapi import FastAPI, WebSocket, WebSocketDisconnect
 from fastapi.responses import JSONResponse
 from starlette.websockets import WebSocketState
 
-from bot.speech import synthesize
+from processors.piper_voice import synthesize
 from server.audio import pcm16_to_ulaw
 
 SAMPLE_RATES = (8000, 16000, 22050, 24000, 44100, 48000)

@@ -6,7 +6,7 @@ import datetime as dt
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from server.prompts import ReportTemplates, load_yaml_model
+from core.prompts import ReportTemplates, load_yaml_model
 
 
 def load_report_templates(path: Path) -> ReportTemplates:

@@ -25,7 +25,7 @@ Any problem rejects the answer, and so do an API error, a timeout, an empty or c
 or one too long to speak: then the deterministic `render(facts, templates)` answers, and
 `stats` counts it. The caller always gets something to say.
 
-Failures are explicit, as in `processors/llm_extraction.py`, whose retry policy this reuses:
+Failures are explicit, as in `domain/llm_extraction.py`, whose retry policy this reuses:
 the SDK's own retries are off; 429, 529, other 5xx, timeouts and connection errors are retried
 with exponential backoff and jitter, under an overall deadline (people on the call are waiting).
 The API key comes from the constructor or the environment (`ANTHROPIC_API_KEY`;
@@ -52,7 +52,9 @@ from anthropic.types import Message, TextBlock
 from openai.types.chat import ChatCompletion
 from pydantic import BaseModel, ConfigDict, Field
 
-from processors.llm_extraction import (
+from core.errors import ConfigError
+from core.prompts import ReportTemplates, load_yaml_model
+from domain.llm_extraction import (
     API_ERRORS,
     API_KEY_ENV,
     PROVIDERS,
@@ -63,9 +65,7 @@ from processors.llm_extraction import (
     openai_key,
     resolve_model,
 )
-from processors.report_text import Facts, TaskFact, ordinal, render, say_due
-from server.errors import ConfigError
-from server.prompts import ReportTemplates, load_yaml_model
+from domain.report_text import Facts, TaskFact, ordinal, render, say_due
 
 log = logging.getLogger(__name__)
 

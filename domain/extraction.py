@@ -16,7 +16,7 @@ It rejects past tense ("last week I fixed ..."), questions and hypotheticals ("s
 first-person speech, else the person asked or named; the bot's own names are never owners and
 its own lines are ignored. The action is a short imperative phrase with fillers, hedges and
 the due phrase removed, and "it"/"them" replaced by what was asked for or last mentioned; the
-due date is resolved against the meeting date by `processors.dates`, a corrected date ("Monday,
+due date is resolved against the meeting date by `domain.dates`, a corrected date ("Monday,
 no, Tuesday") winning.
 
 Everything is precompiled regular expressions over one utterance and a rolling window of the
@@ -31,7 +31,7 @@ from collections import deque
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
-from processors.dates import DueMatch, choose_due, find_due_phrases
+from domain.dates import DueMatch, choose_due, find_due_phrases
 
 __all__ = [
     "Commitment",

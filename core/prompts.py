@@ -21,7 +21,7 @@ from pydantic import (
 )
 
 from core.clock import time_zone
-from server.errors import ConfigError
+from core.errors import ConfigError
 
 
 class _Strict(BaseModel):

@@ -52,9 +52,9 @@ from openai.types.chat import (
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from core import clock
-from processors.extraction import Commitment, DeterministicExtractor, Utterance
-from server.errors import ConfigError
-from server.prompts import load_yaml_model
+from core.errors import ConfigError
+from core.prompts import load_yaml_model
+from domain.extraction import Commitment, DeterministicExtractor, Utterance
 
 log = logging.getLogger(__name__)
 

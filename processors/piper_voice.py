@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from server.errors import ConfigError
+from core.errors import ConfigError
 
 _lock = threading.Lock()
 
