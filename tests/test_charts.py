@@ -1,33 +1,23 @@
-"""Render the Helm charts under charts/ and check the manifests that matter.
+"""Render the Helm charts under charts/ with Helm's own engine and check the manifests.
 
-Renderers, each test runs with every one available:
-  fallback   charts/render_check.py, a pure-Python subset of Go templates + Sprig: always runs
-             (CI included), so the charts are checked without any Helm install.
-  helm-sdk   the real Helm engine (Helm's Go SDK in a shared library, `pip install
-             helm-python-sdk`,
-import name helm_python); skipped when not installed.
-  helm-cli   `helm template` when a `helm` binary is on PATH; skipped otherwise.
-When a real renderer is present, the fallback's output is also compared with it, and the
-charts are linted.
+The engine is helm-python-sdk (import name helm_python), a locked dev dependency: Helm's Go SDK
+in a bundled shared library, so no `helm` binary and no network are needed. The app chart's
+prompts ConfigMap is built from the repo's prompts/ through the chart's `prompts` symlink.
 """
 
 from __future__ import annotations
 
-import importlib.util
-import json
-import os
-import re
-import shutil
-import subprocess
-import sys
-from collections.abc import Callable, Iterator
+import tarfile
+from collections.abc import Iterator
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 from urllib.parse import urlsplit
 
+import helm_python
 import pytest
 import yaml
+
+from server.prompts import PipelineKnobs, load_yaml_model
 
 REPO = Path(__file__).resolve().parent.parent
 CHARTS = REPO / "charts"
@@ -45,45 +35,18 @@ SECRET_KEYS = [
     "CARTESIA_API_KEY",
     "ELEVENLABS_API_KEY",
 ]
-
-
-def _load_render_check() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("render_check", CHARTS / "render_check.py")
-    assert spec and spec.loader
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["render_check"] = module  # dataclasses look their module up
-    spec.loader.exec_module(module)
-    return module
-
-
-rc = _load_render_check()
-
-try:
-    import helm_python
-except (ImportError, OSError):  # not installed, or its native library does not load here
-    helm_python = None
-
-HELM_BIN = shutil.which("helm")
+REMOTE: dict[str, Any] = {"whisperRemote": {"enabled": True}}
 
 
 class RenderError(Exception):
-    """A chart failed to render (`fail`, `required`, a template error), whatever the renderer."""
+    """A chart failed to render (`fail`, `required`, a template error)."""
 
 
 Rendered = dict[str, str]  # "<chart>/templates/<file>" -> text
-Renderer = Callable[[Path, dict[str, Any], str], Rendered]
 
 
-def render_fallback(chart: Path, values: dict[str, Any], name: str) -> Rendered:
-    try:
-        rendered: Rendered = rc.render_chart(chart, values, name=name, namespace=NAMESPACE)
-    except rc.TemplateError as exc:
-        raise RenderError(str(exc)) from exc
-    return rendered
-
-
-def render_helm_sdk(chart: Path, values: dict[str, Any], name: str) -> Rendered:
-    assert helm_python is not None
+def render(chart: Path, values: dict[str, Any], name: str) -> Rendered:
+    """`helm template <name> <chart> --namespace meetings` with `values`, by Helm's engine."""
     try:
         with helm_python.Chart.load(str(chart)) as loaded:
             return dict(loaded.render(values, name=name, namespace=NAMESPACE, is_install=True))
@@ -91,44 +54,11 @@ def render_helm_sdk(chart: Path, values: dict[str, Any], name: str) -> Rendered:
         raise RenderError(str(exc)) from exc
 
 
-def render_helm_cli(
-    chart: Path, values: dict[str, Any], name: str, helm: str | None = HELM_BIN
-) -> Rendered:
-    assert helm is not None
-    proc = subprocess.run(
-        [helm, "template", name, str(chart), "--namespace", NAMESPACE, "--values", "-"],
-        input=json.dumps(values),
-        capture_output=True,
-        text=True,
-        check=False,
-        timeout=60,
-    )
-    if proc.returncode != 0:
-        raise RenderError(proc.stderr)
-    rendered: Rendered = {}
-    for chunk in re.split(r"^---\n", proc.stdout, flags=re.M):
-        head, _, body = chunk.partition("\n")
-        if head.startswith("# Source: "):
-            source = head.removeprefix("# Source: ")
-            rendered[source] = rendered.get(source, "") + "---\n" + body
-    return rendered
-
-
-# Only the renderers present run (helm-python-sdk is a locked dev dependency, so CI has Helm's
-# real engine; a `helm` binary on PATH is used too when there is one). No skips.
-REMOTE: dict[str, Any] = {"whisperRemote": {"enabled": True}}
-RENDERERS = [pytest.param(render_fallback, id="fallback")]
-if helm_python is not None:
-    RENDERERS.append(pytest.param(render_helm_sdk, id="helm-sdk"))
-if HELM_BIN is not None:
-    RENDERERS.append(pytest.param(render_helm_cli, id="helm-cli"))
-REAL_RENDERERS = RENDERERS[1:]
-
-
-@pytest.fixture(params=RENDERERS)
-def render(request: pytest.FixtureRequest) -> Renderer:
-    renderer: Renderer = request.param
-    return renderer
+def repo_prompts() -> dict[str, str]:
+    """prompts/*.yaml, file name -> exact text."""
+    files = {path.name: path.read_text(encoding="utf-8") for path in REPO.glob("prompts/*.yaml")}
+    assert files
+    return files
 
 
 # ---------------------------------------------------------------- helpers
@@ -150,7 +80,7 @@ def documents(rendered: Rendered) -> list[dict[str, Any]]:
 
 
 def manifests(
-    render: Renderer, chart: Path, values: dict[str, Any] | None = None, name: str = "convene"
+    chart: Path, values: dict[str, Any] | None = None, name: str = "convene"
 ) -> list[dict[str, Any]]:
     return documents(render(chart, values or {}, name))
 
@@ -205,8 +135,8 @@ def chart_values(chart: Path) -> dict[str, Any]:
 # ---------------------------------------------------------------- the app chart
 
 
-def test_app_defaults(render: Renderer) -> None:
-    docs = manifests(render, APP)
+def test_app_defaults() -> None:
+    docs = manifests(APP)
     assert kinds(docs) == {
         "ConfigMap",
         "Deployment",
@@ -242,8 +172,8 @@ def test_app_defaults(render: Renderer) -> None:
     )
 
 
-def test_app_env_and_home_volume(render: Renderer) -> None:
-    docs = manifests(render, APP)
+def test_app_env_and_home_volume() -> None:
+    docs = manifests(APP)
     deployment = only(docs, "Deployment")
     env = env_of(container(deployment))
     assert env["CONVENE_HOME"]["value"] == "/var/lib/convene"
@@ -263,27 +193,18 @@ def test_app_env_and_home_volume(render: Renderer) -> None:
     assert claim["metadata"]["annotations"]["helm.sh/resource-policy"] == "keep"
 
 
-def test_app_prompts_configmap(render: Renderer) -> None:
-    docs = manifests(render, APP)
+def test_app_prompts_configmap_is_the_repo_prompts() -> None:
+    """The ConfigMap holds every prompts/*.yaml byte for byte (read through the chart's symlink)."""
+    assert (APP / "prompts").is_symlink()
+    assert (APP / "prompts").resolve() == REPO / "prompts"
+    assert set(chart_values(APP)["prompts"]) == {"enabled", "overrides"}  # no copy of the files
+
+    docs = manifests(APP)
     deployment = only(docs, "Deployment")
     configmap = only(docs, "ConfigMap")
-    prompts = chart_values(APP)["prompts"]
-    assert set(configmap["data"]) == set(prompts)
-    for file_name, text in configmap["data"].items():
-        assert file_name.endswith(".yaml")
-        assert isinstance(yaml.safe_load(text), dict), file_name
-        if file_name != "pipeline.yaml":
-            assert text == prompts[file_name], file_name
-    # By default the app runs Whisper in-process; whisperRemote.enabled switches the STT
-    # provider to the stt chart's server.
-    assert configmap["data"] == prompts
+    assert configmap["data"] == repo_prompts()
+    # By default the app runs Whisper in-process.
     assert yaml.safe_load(configmap["data"]["pipeline.yaml"])["stt"]["provider"] == "whisper-local"
-    remote = only(manifests(render, APP, REMOTE), "ConfigMap")
-    pipeline = remote["data"]["pipeline.yaml"]
-    assert yaml.safe_load(pipeline)["stt"]["provider"] == "whisper-remote"
-    assert pipeline == prompts["pipeline.yaml"].replace(
-        "provider: whisper-local", "provider: whisper-remote"
-    )
 
     env = env_of(container(deployment))
     assert env["CONVENE_PROMPTS_DIR"]["value"] == "/etc/convene/prompts"
@@ -295,34 +216,91 @@ def test_app_prompts_configmap(render: Renderer) -> None:
     }
     assert volumes_of(deployment)["prompts"]["configMap"]["name"] == configmap["metadata"]["name"]
 
-    # Editing a prompt changes the pod template, so the pods roll.
-    annotations = deployment["spec"]["template"]["metadata"]["annotations"]
-    edited = {"prompts": {**prompts, "agent.yaml": "name: Someone Else\n"}}
-    edited_deployment = only(manifests(render, APP, edited), "Deployment")
-    edited_annotations = edited_deployment["spec"]["template"]["metadata"]["annotations"]
-    assert annotations["checksum/prompts"] != edited_annotations["checksum/prompts"]
 
-    # No prompts: no ConfigMap, and the image's bundled prompts are used.
-    bare = manifests(render, APP, {"prompts": None})
+def test_app_prompts_whisper_remote_sets_the_provider() -> None:
+    """whisperRemote.enabled: pipeline.yaml's stt.provider only, set on the parsed file."""
+    data = only(manifests(APP, REMOTE), "ConfigMap")["data"]
+    files = repo_prompts()
+    assert {k: v for k, v in data.items() if k != "pipeline.yaml"} == {
+        k: v for k, v in files.items() if k != "pipeline.yaml"
+    }
+    pipeline = yaml.safe_load(data["pipeline.yaml"])
+    expected = yaml.safe_load(files["pipeline.yaml"])
+    expected["stt"]["provider"] = "whisper-remote"
+    assert pipeline == expected
+
+
+def test_app_prompts_whisper_remote_pipeline_loads(tmp_path: Path) -> None:
+    """The re-serialised pipeline.yaml still passes the app's own validation."""
+    data = only(manifests(APP, REMOTE), "ConfigMap")["data"]
+    (tmp_path / "pipeline.yaml").write_text(data["pipeline.yaml"], encoding="utf-8")
+    knobs = load_yaml_model(tmp_path / "pipeline.yaml", PipelineKnobs)
+    assert knobs.stt.provider == "whisper-remote"
+    local = load_yaml_model(REPO / "prompts" / "pipeline.yaml", PipelineKnobs).model_dump()
+    local["stt"]["provider"] = "whisper-remote"
+    assert knobs.model_dump() == local
+
+
+def test_app_prompt_overrides_replace_whole_files() -> None:
+    agent = "name: Someone Else\n"
+    values = {"prompts": {"overrides": {"agent.yaml": agent, "extra.yaml": "a: 1\n"}}}
+    docs = manifests(APP, values)
+    data = only(docs, "ConfigMap")["data"]
+    assert data == {**repo_prompts(), "agent.yaml": agent, "extra.yaml": "a: 1\n"}
+
+    # An override of pipeline.yaml gets the whisper-remote provider too.
+    pipeline = "stt:\n  language: de\n"
+    values = {**REMOTE, "prompts": {"overrides": {"pipeline.yaml": pipeline}}}
+    data = only(manifests(APP, values), "ConfigMap")["data"]
+    assert yaml.safe_load(data["pipeline.yaml"]) == {
+        "stt": {"language": "de", "provider": "whisper-remote"}
+    }
+
+    # Editing a prompt changes the pod template, so the pods roll.
+    def checksum(docs: list[dict[str, Any]]) -> str:
+        annotations = only(docs, "Deployment")["spec"]["template"]["metadata"]["annotations"]
+        value = annotations["checksum/prompts"]
+        assert isinstance(value, str)
+        return value
+
+    assert checksum(docs) != checksum(manifests(APP))
+    assert checksum(manifests(APP, REMOTE)) != checksum(manifests(APP))
+
+
+def test_app_prompts_reject_files_outside_overrides() -> None:
+    # The old layout (prompts.<file>) must not be silently ignored.
+    with pytest.raises(RenderError, match="prompts.overrides"):
+        render(APP, {"prompts": {"agent.yaml": "name: X\n"}}, "convene")
+
+
+def test_app_prompts_disabled_uses_the_image_prompts() -> None:
+    bare = manifests(APP, {"prompts": {"enabled": False}})
     assert "ConfigMap" not in kinds(bare)
     bare_deployment = only(bare, "Deployment")
     assert "CONVENE_PROMPTS_DIR" not in env_of(container(bare_deployment))
     assert "prompts" not in volumes_of(bare_deployment)
+    assert "annotations" not in bare_deployment["spec"]["template"]["metadata"]
 
 
-def test_chart_prompts_cover_the_repo_prompts() -> None:
-    """Every prompts/*.yaml the app reads must be in the ConfigMap that replaces the folder."""
-    repo_files = {path.name for path in (REPO / "prompts").glob("*.yaml")}
-    chart_files = set(chart_values(APP)["prompts"])
-    missing = repo_files - chart_files
-    assert not missing, (
-        f"prompts/ has {sorted(missing)} that charts/convene/values.yaml lacks; run "
-        "`python charts/render_check.py charts/convene --sync-prompts prompts`"
-    )
+def test_packaged_chart_carries_the_prompts(tmp_path: Path) -> None:
+    """`helm package` follows the symlink: the archive holds the files, and renders the same."""
+    archive = Path(helm_python.package(str(APP), destination=str(tmp_path)))
+    with tarfile.open(archive) as tar:
+        members = {m.name: m for m in tar.getmembers()}
+        for name, text in repo_prompts().items():
+            member = members[f"convene/prompts/{name}"]
+            assert member.isfile()
+            handle = tar.extractfile(member)
+            assert handle is not None
+            assert handle.read().decode("utf-8") == text
+    assert "convene/prompts/README.md" not in members  # .helmignore
+    rendered = render(archive, {}, "convene")
+    data = yaml.safe_load(rendered["convene/templates/configmap.yaml"])["data"]
+    assert data == repo_prompts()
 
 
-def test_app_secrets_come_from_the_existing_secret(render: Renderer) -> None:
-    docs = manifests(render, APP)
+def test_app_secrets_come_from_the_existing_secret() -> None:
+    docs = manifests(APP)
     assert "Secret" not in kinds(docs)
     env = env_of(container(only(docs, "Deployment")))
     for key in SECRET_KEYS:
@@ -337,26 +315,26 @@ def test_app_secrets_come_from_the_existing_secret(render: Renderer) -> None:
             assert marker not in text
 
 
-def test_app_refuses_secrets_in_plain_env(render: Renderer) -> None:
+def test_app_refuses_secrets_in_plain_env() -> None:
     with pytest.raises(RenderError, match="TWILIO_AUTH_TOKEN is a secret"):
         render(APP, {"env": {"TWILIO_AUTH_TOKEN": "not-in-values"}}, "convene")
 
 
-def test_app_secret_name_and_extra_env_from(render: Renderer) -> None:
+def test_app_secret_name_and_extra_env_from() -> None:
     values = {
         "existingSecret": "prod-convene",
         "extraEnvFrom": [{"secretRef": {"name": "more-keys"}}],
     }
-    ctr = container(only(manifests(render, APP, values), "Deployment"))
+    ctr = container(only(manifests(APP, values), "Deployment"))
     refs = {e["valueFrom"]["secretKeyRef"]["name"] for e in ctr["env"] if "valueFrom" in e}
     assert refs == {"prod-convene"}
     assert ctr["envFrom"] == [{"secretRef": {"name": "more-keys"}}]
 
-    ctr = container(only(manifests(render, APP, {"existingSecret": ""}), "Deployment"))
+    ctr = container(only(manifests(APP, {"existingSecret": ""}), "Deployment"))
     assert not any("valueFrom" in entry for entry in ctr["env"])
 
 
-def test_app_features_enabled(render: Renderer) -> None:
+def test_app_features_enabled() -> None:
     values = {
         "publicHost": "convene.example.com",
         "autoscaling": {"enabled": True, "minReplicas": 2, "maxReplicas": 6},
@@ -368,7 +346,7 @@ def test_app_features_enabled(render: Renderer) -> None:
         "persistence": {"enabled": False},
         "nodeSelector": {"kubernetes.io/arch": "arm64"},
     }
-    docs = manifests(render, APP, values)
+    docs = manifests(APP, values)
     assert kinds(docs) == {
         "ConfigMap",
         "Deployment",
@@ -424,12 +402,12 @@ def test_app_features_enabled(render: Renderer) -> None:
     assert annotations["nginx.ingress.kubernetes.io/proxy-send-timeout"] == "3600"
 
 
-def test_app_memory_target_and_emptydir_limit(render: Renderer) -> None:
+def test_app_memory_target_and_emptydir_limit() -> None:
     values = {
         "autoscaling": {"enabled": True, "targetMemoryUtilizationPercentage": 80},
         "persistence": {"enabled": False, "emptyDirSizeLimit": "2Gi"},
     }
-    docs = manifests(render, APP, values)
+    docs = manifests(APP, values)
     metrics = only(docs, "HorizontalPodAutoscaler")["spec"]["metrics"]
     assert [m["resource"]["name"] for m in metrics] == ["cpu", "memory"]
     assert metrics[1]["resource"]["target"]["averageUtilization"] == 80
@@ -437,18 +415,18 @@ def test_app_memory_target_and_emptydir_limit(render: Renderer) -> None:
     assert home == {"name": "home", "emptyDir": {"sizeLimit": "2Gi"}}
 
 
-def test_app_existing_claim(render: Renderer) -> None:
-    docs = manifests(render, APP, {"persistence": {"existingClaim": "convene-data"}})
+def test_app_existing_claim() -> None:
+    docs = manifests(APP, {"persistence": {"existingClaim": "convene-data"}})
     assert "PersistentVolumeClaim" not in kinds(docs)
     home = volumes_of(only(docs, "Deployment"))["home"]
     assert home["persistentVolumeClaim"] == {"claimName": "convene-data"}
 
 
-def test_app_names(render: Renderer) -> None:
-    deployment = only(manifests(render, APP, name="prod"), "Deployment")
+def test_app_names() -> None:
+    deployment = only(manifests(APP, name="prod"), "Deployment")
     assert deployment["metadata"]["name"] == "prod-convene"
     override = {"fullnameOverride": "meeting-bot"}
-    deployment = only(manifests(render, APP, override, name="prod"), "Deployment")
+    deployment = only(manifests(APP, override, name="prod"), "Deployment")
     assert deployment["metadata"]["name"] == "meeting-bot"
     labels = deployment["metadata"]["labels"]
     assert labels["app.kubernetes.io/instance"] == "prod"
@@ -464,9 +442,9 @@ def whisper_url(docs: list[dict[str, Any]]) -> str:
     return value
 
 
-def test_whisper_remote_url_points_at_the_stt_service(render: Renderer) -> None:
-    app_docs = manifests(render, APP, REMOTE, name="convene")
-    stt_docs = manifests(render, STT, name="convene-stt")
+def test_whisper_remote_url_points_at_the_stt_service() -> None:
+    app_docs = manifests(APP, REMOTE, name="convene")
+    stt_docs = manifests(STT, name="convene-stt")
     service = only(stt_docs, "Service")
     url = urlsplit(whisper_url(app_docs))
     assert url.scheme == "http"
@@ -477,12 +455,12 @@ def test_whisper_remote_url_points_at_the_stt_service(render: Renderer) -> None:
     assert model["value"] == stt_env["WHISPER__MODEL"]["value"]
 
     # Another release name: still "<release>-stt", matching the stt chart installed that way.
-    app_docs = manifests(render, APP, REMOTE, name="prod")
-    stt_docs = manifests(render, STT, name="prod-stt")
+    app_docs = manifests(APP, REMOTE, name="prod")
+    stt_docs = manifests(STT, name="prod-stt")
     assert urlsplit(whisper_url(app_docs)).hostname == only(stt_docs, "Service")["metadata"]["name"]
 
 
-def test_whisper_remote_overrides(render: Renderer) -> None:
+def test_whisper_remote_overrides() -> None:
     values = {
         "whisperRemote": {
             "enabled": True,
@@ -491,10 +469,10 @@ def test_whisper_remote_overrides(render: Renderer) -> None:
             "port": 9000,
         }
     }
-    assert whisper_url(manifests(render, APP, values)) == "http://whisper.gpu.svc:9000"
+    assert whisper_url(manifests(APP, values)) == "http://whisper.gpu.svc:9000"
     values = {"whisperRemote": {"enabled": True, "url": "http://spark.lan:8000/"}}
-    assert whisper_url(manifests(render, APP, values)) == "http://spark.lan:8000"
-    docs = manifests(render, APP, {"whisperRemote": {"enabled": False}})
+    assert whisper_url(manifests(APP, values)) == "http://spark.lan:8000"
+    docs = manifests(APP, {"whisperRemote": {"enabled": False}})
     env = env_of(container(only(docs, "Deployment")))
     assert "CONVENE_WHISPER_REMOTE_URL" not in env
     assert "CONVENE_WHISPER_REMOTE_MODEL" not in env
@@ -503,8 +481,8 @@ def test_whisper_remote_overrides(render: Renderer) -> None:
 # ---------------------------------------------------------------- the stt chart
 
 
-def test_stt_defaults(render: Renderer) -> None:
-    docs = manifests(render, STT, name="convene-stt")
+def test_stt_defaults() -> None:
+    docs = manifests(STT, name="convene-stt")
     assert kinds(docs) == {"Deployment", "PersistentVolumeClaim", "Service", "ServiceAccount"}
     deployment = only(docs, "Deployment")
     assert deployment["spec"]["strategy"] == {"type": "Recreate"}
@@ -548,7 +526,7 @@ def test_stt_defaults(render: Renderer) -> None:
     assert service["spec"]["selector"].items() <= pod_labels.items()
 
 
-def test_stt_host_path_other_gpu_and_image(render: Renderer) -> None:
+def test_stt_host_path_other_gpu_and_image() -> None:
     values = {
         "image": {"repository": "registry.lan/whisper", "tag": "1.0-arm64"},
         "modelCache": {"type": "hostPath", "mountPath": "/models"},
@@ -563,7 +541,7 @@ def test_stt_host_path_other_gpu_and_image(render: Renderer) -> None:
         "resources": {"requests": None, "limits": None},
         "args": ["--port", "8000"],
     }
-    docs = manifests(render, STT, values, name="stt")
+    docs = manifests(STT, values, name="stt")
     assert kinds(docs) == {"Deployment", "Service", "ServiceAccount"}
     deployment = only(docs, "Deployment")
     assert deployment["metadata"]["name"] == "stt"
@@ -582,188 +560,23 @@ def test_stt_host_path_other_gpu_and_image(render: Renderer) -> None:
     }
 
 
-def test_stt_rejects_an_unknown_cache_type(render: Renderer) -> None:
+def test_stt_rejects_an_unknown_cache_type() -> None:
     with pytest.raises(RenderError, match="modelCache.type"):
         render(STT, {"modelCache": {"type": "nfs"}}, "stt")
 
 
 def test_notes_render() -> None:
-    app_notes = render_fallback(APP, REMOTE, "convene")["convene/templates/NOTES.txt"]
+    app_notes = render(APP, REMOTE, "convene")["convene/templates/NOTES.txt"]
     assert "publicHost is empty" in app_notes
     assert "http://convene-stt:8000" in app_notes
     assert "kubectl -n meetings create secret generic convene-secrets" in app_notes
-    stt_notes = render_fallback(STT, {}, "convene-stt")["stt/templates/NOTES.txt"]
+    stt_notes = render(STT, {}, "convene-stt")["stt/templates/NOTES.txt"]
     assert "http://convene-stt.meetings.svc:8000" in stt_notes
     assert "nvidia.com/gpu.product=NVIDIA-GB10" in stt_notes
 
 
-# ---------------------------------------------------------------- fallback vs the real engine
-
-VALUE_SETS: list[tuple[Path, str, dict[str, Any]]] = [
-    (APP, "convene", {}),
-    (APP, "prod", {"prompts": None, "existingSecret": "", "whisperRemote": {"enabled": False}}),
-    (
-        APP,
-        "convene",
-        {
-            "publicHost": "convene.example.com",
-            "autoscaling": {"enabled": True, "targetMemoryUtilizationPercentage": 75},
-            "ingress": {"enabled": True, "tls": [{"secretName": "t", "hosts": ["a.example"]}]},
-            "persistence": {"enabled": False, "emptyDirSizeLimit": "1Gi"},
-            "podAnnotations": {"a": "b"},
-            "tolerations": [{"key": "k", "operator": "Exists"}],
-            "extraEnv": [
-                {"name": "POD_IP", "valueFrom": {"fieldRef": {"fieldPath": "status.podIP"}}}
-            ],
-            "whisperRemote": {"namespace": "gpu"},
-        },
-    ),
-    (STT, "convene-stt", {}),
-    (
-        STT,
-        "stt",
-        {"modelCache": {"type": "emptyDir"}, "command": ["serve"], "podAnnotations": {"x": "y"}},
-    ),
-]
-
-
-@pytest.mark.parametrize("real", REAL_RENDERERS)
-@pytest.mark.parametrize(("chart", "name", "values"), VALUE_SETS)
-def test_fallback_matches_real_helm(
-    real: Renderer, chart: Path, name: str, values: dict[str, Any]
-) -> None:
-    expected = real(chart, values, name)
-    got = render_fallback(chart, values, name)
-    for source, text in expected.items():
-        if source.endswith("NOTES.txt"):
-            assert got[source].strip() == text.strip()
-            continue
-        assert [d for d in yaml.safe_load_all(got[source]) if d] == [
-            d for d in yaml.safe_load_all(text) if d
-        ], source
-    rendered_sources = {s for s, t in got.items() if t.strip() and not s.endswith("NOTES.txt")}
-    assert rendered_sources <= set(expected)
-
-
-@pytest.mark.skipif(
-    helm_python is None and not os.environ.get("CI"), reason="pip install helm-python-sdk"
-)
 @pytest.mark.parametrize("chart", [APP, STT], ids=["convene", "stt"])
 def test_helm_lint(chart: Path) -> None:
-    assert helm_python is not None
     report = helm_python.lint(str(chart), strict=True)
     problems = [m for m in report["messages"] if m["severity"] >= 2]
     assert not report["errors"] and not problems, report
-
-
-# ---------------------------------------------------------------- the fallback engine itself
-
-# (template, values, expected output): real Helm semantics, checked against Helm when present.
-ENGINE_CASES: list[tuple[str, dict[str, Any], str]] = [
-    ('{{ $d := dict "b" 2 }}{{ $_ := set $d "a" 1 }}{{ $d.a }}{{ $d.b }}', {}, "12"),
-    ("a {{- ` b ` -}} c", {}, "a b c"),
-    (
-        "{{ .Values.n }} {{ .Values.f }} {{ .Values.big }}",
-        {"n": 3, "f": 0.5, "big": 1000000},
-        "3 0.5 1e+06",
-    ),
-    ('{{ printf "%s-%v" "a" .Values.n }}', {"n": 8000}, "a-8000"),
-    ("[{{ .Values.missing }}]", {}, "[]"),
-    ('{{ default "d" .Values.e }} {{ default "d" .Values.s }}', {"e": "", "s": "x"}, "d x"),
-    (
-        "{{ .Values.s | quote }} {{ quote .Values.n }}",
-        {"s": 'say "hi"', "n": 2},
-        '"say \\"hi\\"" "2"',
-    ),
-    ('{{ "abcdef" | trunc 3 }} {{ "a-" | trimSuffix "-" }}', {}, "abc a"),
-    (
-        "{{ range $k, $v := .Values.m }}{{ $k }}={{ $v }};{{ end }}",
-        {"m": {"b": 2, "a": 1}},
-        "a=1;b=2;",
-    ),
-    ("{{ range .Values.l }}{{ . }}{{ else }}none{{ end }}", {"l": []}, "none"),
-    ("{{ $x := 1 }}{{ if true }}{{ $x = 2 }}{{ end }}{{ $x }}", {}, "2"),
-    ("{{ with .Values.m }}{{ .a }}{{ else }}no{{ end }}", {"m": {"a": "in"}}, "in"),
-    (
-        "{{ if and .Values.a (not .Values.b) }}y{{ else if .Values.b }}b{{ else }}n{{ end }}",
-        {"a": 1},
-        "y",
-    ),
-    ("{{ or .Values.a .Values.b }} {{ and 1 0 }}", {"b": "x"}, "x 0"),
-    (
-        "{{ toYaml .Values.m | nindent 2 }}",
-        {"m": {"b": [1, "two"], "a": True}},
-        "\n  a: true\n  b:\n  - 1\n  - two",
-    ),
-    (
-        '{{ has "x" .Values.l }} {{ contains "ell" "hello" }} {{ eq .Values.n 2.0 }}',
-        {"l": ["x"], "n": 2},
-        "true true true",
-    ),
-    ('{{ "a+b" | replace "+" "_" }} {{ "abc" | sha256sum | trunc 8 }}', {}, "a_b ba7816bf"),
-]
-
-
-def _engine_chart(tmp_path: Path, template: str) -> Path:
-    chart = tmp_path / "enginecase"
-    (chart / "templates").mkdir(parents=True)
-    (chart / "Chart.yaml").write_text("apiVersion: v2\nname: enginecase\nversion: 0.1.0\n")
-    (chart / "values.yaml").write_text("{}\n")
-    (chart / "templates" / "out.txt").write_text(template)
-    return chart
-
-
-@pytest.mark.parametrize(("template", "values", "expected"), ENGINE_CASES)
-def test_engine_cases(tmp_path: Path, template: str, values: dict[str, Any], expected: str) -> None:
-    chart = _engine_chart(tmp_path, template)
-    assert render_fallback(chart, values, "r")["enginecase/templates/out.txt"] == expected
-    if helm_python is not None:
-        assert render_helm_sdk(chart, values, "r")["enginecase/templates/out.txt"] == expected
-
-
-@pytest.mark.parametrize(
-    ("template", "message"),
-    [
-        ("{{ .Values.missing.deeper }}", "nil pointer"),
-        ('{{ required "need x" .Values.x }}', "need x"),
-        ('{{ fail "stop" }}', "stop"),
-        ('{{ include "nope" . }}', "nope"),
-        ("{{ if true }}open", "end"),
-        ("{{ lookup 1 }}", "lookup"),
-    ],
-)
-def test_engine_errors(tmp_path: Path, template: str, message: str) -> None:
-    chart = _engine_chart(tmp_path, template)
-    with pytest.raises(RenderError, match=message):
-        render_fallback(chart, {}, "r")
-
-
-def test_render_check_cli(capsys: pytest.CaptureFixture[str]) -> None:
-    assert rc._main([str(STT), "--name", "convene-stt", "--namespace", NAMESPACE]) == 0
-    out = capsys.readouterr().out
-    docs = [d for d in yaml.safe_load_all(out) if d]
-    assert {d["kind"] for d in docs} == {
-        "Deployment",
-        "PersistentVolumeClaim",
-        "Service",
-        "ServiceAccount",
-    }
-    assert "# Source: stt/templates/service.yaml" in out
-
-
-def test_sync_prompts_rewrites_only_the_prompts_block(tmp_path: Path) -> None:
-    prompts_dir = tmp_path / "prompts"
-    prompts_dir.mkdir()
-    (prompts_dir / "agent.yaml").write_text("name: Convene\n\naliases: []\n")
-    (prompts_dir / "pipeline.yaml").write_text("stt:\n  provider: whisper-local\n")
-    (prompts_dir / "README.md").write_text("not a prompt\n")
-    values_copy = tmp_path / "values.yaml"
-    values_copy.write_text((APP / "values.yaml").read_text())
-    rc.sync_prompts(values_copy, prompts_dir)
-    synced = yaml.safe_load(values_copy.read_text())
-    assert synced["prompts"] == {
-        "agent.yaml": "name: Convene\n\naliases: []\n",
-        "pipeline.yaml": "stt:\n  provider: whisper-local\n",
-    }
-    assert {**synced, "prompts": None} == {**chart_values(APP), "prompts": None}
-    assert values_copy.read_text().startswith((APP / "values.yaml").read_text()[:200])

@@ -98,12 +98,35 @@ Base URL of the remote Whisper server: whisperRemote.url, else the stt chart's S
 {{- end }}
 
 {{/*
-A digest of the prompts, so that editing them rolls the pods.
+The prompts ConfigMap's data as YAML (file name -> contents): the files of prompts/ (the
+chart's symlink to the repo's prompts/), then prompts.overrides, whole files. With
+whisperRemote.enabled, pipeline.yaml is parsed and stt.provider set to whisper-remote.
 */}}
-{{- define "convene.promptsDigest" -}}
-whisper-remote: {{ .Values.whisperRemote.enabled }}
-{{- range $file, $text := .Values.prompts }}
-{{ $file }}
-{{ $text }}
+{{- define "convene.promptsData" -}}
+{{- range $key, $_ := .Values.prompts }}
+{{- if not (has $key (list "enabled" "overrides")) }}
+{{- fail (printf "prompts.%s: prompts takes enabled and overrides only; whole files go in prompts.overrides" $key) }}
 {{- end }}
+{{- end }}
+{{- $data := dict }}
+{{- range $path, $_ := .Files.Glob "prompts/*.yaml" }}
+{{- $_ := set $data (base $path) ($.Files.Get $path) }}
+{{- end }}
+{{- if not $data }}
+{{- fail "the chart has no prompts/*.yaml: charts/convene/prompts must link to the repo's prompts/" }}
+{{- end }}
+{{- range $file, $text := .Values.prompts.overrides }}
+{{- $_ := set $data $file $text }}
+{{- end }}
+{{- if and .Values.whisperRemote.enabled (hasKey $data "pipeline.yaml") }}
+{{- $pipeline := fromYaml (get $data "pipeline.yaml") }}
+{{- if hasKey $pipeline "Error" }}
+{{- fail (printf "pipeline.yaml: %s" (get $pipeline "Error")) }}
+{{- end }}
+{{- $stt := get $pipeline "stt" | default dict }}
+{{- $_ := set $stt "provider" "whisper-remote" }}
+{{- $_ := set $pipeline "stt" $stt }}
+{{- $_ := set $data "pipeline.yaml" (toYaml $pipeline) }}
+{{- end }}
+{{- toYaml $data }}
 {{- end }}
