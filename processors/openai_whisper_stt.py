@@ -110,5 +110,5 @@ class OpenAIWhisperSTTService(SegmentTimingMixin, SegmentedSTTService):  # type:
         if not text:
             return
         language: Any = self._whisper_settings.language
-        yield TranscriptionFrame(text, self._user_id, time_now_iso8601(), language)
+        yield TranscriptionFrame(text, self.speaker_id, time_now_iso8601(), language)
         yield self.segment_frame(text, timing, confidence)

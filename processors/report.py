@@ -10,10 +10,18 @@ synthesised for nobody.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import re
 
-from pipecat.frames.frames import Frame, TTSSpeakFrame
+from pipecat.frames.frames import (
+    CancelFrame,
+    EndFrame,
+    Frame,
+    InterruptionFrame,
+    StartFrame,
+    TTSSpeakFrame,
+)
 from pipecat.processors.frame_processor import FrameDirection, FrameProcessor
 
 from domain.llm_report import Reporter
@@ -58,7 +66,13 @@ def _first_clause(sentence: str) -> list[str]:
 
 
 class ReportProcessor(FrameProcessor):  # type: ignore[misc]
-    """MemoryFactsFrame in; ReplyFrame + TTSSpeakFrames out."""
+    """MemoryFactsFrame in; ReplyFrame + TTSSpeakFrames out.
+
+    The reporter (an LLM, possibly) runs in this processor's own task, never in the frame
+    loop: questions are answered in order from a queue. An interruption (barge-in, the asker
+    going on after an early answer) drops the answer being prepared; at the end of the call the
+    questions already asked are still answered (and recorded) before the `EndFrame` goes on.
+    """
 
     def __init__(
         self, reporter: Reporter, *, max_sentence_chars: int = 220, first_chunk_chars: int = 0
@@ -69,19 +83,70 @@ class ReportProcessor(FrameProcessor):  # type: ignore[misc]
         self._first_chars = first_chunk_chars
         self._replies = 0
         self._hung_up = False
+        self._asks: asyncio.Queue[MemoryFactsFrame] = asyncio.Queue()
+        self._worker: asyncio.Task[None] | None = None
 
     async def process_frame(self, frame: Frame, direction: FrameDirection) -> None:
         await super().process_frame(frame, direction)
-        if isinstance(frame, CallerHungUpFrame):
-            self._hung_up = True
-        if not isinstance(frame, MemoryFactsFrame):
+        if isinstance(frame, StartFrame):
             await self.push_frame(frame, direction)
+            self._start_worker()
+        elif isinstance(frame, MemoryFactsFrame):
+            if frame.ask.intent == "stop":
+                log.info("asked to stop talking")
+                self._drop_pending()
+                await self.broadcast_interruption()  # type: ignore[no-untyped-call]
+            else:
+                self._asks.put_nowait(frame)
+        elif isinstance(frame, InterruptionFrame):
+            await self._restart_worker()
+            await self.push_frame(frame, direction)
+        elif isinstance(frame, EndFrame):
+            await self._asks.join()  # asked before the end: answered and recorded
+            await self._stop_worker()
+            await self.push_frame(frame, direction)
+        elif isinstance(frame, CancelFrame):
+            await self._stop_worker()
+            await self.push_frame(frame, direction)
+        else:
+            if isinstance(frame, CallerHungUpFrame):
+                self._hung_up = True
+            await self.push_frame(frame, direction)
+
+    def _start_worker(self) -> None:
+        if self._worker is None:
+            self._worker = self.create_task(self._answer_each())
+
+    async def _stop_worker(self) -> None:
+        if self._worker is not None:
+            await self.cancel_task(self._worker)
+            self._worker = None
+
+    def _drop_pending(self) -> None:
+        while not self._asks.empty():
+            self._asks.get_nowait()
+            self._asks.task_done()
+
+    async def _restart_worker(self) -> None:
+        if self._worker is None:
             return
+        await self._stop_worker()
+        self._drop_pending()
+        self._start_worker()
+
+    async def _answer_each(self) -> None:
+        while True:
+            facts = await self._asks.get()
+            try:
+                await self._answer(facts)
+            except Exception as exc:  # a reporter bug must not end the call
+                log.exception("report failed")
+                await self.push_error(f"report failed: {type(exc).__name__}")
+            finally:
+                self._asks.task_done()
+
+    async def _answer(self, frame: MemoryFactsFrame) -> None:
         ask = frame.ask
-        if ask.intent == "stop":
-            log.info("asked to stop talking")
-            await self.broadcast_interruption()  # type: ignore[no-untyped-call]
-            return
         answer = await self._reporter.report(frame.facts)
         if not answer:
             return
@@ -100,7 +165,7 @@ class ReportProcessor(FrameProcessor):  # type: ignore[misc]
         )
         self._replies += 1
         if self._hung_up:
-            log.info("not speaking reply to %r: the caller has hung up", ask.question)
+            log.info("not speaking reply %d: the caller has hung up", self._replies - 1)
             return
         for sentence in sentences:
             await self.push_frame(TTSSpeakFrame(sentence))

@@ -14,6 +14,7 @@ from pipecat.frames.frames import (
     EndFrame,
     Frame,
     InputAudioRawFrame,
+    UserAudioRawFrame,
     VADUserStartedSpeakingFrame,
     VADUserStoppedSpeakingFrame,
 )
@@ -30,6 +31,7 @@ class SegmentTimingMixin:
     _timing_in_speech = False
     _timings: deque[tuple[int, int]]
     _timing_specs: deque[Any]
+    _turn: bytearray
 
     sample_rate: int
     is_usable: bool
@@ -37,6 +39,29 @@ class SegmentTimingMixin:
     def _timing_init(self) -> None:
         self._timings = deque()
         self._timing_specs = deque()
+        self._turn = bytearray()
+        self._speaker = ""
+
+    @property
+    def in_speech(self) -> bool:
+        """Between the VAD's start and stop of a turn."""
+        return self._timing_in_speech
+
+    @property
+    def speaker_id(self) -> str:
+        """The user id of the audio (transports that carry one); "" for a phone call."""
+        return self._speaker
+
+    @property
+    def turn_audio(self) -> bytes:
+        """The turn so far (16-bit PCM), with the second of audio before it the VAD needed to
+        notice speech: the audio the segment will be transcribed from. Kept here, from the
+        frames this service sees, by the same rule `SegmentedSTTService` keeps its own."""
+        return bytes(self._turn)
+
+    def silence(self, secs: float) -> bytes:
+        """`secs` of 16-bit PCM silence at this service's sample rate."""
+        return bytes(int((self.sample_rate or 16000) * secs) * 2)
 
     def _take_speculation(self) -> Any:
         """The speculative transcription of the turn now ending, if any (see subclasses)."""
@@ -53,25 +78,32 @@ class SegmentTimingMixin:
     ) -> None:
         self._timing_samples += len(frame.audio) // (2 * frame.num_channels)
         await super().process_audio_frame(frame, direction)  # type: ignore[misc]
+        self._turn += frame.audio
+        self._speaker = frame.user_id if isinstance(frame, UserAudioRawFrame) else ""
+        one_second = (self.sample_rate or 16000) * 2
+        if not self._timing_in_speech and len(self._turn) > one_second:
+            del self._turn[: len(self._turn) - one_second]
 
     async def process_frame(self, frame: Frame, direction: FrameDirection) -> None:
         if isinstance(frame, VADUserStartedSpeakingFrame):
             self._timing_start_ms = max(0, self.heard_ms - int(frame.start_secs * 1000))
             self._timing_in_speech = True
+        elif isinstance(frame, VADUserStoppedSpeakingFrame):
+            # Noted before the base class queues the segment, so the segment finds its timing.
+            if self.is_usable and self._timing_in_speech:
+                end_ms = max(self._timing_start_ms, self.heard_ms - int(frame.stop_secs * 1000))
+                self._timings.append((self._timing_start_ms, end_ms))
+                self._timing_specs.append(self._take_speculation())
+            self._timing_in_speech = False
+            self._turn.clear()
         await super().process_frame(frame, direction)  # type: ignore[misc]
 
-    async def _handle_user_stopped_speaking(self, frame: VADUserStoppedSpeakingFrame) -> None:
-        if self.is_usable and self._timing_in_speech:
-            end_ms = max(self._timing_start_ms, self.heard_ms - int(frame.stop_secs * 1000))
-            self._timings.append((self._timing_start_ms, end_ms))
-            self._timing_specs.append(self._take_speculation())
-        self._timing_in_speech = False
-        await super()._handle_user_stopped_speaking(frame)  # type: ignore[misc]
-
     async def stop(self, frame: EndFrame) -> None:
-        # The call ended mid-utterance: transcribe what was said instead of dropping it.
+        # The call ended mid-utterance: end the turn so what was said is transcribed, not dropped.
         if self._timing_in_speech:
-            await self._handle_user_stopped_speaking(VADUserStoppedSpeakingFrame(stop_secs=0.0))
+            await self.process_frame(
+                VADUserStoppedSpeakingFrame(stop_secs=0.0), FrameDirection.DOWNSTREAM
+            )
         await super().stop(frame)  # type: ignore[misc]
 
     def next_timing(self) -> tuple[int, int]:

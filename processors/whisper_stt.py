@@ -22,9 +22,10 @@ from collections.abc import AsyncGenerator
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
-from pipecat.frames.frames import ErrorFrame, Frame, TranscriptionFrame
+from openai import AsyncOpenAI
+from pipecat.frames.frames import Frame, TranscriptionFrame
 from pipecat.processors.frame_processor import FrameDirection
-from pipecat.services.openai.stt import OpenAISTTService
+from pipecat.services.stt_service import SegmentedSTTService
 from pipecat.services.whisper.stt import WhisperSTTService
 from pipecat.utils.time import time_now_iso8601
 
@@ -227,7 +228,7 @@ def _tokens_within(ids: list[int], timestamp_begin: int, duration: float) -> lis
     return kept
 
 
-class SharedWhisperSTTService(SegmentTimingMixin, WhisperSTTService):  # type: ignore[misc]
+class SharedWhisperSTTService(SegmentTimingMixin, SegmentedSTTService):  # type: ignore[misc]
     """faster-whisper STT over VAD segments, with a shared model and segment timing.
 
     Speculation: on a `SpeechPausedFrame` (the speaker paused, the VAD has not ended the turn
@@ -242,14 +243,18 @@ class SharedWhisperSTTService(SegmentTimingMixin, WhisperSTTService):  # type: i
         *,
         model: WhisperModel,
         model_name: str,
+        settings: Any = None,  # WhisperSTTService.Settings
+        trailing_silence_secs: float = 0.5,
         speculate_max_secs: float = SHORT_MAX_SECS,
         **kwargs: Any,
     ) -> None:
-        self._shared_model = model
-        settings = kwargs.pop("settings", None) or WhisperSTTService.Settings()
+        settings = settings or WhisperSTTService.Settings()
         settings.model = model_name
-        super().__init__(settings=settings, **kwargs)
+        super().__init__(settings=settings, trailing_silence_secs=trailing_silence_secs, **kwargs)
         self._timing_init()
+        self._whisper_model = model
+        self._whisper = settings
+        self._pad_secs = trailing_silence_secs
         self._speculate_max_secs = speculate_max_secs
         self._speculation: asyncio.Future[tuple[str, float | None] | None] | None = None
         # Where in the turn's audio its last pause began (bytes): the turn is transcribed up to
@@ -258,8 +263,12 @@ class SharedWhisperSTTService(SegmentTimingMixin, WhisperSTTService):  # type: i
         self.speculations = 0
         self.speculations_used = 0
 
-    def _load(self) -> None:
-        self._model = self._shared_model
+    @property
+    def wants_wav_segments(self) -> bool:
+        return False  # faster-whisper reads raw 16-bit PCM
+
+    def can_generate_metrics(self) -> bool:
+        return True
 
     def _take_speculation(self) -> Any:
         taken = (self._speculation, self._pause_cut)
@@ -268,8 +277,8 @@ class SharedWhisperSTTService(SegmentTimingMixin, WhisperSTTService):  # type: i
 
     async def process_frame(self, frame: Frame, direction: FrameDirection) -> None:
         if isinstance(frame, SpeechPausedFrame):
-            if self._user_speaking and self._timing_in_speech:
-                self._pause_cut = len(self._audio_buffer)
+            if self.in_speech:
+                self._pause_cut = len(self.turn_audio)
                 self._speculate(frame.paused_secs)
         elif isinstance(frame, SpeechResumedFrame):
             # The turn goes on: what was heard so far is not it.
@@ -277,14 +286,14 @@ class SharedWhisperSTTService(SegmentTimingMixin, WhisperSTTService):  # type: i
         await super().process_frame(frame, direction)
 
     def _speculate(self, paused_secs: float) -> None:
-        model = self._model
-        pcm = bytes(self._audio_buffer)
+        model = self._whisper_model
+        pcm = self.turn_audio
         if model is None:
             return
         if len(pcm) > self._speculate_max_secs * self.sample_rate * 2:
             return
-        pcm += self._trailing_silence()
-        settings: Any = self._settings
+        pcm += self.silence(self._pad_secs)
+        settings: Any = self._whisper
         started = time.monotonic()
 
         def timed() -> tuple[str, float | None] | None:
@@ -297,7 +306,7 @@ class SharedWhisperSTTService(SegmentTimingMixin, WhisperSTTService):  # type: i
             )
             return result
 
-        speculation = asyncio.ensure_future(asyncio.to_thread(timed))
+        speculation = self.create_task(asyncio.to_thread(timed), name="stt-speculate")
         self._speculation = speculation
         self.speculations += 1
         start_ms = self._timing_start_ms
@@ -326,12 +335,9 @@ class SharedWhisperSTTService(SegmentTimingMixin, WhisperSTTService):  # type: i
     async def run_stt(self, audio: bytes) -> AsyncGenerator[Frame, None]:
         timing = self.next_timing()
         speculation, pause_cut = self.next_speculation() or (None, None)
-        model = self._model
-        if model is None:
-            yield ErrorFrame("Whisper model not available")
-            return
+        model = self._whisper_model
         await self.start_processing_metrics()
-        settings: Any = self._settings
+        settings: Any = self._whisper
         result: tuple[str, float | None] | None = None
         unsure = False
         if speculation is not None:
@@ -351,7 +357,7 @@ class SharedWhisperSTTService(SegmentTimingMixin, WhisperSTTService):  # type: i
         if result is None:
             if pause_cut is not None and pause_cut < len(audio):
                 # The same audio a speculation would have had: the turn up to its last pause.
-                audio = audio[:pause_cut] + self._trailing_silence()
+                audio = audio[:pause_cut] + self.silence(self._pad_secs)
             if unsure:  # the turn-sized window was unsure of this very audio: the full one
                 result = await asyncio.to_thread(transcribe_full, model, _samples(audio), settings)
             else:
@@ -360,12 +366,13 @@ class SharedWhisperSTTService(SegmentTimingMixin, WhisperSTTService):  # type: i
         await self.stop_processing_metrics()
         if not text:
             return
-        yield TranscriptionFrame(text, self._user_id, time_now_iso8601(), settings.language)
+        yield TranscriptionFrame(text, self.speaker_id, time_now_iso8601(), settings.language)
         yield self.segment_frame(text, timing, confidence)
 
 
-class RemoteWhisperSTTService(SegmentTimingMixin, OpenAISTTService):  # type: ignore[misc]
-    """Whisper on a remote OpenAI-compatible server; the local model takes over on failure."""
+class RemoteWhisperSTTService(SegmentTimingMixin, SegmentedSTTService):  # type: ignore[misc]
+    """Whisper on a remote OpenAI-compatible server (the official `openai` SDK, WAV segments);
+    the local model takes over on failure."""
 
     def __init__(
         self,
@@ -379,17 +386,15 @@ class RemoteWhisperSTTService(SegmentTimingMixin, OpenAISTTService):  # type: ig
         api_key: str | None = None,
         **kwargs: Any,
     ) -> None:
-        super().__init__(
+        super().__init__(**kwargs)
+        self._timing_init()
+        # Retries are ours (then the local fallback), so the SDK's own are off.
+        self._client = AsyncOpenAI(
             base_url=base_url.rstrip("/") + "/v1",
             api_key=api_key or "not-needed",
-            settings=OpenAISTTService.Settings(
-                model=model,
-                language=fallback_settings.language,
-                prompt=fallback_settings.initial_prompt,
-            ),
-            **kwargs,
+            max_retries=0,
         )
-        self._timing_init()
+        self._remote_model = model
         self._fallback_model = fallback_model
         self._fallback_settings = fallback_settings
         self._timeout = timeout_secs
@@ -397,13 +402,25 @@ class RemoteWhisperSTTService(SegmentTimingMixin, OpenAISTTService):  # type: ig
         self.failovers = 0
         self.remote_ok = 0
 
+    def can_generate_metrics(self) -> bool:
+        return True
+
+    async def _transcribe_remote(self, wav: bytes) -> str:
+        settings = self._fallback_settings
+        response = await self._client.audio.transcriptions.create(
+            file=("audio.wav", wav, "audio/wav"),
+            model=self._remote_model,
+            language=str(settings.language or "en"),
+            prompt=str(settings.initial_prompt or ""),
+        )
+        text: str = response.text
+        return text.strip()
+
     async def _remote(self, audio: bytes) -> str:
         for attempt in range(self._retries + 1):
             try:
                 async with asyncio.timeout(self._timeout):
-                    response = await self._transcribe(audio)
-                text: str = response.text.strip()
-                return text
+                    return await self._transcribe_remote(audio)
             except Exception as exc:  # SDK errors, timeouts, refused connections
                 log.warning(
                     "whisper-remote: attempt %d failed (%s)", attempt + 1, type(exc).__name__
@@ -431,5 +448,5 @@ class RemoteWhisperSTTService(SegmentTimingMixin, OpenAISTTService):  # type: ig
         if not text:
             return
         language: Any = self._fallback_settings.language
-        yield TranscriptionFrame(text, self._user_id, time_now_iso8601(), language)
+        yield TranscriptionFrame(text, self.speaker_id, time_now_iso8601(), language)
         yield self.segment_frame(text, timing, confidence)

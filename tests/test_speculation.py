@@ -65,13 +65,14 @@ def pipeline(
 
 
 async def test_a_paused_question_is_answered_from_its_early_transcript(runtime: Runtime) -> None:
-    # The VAD waits 1.5 s to end the turn; the pause starts speculation after 0.15 s, and the
-    # silence is streamed in real time, so the early transcript arrives well before the end.
-    pipe, stt, gate = pipeline(runtime, stop_secs=1.5)
+    # The VAD waits 3 s to end the turn; the pause starts speculation after 0.15 s, and the
+    # silence is streamed in real time, so the early transcript arrives before the end even on
+    # a slow or busy CPU (a short window transcribes this turn in well under a second).
+    pipe, stt, gate = pipeline(runtime, stop_secs=3.0)
     sent = [
         *frames(silence(1.0)),
         *frames(speech("Convene, what is Tom working on?")),
-        *frames(silence(2.2), paced=True),
+        *frames(silence(3.7), paced=True),
     ]
     down, _ = await run_test(pipe, frames_to_send=sent)
     kinds = [type(f) for f in down]
