@@ -37,17 +37,23 @@ class SegmentRecord:
 
 @dataclass(frozen=True)
 class CallEnded:
-    """A call's end: written after all of its segments, so `completed` means complete."""
+    """A call's end: written after all of its segments, so `completed` means complete.
+
+    `ended_by` says what ended it when that was not the call itself: 'crash' for a call a dead
+    process left open. Such an end only closes a call that is still open (never overwrites one).
+    """
 
     call_id: str
     status: str = "completed"
     ended_at: dt.datetime = field(default_factory=lambda: dt.datetime.now(dt.UTC))
+    ended_by: str | None = None
 
     def as_json(self) -> dict[str, Any]:
         return {
             "call_id": self.call_id,
             "status": self.status,
             "ended_at": self.ended_at.isoformat(),
+            "ended_by": self.ended_by,
         }
 
     @classmethod
@@ -56,6 +62,7 @@ class CallEnded:
             call_id=data["call_id"],
             status=data["status"],
             ended_at=dt.datetime.fromisoformat(data["ended_at"]),
+            ended_by=data.get("ended_by"),  # absent in ops spooled by older versions
         )
 
 

@@ -302,12 +302,15 @@ class Store:
                         op.interrupted,
                     )
                 elif isinstance(op, CallEnded):
+                    # An end recorded for someone else (ended_by: a crash) only closes open calls.
                     await conn.execute(
                         "UPDATE calls SET status = $2, ended_at = COALESCE(ended_at, $3),"
-                        " completed_at = now() WHERE id = $1",
+                        " completed_at = now(), ended_by = $4"
+                        " WHERE id = $1 AND ($4::text IS NULL OR completed_at IS NULL)",
                         uuid.UUID(op.call_id),
                         op.status,
                         op.ended_at,
+                        op.ended_by,
                     )
 
     # --- reads ------------------------------------------------------------------------
@@ -320,6 +323,7 @@ class Store:
         row = await self.pool.fetchrow(
             "SELECT c.id, c.direction, c.status, c.call_sid, c.stream_sid, c.from_number,"
             " c.to_number, c.created_at, c.started_at, c.ended_at, c.completed_at, c.summary,"
+            " c.ended_by,"
             " s.key AS series, m.meeting_date, m.title AS meeting_title"
             " FROM calls c LEFT JOIN series s ON s.id = c.series_id"
             " LEFT JOIN meetings m ON m.id = c.meeting_id WHERE c.id = $1",

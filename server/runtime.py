@@ -19,6 +19,8 @@ from redis.exceptions import RedisError
 from bot.call import CallDeps, llm_access
 from bot.models import resolve_whisper_model, shared_whisper_model, warm_up
 from memory.embedded import EmbeddedPostgres, EmbeddedRedis
+from memory.journal import ActiveCalls, CallJournal
+from memory.models import CallEnded
 from memory.spool import Spool
 from memory.store import Store
 from memory.writer import StoreWriter
@@ -122,6 +124,27 @@ async def open_store(settings: Settings) -> tuple[Store, EmbeddedPostgres | None
     return await Store.open(dsn), embedded
 
 
+def recover_crashed_calls(journal: CallJournal, writer: StoreWriter) -> list[str]:
+    """Close the calls a dead process left open: `interrupted`, ended_by `crash`.
+
+    Their segments and commitments stay as written. The end goes through the writer, behind
+    anything still spooled, so it lands after the call's last stored segment even when
+    Postgres is down now (then it is spooled too).
+    """
+    closed = []
+    for call_id, owner in journal.orphans():
+        writer.submit(CallEnded(call_id=call_id, status="interrupted", ended_by="crash"))
+        journal.closed(call_id)
+        log.warning(
+            "call %s was left open by process %d, which is gone: closed as interrupted "
+            "(ended_by=crash)",
+            call_id,
+            owner.pid,
+        )
+        closed.append(call_id)
+    return closed
+
+
 @dataclass
 class Runtime:
     settings: Settings
@@ -134,8 +157,10 @@ class Runtime:
     whisper_model_name: str
     embedded_postgres: EmbeddedPostgres | None = None
     embedded_redis: EmbeddedRedis | None = None
-    active_calls: set[str] = field(default_factory=set)
+    journal: CallJournal | None = None
+    active_calls: ActiveCalls = field(default_factory=ActiveCalls)
     llm_retry_task: asyncio.Task[None] | None = None
+    supervisor_task: asyncio.Task[None] | None = None
 
     @classmethod
     async def start(cls, settings: Settings, *, load_whisper: bool = True) -> Runtime:
@@ -168,6 +193,8 @@ class Runtime:
             retry_secs=settings.convene_writer_retry_secs,
         )
         writer.start()
+        journal = CallJournal(home / "open-calls.sqlite3")
+        recover_crashed_calls(journal, writer)
 
         model_name = resolve_whisper_model(settings.convene_whisper_model, home / "models")
         model = None
@@ -191,6 +218,8 @@ class Runtime:
             whisper_model_name=model_name,
             embedded_postgres=embedded_pg,
             embedded_redis=embedded_redis,
+            journal=journal,
+            active_calls=ActiveCalls(journal),
         )
         knobs = prompts.pipeline
         if any(
@@ -198,7 +227,26 @@ class Runtime:
             for name in (None, *knobs.series)
         ):
             runtime.llm_retry_task = asyncio.create_task(runtime._retry_llm_windows())
+        if embedded_pg is not None or embedded_redis is not None:
+            runtime.supervisor_task = asyncio.create_task(
+                runtime._supervise(), name="convene-supervisor"
+            )
         return runtime
+
+    async def supervise_once(self) -> None:
+        """Restart an embedded server that died under us (not one stopped on purpose)."""
+        for server in (self.embedded_postgres, self.embedded_redis):
+            if server is None:
+                continue
+            try:
+                await asyncio.to_thread(server.supervise)
+            except Exception:  # keep supervising: the next round tries again
+                log.exception("supervisor: restarting %s failed", type(server).__name__)
+
+    async def _supervise(self) -> None:
+        while True:
+            await asyncio.sleep(self.settings.convene_supervise_secs)
+            await self.supervise_once()
 
     async def retry_llm_windows_once(self) -> int:
         """Send windows the LLM failed on again; merge what it now finds into memory.
@@ -293,15 +341,18 @@ class Runtime:
         )
 
     async def close(self) -> None:
-        if self.llm_retry_task is not None:
-            self.llm_retry_task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self.llm_retry_task
+        for task in (self.supervisor_task, self.llm_retry_task):
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
         await self.writer.close()
         await self.redis.aclose()
         await self.store.close()
         self.spool.close()
+        if self.journal is not None:
+            self.journal.close()
         if self.embedded_redis is not None:
-            self.embedded_redis.stop()
+            await asyncio.to_thread(self.embedded_redis.stop)
         if self.embedded_postgres is not None:
             await asyncio.to_thread(self.embedded_postgres.stop)

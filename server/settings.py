@@ -72,6 +72,8 @@ class Settings(BaseSettings):
     # Writers: batch size and the seconds between retries while Postgres is away.
     convene_writer_batch: int = 50
     convene_writer_retry_secs: float = 2.0
+    # Seconds between checks that the embedded Postgres/Redis this process started still run.
+    convene_supervise_secs: float = 1.0
 
     @field_validator("convene_home", "convene_prompts_dir")
     @classmethod
