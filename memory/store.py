@@ -36,6 +36,22 @@ CONNECTION_ERRORS: tuple[type[BaseException], ...] = (
 )
 
 
+# SQLSTATE classes that mean "the server cannot take writes now" (retry later), as opposed
+# to "this write is wrong" (22 data, 23 integrity, 42 syntax/undefined...): connection (08),
+# transaction rollback (40), insufficient resources such as a full disk (53), operator
+# intervention such as a shutdown (57), system/I/O errors (58).
+_TRANSIENT_SQLSTATE_CLASSES = ("08", "40", "53", "57", "58")
+
+
+def is_transient(exc: BaseException) -> bool:
+    """True when a write failed because of the server's state, not because of the write."""
+    if isinstance(exc, (*CONNECTION_ERRORS, StorageUnavailable)):
+        return True
+    if isinstance(exc, asyncpg.PostgresError):
+        return str(exc.sqlstate or "")[:2] in _TRANSIENT_SQLSTATE_CLASSES
+    return False
+
+
 async def _init_connection(conn: asyncpg.Connection) -> None:
     await register_vector(conn)
 
@@ -229,7 +245,7 @@ class Store:
         summaries = [op for op in ops if isinstance(op, SummaryRecord)]
         texts += [s.text for s in summaries]
         vectors = await asyncio.to_thread(self.embedder.embed, texts) if texts else None
-        async with self.pool.acquire() as conn, conn.transaction():
+        async with self.pool.acquire(timeout=10) as conn, conn.transaction():
             if segments:
                 await conn.executemany(
                     "INSERT INTO transcript_segments"

@@ -177,7 +177,10 @@ class Runtime:
         else:
             embedded_redis = EmbeddedRedis(home / "redis")
             redis_url = await asyncio.to_thread(embedded_redis.start)
-        redis = aioredis.Redis.from_url(redis_url, decode_responses=True)
+        # Timeouts: a frozen Redis must not hang the writer or /ready.
+        redis = aioredis.Redis.from_url(
+            redis_url, decode_responses=True, socket_timeout=5, socket_connect_timeout=5
+        )
         try:
             await redis.ping()
         except (RedisError, OSError) as exc:
@@ -191,6 +194,8 @@ class Runtime:
             spool,
             batch_size=settings.convene_writer_batch,
             retry_secs=settings.convene_writer_retry_secs,
+            max_retry_secs=settings.convene_writer_max_retry_secs,
+            max_held=settings.convene_writer_max_held,
         )
         writer.start()
         journal = CallJournal(home / "open-calls.sqlite3")
