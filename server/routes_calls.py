@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import logging
+import shutil
 import sqlite3
 from typing import Any, Literal
 
@@ -16,6 +17,7 @@ from redis.exceptions import RedisError
 from server.deps import RuntimeDep
 from server.dialer import missing_twilio_settings, place_call
 from server.errors import NotConfigured, ProviderError, StorageUnavailable
+from server.runtime import Runtime
 from server.twiml import stream_twiml
 
 log = logging.getLogger(__name__)
@@ -117,6 +119,20 @@ async def health() -> dict[str, str]:
 READY_CHECK_SECS = 2.0  # each check; a frozen server answers "no answer", never hangs /ready
 
 
+async def _disk_check(runtime: Runtime) -> str:
+    """'ok' while CONVENE_HOME (the spool, the embedded servers) has room to write."""
+    home = runtime.settings.convene_home
+    try:
+        async with asyncio.timeout(READY_CHECK_SECS):
+            free = (await asyncio.to_thread(shutil.disk_usage, home)).free
+    except (OSError, TimeoutError) as exc:
+        return f"CONVENE_HOME unreadable: {type(exc).__name__}"
+    need = runtime.settings.convene_min_free_mb * 1024 * 1024
+    if free < need:
+        return f"CONVENE_HOME has {free // 1024**2} MiB free (needs {need // 1024**2} MiB)"
+    return "ok"
+
+
 @router.get("/ready")
 async def ready(runtime: RuntimeDep) -> JSONResponse:
     checks: dict[str, str] = {}
@@ -144,9 +160,10 @@ async def ready(runtime: RuntimeDep) -> JSONResponse:
         checks["spooled_writes"] = str(spooled)
     except (sqlite3.Error, OSError, TimeoutError) as exc:
         checks["spooled_writes"] = f"unknown ({type(exc).__name__})"
+    checks["disk"] = await _disk_check(runtime)
     checks["held_writes"] = str(runtime.writer.held)
     checks["dropped_writes"] = str(runtime.writer.dropped_total)
-    ok = checks["postgres"] == "ok" and checks["redis"] == "ok" and checks["writer"] == "ok"
+    ok = all(checks[name] == "ok" for name in ("postgres", "redis", "writer", "disk"))
     return JSONResponse(
         {"status": "ready" if ok else "unavailable", **checks}, status_code=200 if ok else 503
     )

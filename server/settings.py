@@ -76,6 +76,8 @@ class Settings(BaseSettings):
     # between retries, and how many writes may wait in memory (past it the oldest are dropped).
     convene_writer_max_retry_secs: float = 10.0
     convene_writer_max_held: int = 20_000
+    # /ready is red while CONVENE_HOME (spool, embedded servers) has less free space (MiB).
+    convene_min_free_mb: int = 64
     # Seconds between checks that the embedded Postgres/Redis this process started still run.
     convene_supervise_secs: float = 1.0
 
