@@ -6,6 +6,8 @@ import datetime as dt
 from dataclasses import dataclass, field
 from typing import Any
 
+from core import clock
+
 
 @dataclass(frozen=True)
 class SegmentRecord:
@@ -45,7 +47,7 @@ class CallEnded:
 
     call_id: str
     status: str = "completed"
-    ended_at: dt.datetime = field(default_factory=lambda: dt.datetime.now(dt.UTC))
+    ended_at: dt.datetime = field(default_factory=clock.now)
     ended_by: str | None = None
 
     def as_json(self) -> dict[str, Any]:

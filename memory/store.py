@@ -117,12 +117,15 @@ class Store:
         to_number: str | None = None,
         series_key: str | None = None,
         call_id: str | None = None,
+        meeting_date: dt.date,
+        time_zone: str,
     ) -> str:
+        """A new call, with the meeting date it keeps for its whole life."""
         new_id = call_id or str(uuid.uuid4())
         series_id = await self.upsert_series(series_key) if series_key else None
         await self.pool.execute(
-            "INSERT INTO calls(id, direction, status, call_sid, from_number, to_number, series_id)"
-            " VALUES ($1, $2, $3, $4, $5, $6, $7)",
+            "INSERT INTO calls(id, direction, status, call_sid, from_number, to_number, series_id,"
+            " meeting_date, time_zone) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
             uuid.UUID(new_id),
             direction,
             status,
@@ -130,8 +133,17 @@ class Store:
             from_number,
             to_number,
             series_id,
+            meeting_date,
+            time_zone,
         )
         return new_id
+
+    async def call_meeting_date(self, call_id: str) -> dt.date | None:
+        """The meeting date decided when the call was created."""
+        value: dt.date | None = await self.pool.fetchval(
+            "SELECT meeting_date FROM calls WHERE id = $1", uuid.UUID(call_id)
+        )
+        return value
 
     async def set_call_sid(self, call_id: str, call_sid: str, *, status: str) -> None:
         await self.pool.execute(
@@ -168,14 +180,18 @@ class Store:
         stream_sid: str,
         call_sid: str | None,
         series_key: str | None,
-        meeting_date: dt.date,
         meeting_title: str | None,
-    ) -> int | None:
-        """Mark a call as streaming, attach it to its series and a meeting of that date."""
+    ) -> dt.date:
+        """Mark a call as streaming, attach it to its series and to the meeting of the date
+        stored on the call when it was created; returns that date."""
         async with self.pool.acquire() as conn, conn.transaction():
-            series_id: int | None = await conn.fetchval(
-                "SELECT series_id FROM calls WHERE id = $1", uuid.UUID(call_id)
+            row = await conn.fetchrow(
+                "SELECT series_id, meeting_date FROM calls WHERE id = $1", uuid.UUID(call_id)
             )
+            if row is None or row["meeting_date"] is None:
+                raise ValueError(f"call {call_id} has no meeting date")
+            series_id: int | None = row["series_id"]
+            meeting_date: dt.date = row["meeting_date"]
             if series_key:
                 series_id = await conn.fetchval(
                     "INSERT INTO series(key) VALUES ($1)"
@@ -208,7 +224,7 @@ class Store:
                 series_id,
                 meeting_id,
             )
-        return meeting_id
+        return meeting_date
 
     async def record_status(
         self, *, call_sid: str, status: str, payload: dict[str, Any]
@@ -340,7 +356,8 @@ class Store:
             "SELECT c.id, c.direction, c.status, c.call_sid, c.stream_sid, c.from_number,"
             " c.to_number, c.created_at, c.started_at, c.ended_at, c.completed_at, c.summary,"
             " c.ended_by,"
-            " s.key AS series, m.meeting_date, m.title AS meeting_title"
+            " s.key AS series, COALESCE(m.meeting_date, c.meeting_date) AS meeting_date,"
+            " c.time_zone, m.title AS meeting_title"
             " FROM calls c LEFT JOIN series s ON s.id = c.series_id"
             " LEFT JOIN meetings m ON m.id = c.meeting_id WHERE c.id = $1",
             key,

@@ -51,6 +51,7 @@ from openai.types.chat import (
 )
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from core import clock
 from processors.extraction import Commitment, DeterministicExtractor, Utterance
 from server.errors import ConfigError
 from server.prompts import load_yaml_model
@@ -351,7 +352,7 @@ def retry_after_secs(headers: Mapping[str, str], *, now: dt.datetime | None = No
         return max(0.0, float(raw))
     with contextlib.suppress(TypeError, ValueError):
         when = email.utils.parsedate_to_datetime(raw)
-        current = now or dt.datetime.now(dt.UTC)
+        current = now or clock.now()
         return max(0.0, (when - current).total_seconds())
     return None
 
@@ -478,7 +479,7 @@ class PendingSpool:
         context: Mapping[str, str] | None = None,
     ) -> int:
         payload = json.dumps([{"speaker": u.speaker, "text": u.text} for u in lines])
-        created = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
+        created = clock.now().isoformat(timespec="seconds")
         with contextlib.closing(self._connect()) as conn, conn:
             cursor = conn.execute(
                 "INSERT INTO pending (meeting_date, utterances, new_from, attempts, created, "

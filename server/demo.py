@@ -20,6 +20,7 @@ from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeEl
 from rich.table import Table
 
 from bot.speech import synthesize_meeting
+from core import clock
 from server.app import create_app
 from server.local_server import serve_in_process
 from server.runtime import Runtime
@@ -63,7 +64,7 @@ def meeting_audio(home: Path, name: str, turns: list[str]) -> Path:
 async def run_demo(settings: Settings, *, speed: float, console: Console) -> dict[str, Any]:
     token = secrets.token_hex(16)
     local = settings.model_copy(update={"twilio_auth_token": SecretStr(token), "public_host": None})
-    series = f"demo-weekly-sync-{dt.datetime.now():%Y%m%d-%H%M%S}"
+    series = f"demo-weekly-sync-{clock.now():%Y%m%d-%H%M%S}"
     demo_dir = local.convene_home / "demo"
     with Progress(
         SpinnerColumn(), TextColumn("{task.description}"), console=console, transient=True

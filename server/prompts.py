@@ -20,6 +20,7 @@ from pydantic import (
     model_validator,
 )
 
+from core.clock import time_zone
 from server.errors import ConfigError
 
 
@@ -103,6 +104,15 @@ class CallKnobs(_Strict):
     idle_timeout_secs: float = Field(0, ge=0)
     max_message_bytes: int = Field(65536, ge=1024)
     pipeline_sample_rate: Literal[8000, 16000] = 16000
+    # The time zone the meeting's date is read in (IANA name); null: CONVENE_TIMEZONE.
+    timezone: str | None = None
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_zone(cls, value: str | None) -> str | None:
+        if value is not None:
+            time_zone(value)
+        return value
 
 
 LlmProvider = Literal["anthropic", "openai-compatible"]

@@ -35,7 +35,11 @@ class CallRequest(BaseModel):
     )
     series: str | None = Field(default=None, min_length=1, max_length=200)
     meeting_title: str | None = Field(default=None, max_length=200)
-    meeting_date: dt.date | None = None
+    meeting_date: dt.date | None = Field(
+        default=None,
+        description="The meeting's date; default: today in the series' time zone "
+        "(call.timezone in prompts/pipeline.yaml, else CONVENE_TIMEZONE)",
+    )
 
 
 class CallCreated(BaseModel):
@@ -54,18 +58,19 @@ async def create_call(body: CallRequest, runtime: RuntimeDep) -> CallCreated:
             detail=f"Twilio is not configured: set {', '.join(missing)} to place calls",
         )
     series = body.series or (f"{body.to}#{body.digits}" if body.digits else body.to)
+    meeting_date, zone = runtime.meeting_date_for(series, body.meeting_date)
     call_id = await runtime.store.create_call(
         direction="outbound",
         status="queued",
         to_number=body.to,
         series_key=series,
         from_number=settings.twilio_from_number,
+        meeting_date=meeting_date,
+        time_zone=zone,
     )
-    params = {"call_id": call_id, "series": series}
+    params = {"call_id": call_id, "series": series, "meeting_date": meeting_date.isoformat()}
     if body.meeting_title:
         params["meeting_title"] = body.meeting_title
-    if body.meeting_date:
-        params["meeting_date"] = body.meeting_date.isoformat()
     twiml = stream_twiml(f"wss://{settings.public_host}/twilio/media", params, digits=body.digits)
     try:
         call_sid = await place_call(settings, to=body.to, twiml=twiml)

@@ -6,7 +6,7 @@ import contextlib
 import datetime as dt
 import logging
 
-from fastapi import APIRouter, Request, Response, WebSocket
+from fastapi import APIRouter, HTTPException, Request, Response, WebSocket
 from starlette.websockets import WebSocketState
 
 from bot.call import run_call
@@ -34,12 +34,25 @@ async def voice(
 ) -> Response:
     """Answer an inbound call: connect its audio to /twilio/media.
 
-    Query parameters (set them on the number's webhook URL): `series` (the meeting series key),
-    `date` (the meeting date, default today) and `title`.
+    Query parameters (set them on the number's webhook URL), or the same names as form
+    fields: `series` (the meeting series key), `date` (the meeting date; default: today in
+    the series' time zone, decided now and kept for the whole call) and `title`.
     """
+    series = series or form.get("series") or None
+    title = title or form.get("title") or None
+    if date is None and form.get("date"):
+        try:
+            date = dt.date.fromisoformat(form["date"])
+        except ValueError:
+            raise HTTPException(
+                status_code=422,
+                detail=f"form field `date`: {form['date'][:40]!r} is not a date (YYYY-MM-DD)",
+            ) from None
     call_sid = form.get("CallSid")
     call_id = await runtime.store.find_call(call_sid=call_sid) if call_sid else None
+    meeting_date: dt.date | None
     if call_id is None:
+        meeting_date, zone = runtime.meeting_date_for(series, date)
         call_id = await runtime.store.create_call(
             direction="inbound",
             status="ringing",
@@ -47,12 +60,16 @@ async def voice(
             from_number=form.get("From"),
             to_number=form.get("To"),
             series_key=series,
+            meeting_date=meeting_date,
+            time_zone=zone,
         )
+    else:
+        meeting_date = await runtime.store.call_meeting_date(call_id) or date
     params = {"call_id": call_id}
     if series:
         params["series"] = series
-    if date:
-        params["meeting_date"] = date.isoformat()
+    if meeting_date:
+        params["meeting_date"] = meeting_date.isoformat()
     if title:
         params["meeting_title"] = title
     twiml = stream_twiml(media_stream_url(request, runtime), params)
@@ -68,35 +85,41 @@ async def status(form: TwilioForm, runtime: RuntimeDep) -> dict[str, str | None]
     return {"call_id": call_id, "status": call_status}
 
 
-def _meeting_date(start: StreamStart) -> dt.date:
+def _named_date(start: StreamStart) -> dt.date | None:
     raw = start.custom_parameters.get("meeting_date")
     if raw:
         try:
             return dt.date.fromisoformat(raw)
         except ValueError:
-            log.warning("stream %s: ignored bad meeting_date %r", start.stream_sid, raw)
-    return dt.date.today()
+            log.warning("stream %s: ignored a bad meeting_date parameter", start.stream_sid)
+    return None
 
 
-async def _call_for_stream(runtime: Runtime, start: StreamStart) -> str:
+async def _call_for_stream(runtime: Runtime, start: StreamStart) -> tuple[str, dt.date]:
+    """The call this stream belongs to, and its meeting date (decided when it was created)."""
     params = start.custom_parameters
     call_id = await runtime.store.find_call(call_id=params.get("call_id"))
     if call_id is None and start.call_sid:
         call_id = await runtime.store.find_call(call_sid=start.call_sid)
     if call_id is None:
-        # A stream we did not answer ourselves (e.g. a <Stream> in someone else's TwiML).
+        # A stream we did not answer ourselves (e.g. a <Stream> in someone else's TwiML): the
+        # call is created now, so its date is the one it names or today in its series' zone.
+        meeting_date, zone = runtime.meeting_date_for(params.get("series"), _named_date(start))
         call_id = await runtime.store.create_call(
-            direction="stream", status="in-progress", call_sid=start.call_sid
+            direction="stream",
+            status="in-progress",
+            call_sid=start.call_sid,
+            meeting_date=meeting_date,
+            time_zone=zone,
         )
-    await runtime.store.start_stream(
+    meeting_date = await runtime.store.start_stream(
         call_id=call_id,
         stream_sid=start.stream_sid,
         call_sid=start.call_sid,
         series_key=params.get("series"),
-        meeting_date=_meeting_date(start),
         meeting_title=params.get("meeting_title"),
     )
-    return call_id
+    return call_id, meeting_date
 
 
 @router.websocket("/media")
@@ -111,10 +134,9 @@ async def media(websocket: WebSocket) -> None:
     except StreamEndedBeforeStart as exc:
         log.warning("twilio stream ended before it started: %s", exc)
         return
-    call_id = await _call_for_stream(runtime, start)
+    call_id, meeting_date = await _call_for_stream(runtime, start)
     runtime.active_calls.add(call_id)
     status = "completed"
-    meeting_date = _meeting_date(start)
     try:
         outcome = await run_call(
             websocket,

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import datetime as dt
 import logging
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
@@ -18,6 +19,7 @@ from redis.exceptions import RedisError
 
 from bot.call import CallDeps, llm_access
 from bot.models import resolve_whisper_model, shared_whisper_model, warm_up
+from core import clock
 from memory.embedded import EmbeddedPostgres, EmbeddedRedis
 from memory.journal import ActiveCalls, CallJournal
 from memory.models import CallEnded
@@ -310,6 +312,20 @@ class Runtime:
                 continue
             if merged:
                 log.info("LLM retry: merged %d commitments from spooled windows", merged)
+
+    def time_zone_for(self, series: str | None) -> str:
+        """The time zone a series' meeting dates are read in: `call.timezone` in
+        prompts/pipeline.yaml (per series or global), else CONVENE_TIMEZONE."""
+        zone = self.prompts.pipeline.for_series(series).call.timezone
+        return zone or self.settings.convene_timezone
+
+    def meeting_date_for(
+        self, series: str | None, named: dt.date | None = None
+    ) -> tuple[dt.date, str]:
+        """Decide a new call's meeting date once: the date it names, else today (the clock's
+        instant now) in the series' time zone. Returns the date and the zone."""
+        zone = self.time_zone_for(series)
+        return (named or clock.meeting_date_at(clock.now(), zone)), zone
 
     def call_deps(self) -> CallDeps:
         if self.whisper_model is None:

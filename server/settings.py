@@ -8,6 +8,8 @@ from pathlib import Path
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from core.clock import time_zone
+
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -69,6 +71,10 @@ class Settings(BaseSettings):
     convene_whisper_device: str = "cpu"
     convene_whisper_compute_type: str = "int8"
 
+    # The time zone a meeting's date is read in when its call does not name the date (IANA
+    # name); prompts/pipeline.yaml `call.timezone` overrides it, per series too.
+    convene_timezone: str = "UTC"
+
     # Writers: batch size and the seconds between retries while Postgres is away.
     convene_writer_batch: int = 50
     convene_writer_retry_secs: float = 2.0
@@ -85,6 +91,12 @@ class Settings(BaseSettings):
     @classmethod
     def _expand(cls, value: Path) -> Path:
         return value.expanduser()
+
+    @field_validator("convene_timezone")
+    @classmethod
+    def _known_zone(cls, value: str) -> str:
+        time_zone(value)
+        return value
 
     @property
     def data_dir(self) -> Path:

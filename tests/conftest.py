@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import os
 import sys
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable, Iterator
+from contextlib import ExitStack
 from pathlib import Path
+from typing import Any
 
 import pytest
 from loguru import logger
@@ -29,6 +31,33 @@ MEETING_TURNS = [
     "I will send the security review to the legal team by Friday.",
     "The new dashboard is almost finished and the tests are passing.",
 ]
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--today",
+        default=None,
+        help="run with the wall clock moved to this day (YYYY-MM-DD; time of day and ticking "
+        "kept): .ci/run re-runs the `dates` tests this way so a date bomb fails the day it "
+        "is written",
+    )
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers", "dates: depends on meeting dates or the calendar; re-run with --today in CI"
+    )
+    today = config.getoption("--today")
+    if today:
+        import datetime as dt
+
+        import time_machine
+
+        real = dt.datetime.now(dt.UTC)
+        shifted = dt.datetime.combine(dt.date.fromisoformat(today), real.timetz())
+        traveller = time_machine.travel(shifted, tick=True)
+        traveller.start()
+        config.add_cleanup(traveller.stop)
 
 
 def make_settings(home: Path, **overrides: object) -> Settings:
@@ -68,6 +97,20 @@ async def runtime(home: Path) -> AsyncIterator[Runtime]:
 async def base_url(runtime: Runtime) -> AsyncIterator[str]:
     async with serve_in_process(create_app(runtime=runtime)) as url:
         yield url
+
+
+@pytest.fixture
+def override(runtime: Runtime) -> Iterator[Callable[..., Runtime]]:
+    """`override(pipeline={"report": {"backend": "anthropic"}}, settings={...})` for this test
+    only: the session's runtime gets its prompts and settings back at teardown."""
+    from tests.calls import overridden
+
+    with ExitStack() as stack:
+
+        def apply(**changes: Any) -> Runtime:
+            return stack.enter_context(overridden(runtime, **changes))
+
+        yield apply
 
 
 @pytest.fixture(scope="session")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+import jiwer
 import numpy as np
 import soundfile as sf
 
@@ -31,12 +32,8 @@ def words(text: str) -> list[str]:
 
 
 def wer(reference: str, hypothesis: str) -> float:
-    """Word error rate: word-level Levenshtein distance / reference length."""
-    ref, hyp = words(reference), words(hypothesis)
-    prev = list(range(len(hyp) + 1))
-    for i, r in enumerate(ref, 1):
-        cur = [i] + [0] * len(hyp)
-        for j, h in enumerate(hyp, 1):
-            cur[j] = min(prev[j] + 1, cur[j - 1] + 1, prev[j - 1] + (r != h))
-        prev = cur
-    return prev[-1] / max(1, len(ref))
+    """Word error rate (jiwer) over `words()`: case and punctuation ignored."""
+    ref, hyp = " ".join(words(reference)), " ".join(words(hypothesis))
+    if not ref:
+        return float(len(hyp.split()))
+    return float(jiwer.wer(ref, hyp)) if hyp else 1.0

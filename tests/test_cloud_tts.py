@@ -12,7 +12,7 @@ import contextlib
 import datetime as dt
 import logging
 import uuid
-from collections.abc import AsyncIterator, Iterator, Sequence
+from collections.abc import AsyncIterator, Awaitable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -21,17 +21,20 @@ import httpx
 import numpy as np
 import pytest
 from pipecat.frames.frames import (
+    EndFrame,
     ErrorFrame,
     Frame,
-    InterruptionFrame,
     TTSAudioRawFrame,
     TTSSpeakFrame,
     TTSStartedFrame,
     TTSStoppedFrame,
 )
-from pipecat.pipeline.worker import PipelineParams
+from pipecat.pipeline.pipeline import Pipeline
+from pipecat.pipeline.worker import PipelineParams, PipelineWorker
+from pipecat.processors.frame_processor import FrameDirection, FrameProcessor
 from pipecat.services.tts_service import TTSService
-from pipecat.tests.utils import SleepFrame, run_test
+from pipecat.tests.utils import run_test
+from pipecat.workers.runner import WorkerRunner
 from pydantic import SecretStr
 
 import processors.cloud_tts as cloud_tts
@@ -303,19 +306,56 @@ async def test_elevenlabs_dropped_stream_without_fallback_reports_an_error(
 # Barge-in: an interruption cancels the sentence in flight.
 
 
+class _CutOnFirstAudio(FrameProcessor):
+    """Interrupts the bot as soon as its first audio comes out: a barge-in that waits on the
+    event, not on a guess of how long synthesis takes on this CPU."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.cut = asyncio.Event()
+        self.audio: list[TTSAudioRawFrame] = []
+
+    async def process_frame(self, frame: Frame, direction: FrameDirection) -> None:
+        await super().process_frame(frame, direction)
+        await self.push_frame(frame, direction)
+        if isinstance(frame, TTSAudioRawFrame):
+            self.audio.append(frame)
+            if not self.cut.is_set():
+                self.cut.set()
+                await self.broadcast_interruption()  # type: ignore[no-untyped-call]
+
+
+async def _speak_and_cut(service: TTSService, settled: Awaitable[None]) -> float:
+    """Speak SENTENCE, barge in on its first audio, wait until the provider saw the cut
+    (`settled`); returns the seconds of audio that came out."""
+    cutter = _CutOnFirstAudio()
+    worker = PipelineWorker(
+        Pipeline([service, cutter]),
+        cancel_on_idle_timeout=False,
+        params=PipelineParams(audio_out_sample_rate=8000),
+    )
+    runner = WorkerRunner()
+    await runner.add_workers(worker)
+    running = asyncio.create_task(runner.run())
+    await worker.queue_frame(TTSSpeakFrame(SENTENCE))
+    async with asyncio.timeout(60):
+        await cutter.cut.wait()
+        await settled
+    await worker.queue_frame(EndFrame())
+    await running
+    return sum(len(f.audio) for f in cutter.audio) / 2 / 8000
+
+
 async def test_interruption_cancels_the_cartesia_context(
     cartesia: tuple[FakeCartesia, str],
 ) -> None:
     fake, url = cartesia
     fake.default = cartesia_api.Speak(chunk_delay_secs=0.05)
     service = _cartesia(url, fake)
-    down, _ = await _speak(
-        service, TTSSpeakFrame(SENTENCE), SleepFrame(0.6), InterruptionFrame(), SleepFrame(0.3)
-    )
+    played = await _speak_and_cut(service, fake.wait_until(lambda: bool(fake.cancels)))
     context_id = fake.requests[0].body["context_id"]
     assert fake.cancels == [context_id]
     # Cut short: far less than the sentence's ~5 s of audio came out, and nothing failed.
-    played = sum(len(f.audio) for f in _audio(down)) / 2 / 8000
     assert 0 < played < 2.0, played
     assert service.retries == 0 and service.failovers == 0
 
@@ -326,11 +366,8 @@ async def test_interruption_closes_the_elevenlabs_stream(
     fake, url = elevenlabs
     fake.default = elevenlabs_api.Speak(chunk_delay_secs=0.05)
     service = _elevenlabs(url, fake.api_key)
-    down, _ = await _speak(
-        service, TTSSpeakFrame(SENTENCE), SleepFrame(0.6), InterruptionFrame(), SleepFrame(0.3)
-    )
+    played = await _speak_and_cut(service, fake.wait_until(lambda: fake.disconnected > 0))
     assert fake.completed == 0 and fake.disconnected == 1
-    played = sum(len(f.audio) for f in _audio(down)) / 2 / 8000
     assert 0 < played < 2.0, played
     assert service.retries == 0 and service.failovers == 0
 

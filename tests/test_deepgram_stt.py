@@ -8,6 +8,7 @@ to local Whisper (a dropped socket, a refused key, a stall) with nothing lost.
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
@@ -22,13 +23,16 @@ import processors.deepgram_stt as deepgram_stt
 from processors.deepgram_stt import DeepgramFailoverSTTService
 from processors.frames import TranscriptSegmentFrame
 from server.runtime import Runtime
-from server.simulate import simulate_call
-from tests.conftest import MEETING_TURNS, TEST_AUTH_TOKEN
+from tests.calls import simulate_meeting
+from tests.conftest import MEETING_TURNS
 from tests.fakes.deepgram_api import FakeDeepgram
 from tests.speech import wer
 
 BYTES_PER_SEC = 16000 * 2  # the pipeline's 16 kHz, 16-bit mono
 SPEED = 4.0  # streamed 4x faster than real time: still a stream, the socket answers as it goes
+
+# Every meeting a test simulates has an explicit date (never the server's today).
+MEETING_DATE = dt.date(2026, 11, 24)
 
 
 @dataclass
@@ -100,8 +104,8 @@ async def deepgram(runtime: Runtime, monkeypatch: pytest.MonkeyPatch) -> AsyncIt
 
 
 async def call(base_url: str, meeting_wav: Path) -> dict[str, Any]:
-    return await simulate_call(
-        meeting_wav, base_url=base_url, speed=SPEED, auth_token=TEST_AUTH_TOKEN
+    return await simulate_meeting(
+        meeting_wav, base_url=base_url, speed=SPEED, meeting_date=MEETING_DATE
     )
 
 

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import xml.etree.ElementTree as ET
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 
 import httpx
 import pytest
 from pydantic import SecretStr
 
+from core import clock
 from server.app import create_app
 from server.local_server import serve_in_process
 from server.runtime import Runtime
@@ -69,9 +71,14 @@ async def test_outbound_call_sends_digits_and_stream(
         stream is not None and stream.get("url") == "wss://convene.example.ngrok.app/twilio/media"
     )
     params = {p.get("name"): p.get("value") for p in stream.findall("Parameter")}
-    assert params == {"call_id": body["call_id"], "series": "standup", "meeting_title": "Standup"}
     call = await runtime.store.get_call(body["call_id"])
     assert call is not None
+    assert params == {
+        "call_id": body["call_id"],
+        "series": "standup",
+        "meeting_title": "Standup",
+        "meeting_date": call["meeting_date"].isoformat(),  # decided now, kept for the call
+    }
     assert call["call_sid"] == body["call_sid"] and call["to_number"] == "+14155550100"
     assert call["direction"] == "outbound" and call["series"] == "standup"
 
@@ -102,3 +109,25 @@ async def test_bad_body_is_422_naming_the_field(base_url: str) -> None:
     assert response.status_code == 422
     fields = {tuple(e["loc"]) for e in response.json()["detail"]}
     assert ("body", "to") in fields and ("body", "digits") in fields
+
+
+@pytest.mark.dates
+async def test_a_dialled_call_keeps_the_date_decided_when_it_was_placed(
+    dialer: tuple[str, FakeTwilio], runtime: Runtime, override: Callable[..., Runtime]
+) -> None:
+    url, _ = dialer
+    override(pipeline={"series": {"berlin": {"call": {"timezone": "Europe/Berlin"}}}})
+    # 23:30 UTC on Sunday 28 February 2027 is already Monday 1 March in Berlin.
+    with clock.clock_at(dt.datetime(2027, 2, 28, 23, 30, tzinfo=dt.UTC)):
+        async with httpx.AsyncClient() as client:
+            undated = await client.post(f"{url}/calls", json={"to": "+4930555", "series": "berlin"})
+            dated = await client.post(
+                f"{url}/calls",
+                json={"to": "+4930555", "series": "berlin", "meeting_date": "2027-02-26"},
+            )
+    assert undated.status_code == dated.status_code == 201, (undated.text, dated.text)
+    first = await runtime.store.get_call(undated.json()["call_id"])
+    second = await runtime.store.get_call(dated.json()["call_id"])
+    assert first is not None and second is not None
+    assert (first["meeting_date"], first["time_zone"]) == (dt.date(2027, 3, 1), "Europe/Berlin")
+    assert second["meeting_date"] == dt.date(2027, 2, 26)

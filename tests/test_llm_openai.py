@@ -36,8 +36,7 @@ from server.local_server import serve_in_process
 from server.prompts import LlmKnobs
 from server.runtime import Runtime
 from server.settings import REPO_ROOT
-from server.simulate import simulate_call
-from tests.conftest import TEST_AUTH_TOKEN
+from tests.calls import say_weekday, simulate_meeting, weekday_on_or_after
 from tests.fakes.openai_chat_api import (
     FakeOpenAIChat,
     ToolCallReply,
@@ -90,6 +89,10 @@ INVENTED = (
 
 MakeExtractor = Callable[..., LLMExtractor]
 MakeReporter = Callable[..., LLMReporter]
+
+# Every meeting a test simulates has an explicit date (never the server's today).
+MEETING_DATE = dt.date(2026, 11, 24)
+FRIDAY = weekday_on_or_after(MEETING_DATE, 4)  # "by Friday", said at that meeting
 
 
 @pytest.fixture(scope="module")
@@ -543,31 +546,26 @@ async def test_unusable_report_falls_back(
 
 
 @pytest.fixture
-async def openai_backend(runtime: Runtime) -> AsyncIterator[FakeOpenAIChat]:
+async def openai_backend(override: Callable[..., Runtime]) -> AsyncIterator[FakeOpenAIChat]:
     key = "sk-proj-call-test-" + "7" * 24
     fake = FakeOpenAIChat(api_key=key)
     async with serve_in_process(fake.app()) as url:
-        saved_settings, saved_prompts = runtime.settings, runtime.prompts
-        runtime.settings = saved_settings.model_copy(
-            update={"openai_api_key": SecretStr(key), "openai_base_url": f"{url}/v1"}
-        )
-        knobs = saved_prompts.pipeline
-        pipeline = knobs.model_copy(
-            update={
+        override(
+            settings={"openai_api_key": SecretStr(key), "openai_base_url": f"{url}/v1"},
+            pipeline={
                 "llm": LlmKnobs(provider="openai-compatible", model=MODEL),
-                "extraction": knobs.extraction.model_copy(update={"backend": "llm"}),
-                "report": knobs.report.model_copy(update={"backend": "llm"}),
-            }
+                "extraction": {"backend": "llm"},
+                "report": {"backend": "llm"},
+            },
         )
-        runtime.prompts = saved_prompts.model_copy(update={"pipeline": pipeline})
-        try:
-            yield fake
-        finally:
-            runtime.settings, runtime.prompts = saved_settings, saved_prompts
+        yield fake
 
 
 async def test_openai_compatible_llm_in_a_real_call(
-    openai_backend: FakeOpenAIChat, base_url: str, runtime: Runtime, tmp_path: Path
+    openai_backend: FakeOpenAIChat,
+    base_url: str,
+    override: Callable[..., Runtime],
+    tmp_path: Path,
 ) -> None:
     fake = openai_backend
     fake.default = commitments()
@@ -576,7 +574,7 @@ async def test_openai_compatible_llm_in_a_real_call(
             {
                 "owner": "Tom",
                 "action": "book the venue for the team dinner",
-                "due": "2026-11-27",
+                "due": FRIDAY.isoformat(),
                 "kind": "commitment",
                 "quote": "Tom will book the venue for the team dinner by Friday.",
                 "confidence": 0.93,
@@ -586,29 +584,27 @@ async def test_openai_compatible_llm_in_a_real_call(
     wav = write_meeting(
         tmp_path / "m.wav", ["Tom will book the venue for the team dinner by Friday."]
     )
-    result = await simulate_call(
-        wav, base_url=base_url, series="openai-llm", speed=0, auth_token=TEST_AUTH_TOKEN
+    result = await simulate_meeting(
+        wav, base_url=base_url, series="openai-llm", speed=0, meeting_date=MEETING_DATE
     )
     assert [(c["owner"], c["action"], c["due"]) for c in result["commitments"]] == [
-        ("Tom", "book the venue for the team dinner", "2026-11-27")
+        ("Tom", "book the venue for the team dinner", FRIDAY.isoformat())
     ]
     assert fake.requests and all(r.body["model"] == MODEL for r in fake.requests)
     assert all(r.body["tool_choice"] == NAMED_CHOICE for r in fake.requests)
     assert "venue" in str(fake.requests[0].body["messages"])
 
     # The next meeting asks for a report: the model's words, checked against memory, are spoken.
-    knobs = runtime.prompts.pipeline
-    deterministic = knobs.extraction.model_copy(update={"backend": "deterministic"})
-    pipeline = knobs.model_copy(update={"extraction": deterministic})
-    runtime.prompts = runtime.prompts.model_copy(update={"pipeline": pipeline})
+    override(pipeline={"extraction": {"backend": "deterministic"}})
     fake.requests.clear()
-    fake.push(ChatText("Tom will book the venue for the team dinner by Friday the 27th."))
+    scripted = f"Tom will book the venue for the team dinner by {say_weekday(FRIDAY)}."
+    fake.push(ChatText(scripted))
     ask = write_meeting(tmp_path / "b.wav", ["Convene, give me a progress report."])
-    result = await simulate_call(
-        ask, base_url=base_url, series="openai-llm", speed=0, auth_token=TEST_AUTH_TOKEN
+    result = await simulate_meeting(
+        ask, base_url=base_url, series="openai-llm", speed=0, meeting_date=MEETING_DATE
     )
     [reply] = result["replies"]
-    assert reply["answer"] == "Tom will book the venue for the team dinner by Friday the 27th."
+    assert reply["answer"] == scripted
     [request] = fake.requests
     assert request.body["model"] == MODEL and "tools" not in request.body
     assert "book the venue" in request.body["messages"][1]["content"]

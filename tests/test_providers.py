@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+import datetime as dt
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
 import pytest
@@ -11,12 +12,16 @@ from pydantic import SecretStr
 from server.errors import ConfigError
 from server.local_server import serve_in_process
 from server.runtime import Runtime, check_llm_settings
-from server.simulate import simulate_call
-from tests.conftest import TEST_AUTH_TOKEN, make_settings
+from tests.calls import contains_close_to, say_weekday, simulate_meeting, weekday_on_or_after
+from tests.conftest import make_settings
 from tests.fakes.anthropic_api import FakeAnthropic, commitments, overloaded
 from tests.speech import write_meeting
 
 KEY = "sk-ant-test-" + "7" * 24
+
+# Every meeting a test simulates has an explicit date (never the server's today).
+MEETING_DATE = dt.date(2026, 11, 24)
+FRIDAY = weekday_on_or_after(MEETING_DATE, 4)  # "by Friday", said at that meeting
 
 
 @pytest.fixture
@@ -46,7 +51,7 @@ async def test_anthropic_backend_extracts_in_a_call(
             {
                 "owner": "Tom",
                 "action": "book the venue for the team dinner",
-                "due": "2026-11-27",
+                "due": FRIDAY.isoformat(),
                 "kind": "commitment",
                 "quote": "Tom will book the venue for the team dinner by Friday.",
                 "confidence": 0.93,
@@ -56,11 +61,11 @@ async def test_anthropic_backend_extracts_in_a_call(
     wav = write_meeting(
         tmp_path / "m.wav", ["Tom will book the venue for the team dinner by Friday."]
     )
-    result = await simulate_call(
-        wav, base_url=base_url, series="offsite", speed=0, auth_token=TEST_AUTH_TOKEN
+    result = await simulate_meeting(
+        wav, base_url=base_url, series="offsite", speed=0, meeting_date=MEETING_DATE
     )
     assert [(c["owner"], c["action"], c["due"]) for c in result["commitments"]] == [
-        ("Tom", "book the venue for the team dinner", "2026-11-27")
+        ("Tom", "book the venue for the team dinner", FRIDAY.isoformat())
     ]
     [request] = fake.requests
     body = request.body
@@ -76,11 +81,11 @@ async def test_anthropic_overloaded_falls_back_to_deterministic(
     wav = write_meeting(
         tmp_path / "m.wav", ["Tom will book the venue for the team dinner by Friday."]
     )
-    result = await simulate_call(
-        wav, base_url=base_url, series="offsite-2", speed=0, auth_token=TEST_AUTH_TOKEN
+    result = await simulate_meeting(
+        wav, base_url=base_url, series="offsite-2", speed=0, meeting_date=MEETING_DATE
     )
     [item] = result["commitments"]
-    assert item["owner"] == "Tom" and "book the venue" in item["action"]
+    assert item["owner"] == "Tom" and contains_close_to(item["action"], "book the venue")
     assert len(fake.requests) >= 2  # retried before falling back
 
     # The window waits in the durable spool; once the API answers, it is retried and merged.
@@ -88,7 +93,7 @@ async def test_anthropic_overloaded_falls_back_to_deterministic(
         {
             "owner": "Tom",
             "action": "book the venue for the team dinner",
-            "due": "2026-11-27",
+            "due": FRIDAY.isoformat(),
             "kind": "commitment",
             "quote": "Tom will book the venue for the team dinner by Friday.",
             "confidence": 0.95,
@@ -112,38 +117,40 @@ def test_anthropic_backend_without_key_fails_at_start(tmp_path: Path) -> None:
 
 
 async def test_anthropic_report_backend_speaks_the_llm_answer(
-    anthropic_backend: FakeAnthropic, base_url: str, runtime: Runtime, tmp_path: Path
+    anthropic_backend: FakeAnthropic,
+    base_url: str,
+    override: Callable[..., Runtime],
+    tmp_path: Path,
 ) -> None:
     from tests.fakes.anthropic_api import TextReply
 
     fake = anthropic_backend
-    report = runtime.prompts.pipeline.report.model_copy(update={"backend": "anthropic"})
-    extraction = runtime.prompts.pipeline.extraction.model_copy(update={"backend": "deterministic"})
-    pipeline = runtime.prompts.pipeline.model_copy(
-        update={"report": report, "extraction": extraction}
+    override(
+        pipeline={"report": {"backend": "anthropic"}, "extraction": {"backend": "deterministic"}}
     )
-    runtime.prompts = runtime.prompts.model_copy(update={"pipeline": pipeline})
     week1 = write_meeting(
         tmp_path / "a.wav", ["Tom will book the venue for the team dinner by Friday."]
     )
-    first = await simulate_call(
-        week1, base_url=base_url, series="llm-report", speed=0, auth_token=TEST_AUTH_TOKEN
+    first = await simulate_meeting(
+        week1, base_url=base_url, series="llm-report", speed=0, meeting_date=MEETING_DATE
     )
     assert len(first["commitments"]) == 1, first["transcript"]
-    fake.push(TextReply("Tom will book the venue for the team dinner by Friday the 27th."))
+    scripted = f"Tom will book the venue for the team dinner by {say_weekday(FRIDAY)}."
+    fake.push(TextReply(scripted))
     ask = write_meeting(tmp_path / "b.wav", ["Convene, give me a progress report."])
-    result = await simulate_call(
-        ask, base_url=base_url, series="llm-report", speed=0, auth_token=TEST_AUTH_TOKEN
+    result = await simulate_meeting(
+        ask, base_url=base_url, series="llm-report", speed=0, meeting_date=MEETING_DATE
     )
     [reply] = result["replies"]
-    assert reply["answer"] == "Tom will book the venue for the team dinner by Friday the 27th."
+    assert reply["answer"] == scripted
     body = fake.requests[-1].body
     assert "book the venue" in str(body["messages"])
 
     # An answer that invents a task is not spoken: the templates answer instead.
     fake.push(TextReply("Ken will migrate the billing database by Monday."))
-    result = await simulate_call(
-        ask, base_url=base_url, series="llm-report", speed=0, auth_token=TEST_AUTH_TOKEN
+    result = await simulate_meeting(
+        ask, base_url=base_url, series="llm-report", speed=0, meeting_date=MEETING_DATE
     )
     [reply] = result["replies"]
-    assert "Ken" not in reply["answer"] and "venue" in reply["answer"]
+    assert "Ken" not in reply["answer"]
+    assert contains_close_to(reply["answer"], "book the venue for the team dinner")

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+import datetime as dt
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
 import pytest
@@ -10,33 +11,32 @@ import pytest
 from server.errors import ConfigError
 from server.local_server import serve_in_process
 from server.runtime import Runtime
-from server.simulate import simulate_call
-from tests.conftest import MEETING_TURNS, TEST_AUTH_TOKEN, make_settings
+from tests.calls import simulate_meeting
+from tests.conftest import MEETING_TURNS, make_settings
 from tests.fakes.whisper_server import FakeWhisperServer
 from tests.speech import wer
 
+# Every meeting a test simulates has an explicit date (never the server's today).
+MEETING_DATE = dt.date(2026, 11, 24)
+
 
 @pytest.fixture
-async def remote_stt(runtime: Runtime) -> AsyncIterator[FakeWhisperServer]:
+async def remote_stt(
+    runtime: Runtime, override: Callable[..., Runtime]
+) -> AsyncIterator[FakeWhisperServer]:
     assert runtime.whisper_model is not None
     fake = FakeWhisperServer(model=runtime.whisper_model)
     async with serve_in_process(fake.app()) as url:
-        saved_settings, saved_prompts = runtime.settings, runtime.prompts
-        runtime.settings = saved_settings.model_copy(
-            update={
+        # The fake transcribes with real Whisper: a generous timeout, so a slow or busy CPU
+        # is not mistaken for a failing server (the failure tests set their own).
+        override(
+            settings={
                 "convene_whisper_remote_url": url,
                 "convene_whisper_remote_model": "large-v3-turbo",
-            }
+            },
+            pipeline={"stt": {"provider": "whisper-remote", "remote_timeout_secs": 60.0}},
         )
-        stt = saved_prompts.pipeline.stt.model_copy(
-            update={"provider": "whisper-remote", "remote_timeout_secs": 2.0}
-        )
-        pipeline = saved_prompts.pipeline.model_copy(update={"stt": stt})
-        runtime.prompts = saved_prompts.model_copy(update={"pipeline": pipeline})
-        try:
-            yield fake
-        finally:
-            runtime.settings, runtime.prompts = saved_settings, saved_prompts
+        yield fake
 
 
 def text_of(result: dict[str, object]) -> str:
@@ -46,8 +46,8 @@ def text_of(result: dict[str, object]) -> str:
 async def test_whisper_remote_transcribes_each_segment(
     remote_stt: FakeWhisperServer, base_url: str, meeting_wav: Path
 ) -> None:
-    result = await simulate_call(
-        meeting_wav, base_url=base_url, speed=0, auth_token=TEST_AUTH_TOKEN
+    result = await simulate_meeting(
+        meeting_wav, base_url=base_url, speed=0, meeting_date=MEETING_DATE
     )
     assert wer(" ".join(MEETING_TURNS), text_of(result)) <= 0.15
     assert len(remote_stt.requests) == len(result["transcript"])
@@ -61,13 +61,15 @@ async def test_whisper_remote_failure_falls_back_to_local_within_the_call(
     meeting_wav: Path,
     mode: str,
     caplog: pytest.LogCaptureFixture,
+    override: Callable[..., Runtime],
 ) -> None:
+    override(pipeline={"stt": {"remote_timeout_secs": 2.0}})
     if mode == "error":
         remote_stt.fail = True
     else:
         remote_stt.stall_secs = 5.0  # past the 2 s timeout
-    result = await simulate_call(
-        meeting_wav, base_url=base_url, speed=0, auth_token=TEST_AUTH_TOKEN
+    result = await simulate_meeting(
+        meeting_wav, base_url=base_url, speed=0, meeting_date=MEETING_DATE
     )
     assert wer(" ".join(MEETING_TURNS), text_of(result)) <= 0.15  # nothing lost
     assert len(remote_stt.requests) >= 2  # tried, retried

@@ -10,9 +10,8 @@ import soundfile as sf
 
 from bot.models import shared_whisper_model
 from server.runtime import Runtime
-from server.simulate import simulate_call
-from tests.conftest import TEST_AUTH_TOKEN
-from tests.speech import write_meeting
+from tests.calls import contains_close_to, simulate_meeting
+from tests.speech import wer, write_meeting
 
 SERIES = "ops-weekly"
 WEEK_1 = [
@@ -39,35 +38,35 @@ def transcribe(runtime: Runtime, wav: Path) -> str:
 async def test_progress_report_is_spoken_back(
     base_url: str, runtime: Runtime, tmp_path: Path
 ) -> None:
-    first = await simulate_call(
+    first = await simulate_meeting(
         write_meeting(tmp_path / "w1.wav", WEEK_1),
         base_url=base_url,
         series=SERIES,
         meeting_date=dt.date(2026, 11, 17),
         speed=0,
-        auth_token=TEST_AUTH_TOKEN,
     )
     reply_wav = tmp_path / "reply.wav"
-    result = await simulate_call(
+    result = await simulate_meeting(
         write_meeting(tmp_path / "w2.wav", WEEK_2),
         base_url=base_url,
         series=SERIES,
         meeting_date=dt.date(2026, 11, 24),
         speed=0,
-        auth_token=TEST_AUTH_TOKEN,
         record_path=reply_wav,
     )
     [reply] = result["replies"]
     assert reply["intent"] == "progress_report"
-    answer = reply["answer"].lower()
-    assert "demo environment" in answer and "pricing page" in answer
-    assert "done since last time" in answer
+    answer = reply["answer"]
+    # The report names what memory holds; heard words are judged by a WER bound, not spelling.
+    assert contains_close_to(answer, "the demo environment ready")
+    assert contains_close_to(answer, "update the pricing page")
+    assert "done since last time" in answer.lower()  # the template's words, not ASR
     assert reply["t_first_audio_ms"] is not None and reply["audio_ms"] > 1000
     # What went out on the socket is the answer, as speech.
     audio, _ = sf.read(reply_wav, dtype="float32")
     assert len(audio) / 8000 > 2.0 and float(np.abs(audio).max()) > 0.05
-    heard = transcribe(runtime, reply_wav).lower()
-    assert "demo" in heard and "pricing" in heard, heard
+    heard = transcribe(runtime, reply_wav)
+    assert wer(answer, heard) <= 0.35, (answer, heard)
     # Nobody addressed the bot in week 1: it stayed silent.
     assert first["replies"] == []
 
@@ -124,5 +123,5 @@ async def test_barge_in_clears_and_stops_the_reply(
     assert first["audio_ms"] > 4000
     assert played_secs < 0.6 * first["audio_ms"] / 1000, (played_secs, first["audio_ms"])
     # The interruption itself is still part of the transcript.
-    texts = " ".join(s["text"] for s in await runtime.store.get_segments(call_id)).lower()
-    assert "stop you there" in texts
+    texts = " ".join(s["text"] for s in await runtime.store.get_segments(call_id))
+    assert contains_close_to(texts, "let me stop you there")

@@ -26,6 +26,7 @@ import contextlib
 import json
 import time
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -156,10 +157,17 @@ class FakeCartesia:
     default: Behavior = field(default_factory=Speak)
     requests: list[Recorded] = field(default_factory=list)
     cancels: list[str] = field(default_factory=list)
+    # Set whenever a cancel or disconnect is recorded: tests wait on it, never poll.
+    changed: asyncio.Event = field(default_factory=asyncio.Event, repr=False)
     handshakes: list[Handshake] = field(default_factory=list)
     refuse_connections: deque[int] = field(default_factory=deque)  # HTTP statuses, in order
     chunks_sent: int = 0
     closed_by_client: int = 0
+
+    async def wait_until(self, predicate: Callable[[], bool]) -> None:
+        while not predicate():
+            self.changed.clear()
+            await self.changed.wait()
 
     def push(self, *behaviors: Behavior) -> None:
         self.script.extend(behaviors)
@@ -291,6 +299,7 @@ class _Connection:
         if body.get("cancel") is True:
             if isinstance(context_id, str):
                 self.fake.cancels.append(context_id)
+                self.fake.changed.set()
                 context = self.contexts.get(context_id)
                 if context is not None:
                     context.cancel()

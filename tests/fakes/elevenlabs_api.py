@@ -20,7 +20,7 @@ import asyncio
 import secrets
 import time
 from collections import deque
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -86,7 +86,14 @@ class FakeElevenLabs:
     default: Behavior = field(default_factory=Speak)
     requests: list[Recorded] = field(default_factory=list)
     disconnected: int = 0
+    # Set whenever a cancel or disconnect is recorded: tests wait on it, never poll.
+    changed: asyncio.Event = field(default_factory=asyncio.Event, repr=False)
     completed: int = 0
+
+    async def wait_until(self, predicate: Callable[[], bool]) -> None:
+        while not predicate():
+            self.changed.clear()
+            await self.changed.wait()
 
     def push(self, *behaviors: Behavior) -> None:
         self.script.extend(behaviors)
@@ -155,6 +162,7 @@ class FakeElevenLabs:
             behavior = self.next_behavior()
             if behavior.delay_secs and await _wait_or_disconnect(request, behavior.delay_secs):
                 self.disconnected += 1
+                self.changed.set()
                 return Response(status_code=499)
             if isinstance(behavior, HttpError):
                 return _error(behavior.status, behavior.code, behavior.message)
@@ -190,6 +198,7 @@ class FakeElevenLabs:
                 self.completed += 1
             elif isinstance(behavior, Speak):
                 self.disconnected += 1  # the client closed the stream early
+                self.changed.set()
         if not finished:
             raise DroppedByFake("the fake drops the connection mid-stream")
 
