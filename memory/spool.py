@@ -11,10 +11,12 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from memory.models import (
+    CallCreated,
     CallEnded,
     CommitmentRecord,
     ReplyRecord,
     SegmentRecord,
+    StreamStarted,
     SummaryRecord,
     WriteOp,
 )
@@ -25,13 +27,17 @@ _KINDS: dict[
     | type[CommitmentRecord]
     | type[ReplyRecord]
     | type[SummaryRecord]
-    | type[CallEnded],
+    | type[CallEnded]
+    | type[CallCreated]
+    | type[StreamStarted],
 ] = {
     "segment": SegmentRecord,
     "commitment": CommitmentRecord,
     "reply": ReplyRecord,
     "summary": SummaryRecord,
     "call_ended": CallEnded,
+    "call_created": CallCreated,
+    "stream_started": StreamStarted,
 }
 _NAMES = {cls: name for name, cls in _KINDS.items()}
 

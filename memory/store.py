@@ -14,14 +14,16 @@ from pgvector.asyncpg import register_vector
 from memory.embeddings import Embedder, shared_embedder
 from memory.migrate import migrate
 from memory.models import (
+    CallCreated,
     CallEnded,
     CommitmentRecord,
     ReplyRecord,
     SegmentRecord,
+    StreamStarted,
     SummaryRecord,
     WriteOp,
 )
-from memory.tracking import apply_commitment
+from memory.tracking import Conn, apply_commitment
 from server.errors import StorageUnavailable
 
 # What asyncpg raises when the server is away or the connection broke.
@@ -35,6 +37,9 @@ CONNECTION_ERRORS: tuple[type[BaseException], ...] = (
     TimeoutError,
 )
 
+
+# Postgres is away (down, frozen, unreachable): what a caller may answer without it.
+STORE_DOWN: tuple[type[BaseException], ...] = (*CONNECTION_ERRORS, StorageUnavailable)
 
 # SQLSTATE classes that mean "the server cannot take writes now" (retry later), as opposed
 # to "this write is wrong" (22 data, 23 integrity, 42 syntax/undefined...): connection (08),
@@ -185,46 +190,15 @@ class Store:
         """Mark a call as streaming, attach it to its series and to the meeting of the date
         stored on the call when it was created; returns that date."""
         async with self.pool.acquire() as conn, conn.transaction():
-            row = await conn.fetchrow(
-                "SELECT series_id, meeting_date FROM calls WHERE id = $1", uuid.UUID(call_id)
+            return await _start_stream(
+                conn,
+                call_id=call_id,
+                stream_sid=stream_sid,
+                call_sid=call_sid,
+                series_key=series_key,
+                meeting_title=meeting_title,
+                started_at=None,
             )
-            if row is None or row["meeting_date"] is None:
-                raise ValueError(f"call {call_id} has no meeting date")
-            series_id: int | None = row["series_id"]
-            meeting_date: dt.date = row["meeting_date"]
-            if series_key:
-                series_id = await conn.fetchval(
-                    "INSERT INTO series(key) VALUES ($1)"
-                    " ON CONFLICT (key) DO UPDATE SET key = EXCLUDED.key RETURNING id",
-                    series_key,
-                )
-            meeting_id: int | None = None
-            if series_id is not None:
-                meeting_id = await conn.fetchval(
-                    "SELECT id FROM meetings WHERE series_id = $1 AND meeting_date = $2"
-                    " ORDER BY id LIMIT 1",
-                    series_id,
-                    meeting_date,
-                )
-                if meeting_id is None:
-                    meeting_id = await conn.fetchval(
-                        "INSERT INTO meetings(series_id, title, meeting_date)"
-                        " VALUES ($1, $2, $3) RETURNING id",
-                        series_id,
-                        meeting_title,
-                        meeting_date,
-                    )
-            await conn.execute(
-                "UPDATE calls SET status = 'in-progress', stream_sid = $2,"
-                " call_sid = COALESCE(call_sid, $3), series_id = $4, meeting_id = $5,"
-                " started_at = now() WHERE id = $1",
-                uuid.UUID(call_id),
-                stream_sid,
-                call_sid,
-                series_id,
-                meeting_id,
-            )
-        return meeting_date
 
     async def record_status(
         self, *, call_sid: str, status: str, payload: dict[str, Any]
@@ -262,6 +236,20 @@ class Store:
         texts += [s.text for s in summaries]
         vectors = await asyncio.to_thread(self.embedder.embed, texts) if texts else None
         async with self.pool.acquire(timeout=10) as conn, conn.transaction():
+            # Calls accepted while Postgres was away: their rows before anything of theirs.
+            for op in ops:
+                if isinstance(op, CallCreated):
+                    await _insert_call(conn, op)
+                elif isinstance(op, StreamStarted):
+                    await _start_stream(
+                        conn,
+                        call_id=op.call_id,
+                        stream_sid=op.stream_sid,
+                        call_sid=op.call_sid,
+                        series_key=op.series_key,
+                        meeting_title=op.meeting_title,
+                        started_at=op.started_at,
+                    )
             if segments:
                 await conn.executemany(
                     "INSERT INTO transcript_segments"
@@ -452,6 +440,86 @@ class Store:
             uuid.UUID(call_id),
         )
         return [dict(r) for r in rows]
+
+
+async def _insert_call(conn: Conn, op: CallCreated) -> None:
+    """A spooled call record; replay-safe (a call already there is left as it is)."""
+    series_id = None
+    if op.series_key:
+        series_id = await conn.fetchval(
+            "INSERT INTO series(key) VALUES ($1)"
+            " ON CONFLICT (key) DO UPDATE SET key = EXCLUDED.key RETURNING id",
+            op.series_key,
+        )
+    await conn.execute(
+        "INSERT INTO calls(id, direction, status, call_sid, from_number, to_number, series_id,"
+        " meeting_date, time_zone, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)"
+        " ON CONFLICT DO NOTHING",
+        uuid.UUID(op.call_id),
+        op.direction,
+        op.status,
+        op.call_sid,
+        op.from_number,
+        op.to_number,
+        series_id,
+        op.meeting_date,
+        op.time_zone,
+        op.created_at,
+    )
+
+
+async def _start_stream(
+    conn: Conn,
+    *,
+    call_id: str,
+    stream_sid: str,
+    call_sid: str | None,
+    series_key: str | None,
+    meeting_title: str | None,
+    started_at: dt.datetime | None,
+) -> dt.date:
+    """`Store.start_stream` in a transaction of the caller's (also replayed from the spool)."""
+    row = await conn.fetchrow(
+        "SELECT series_id, meeting_date FROM calls WHERE id = $1", uuid.UUID(call_id)
+    )
+    if row is None or row["meeting_date"] is None:
+        raise ValueError(f"call {call_id} has no meeting date")
+    series_id: int | None = row["series_id"]
+    meeting_date: dt.date = row["meeting_date"]
+    if series_key:
+        series_id = await conn.fetchval(
+            "INSERT INTO series(key) VALUES ($1)"
+            " ON CONFLICT (key) DO UPDATE SET key = EXCLUDED.key RETURNING id",
+            series_key,
+        )
+    meeting_id: int | None = None
+    if series_id is not None:
+        meeting_id = await conn.fetchval(
+            "SELECT id FROM meetings WHERE series_id = $1 AND meeting_date = $2"
+            " ORDER BY id LIMIT 1",
+            series_id,
+            meeting_date,
+        )
+        if meeting_id is None:
+            meeting_id = await conn.fetchval(
+                "INSERT INTO meetings(series_id, title, meeting_date)"
+                " VALUES ($1, $2, $3) RETURNING id",
+                series_id,
+                meeting_title,
+                meeting_date,
+            )
+    await conn.execute(
+        "UPDATE calls SET status = 'in-progress', stream_sid = $2,"
+        " call_sid = COALESCE(call_sid, $3), series_id = $4, meeting_id = $5,"
+        " started_at = COALESCE($6, now()) WHERE id = $1",
+        uuid.UUID(call_id),
+        stream_sid,
+        call_sid,
+        series_id,
+        meeting_id,
+        started_at,
+    )
+    return meeting_date
 
 
 def _iso(value: dt.date | None) -> str | None:

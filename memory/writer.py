@@ -9,8 +9,9 @@ No storage error stops the writer. When neither Postgres nor the spool takes a b
 disk), it stays in memory and is retried with backoff (from `retry_secs`, doubling up to
 `max_retry_secs`) until one does; meanwhile `health()` says so (and `/ready` with it). What
 is held in memory is bounded (`max_held` writes): past that the oldest are dropped, logged
-and counted, a call's end marker last. A write Postgres refuses for good (not an outage) is
-set aside in the spool's `failed_ops` table, logged, so the writes behind it still pass.
+and counted, a call's own record (created, started, ended) last. A write Postgres refuses
+for good (not an outage) is set aside in the spool's `failed_ops` table, logged, so the
+writes behind it still pass.
 """
 
 from __future__ import annotations
@@ -28,7 +29,15 @@ import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
 from memory import keys
-from memory.models import CallEnded, CommitmentRecord, SegmentRecord, SummaryRecord, WriteOp
+from memory.models import (
+    CallCreated,
+    CallEnded,
+    CommitmentRecord,
+    SegmentRecord,
+    StreamStarted,
+    SummaryRecord,
+    WriteOp,
+)
 from memory.spool import Spool
 from memory.store import Store, is_transient
 
@@ -37,6 +46,7 @@ log = logging.getLogger(__name__)
 _SPOOL_ERRORS: tuple[type[BaseException], ...] = (sqlite3.Error, OSError)
 _POISON_ATTEMPTS = 3  # a spooled batch refused this often, not for an outage, is split
 _PUBLISH_TIMEOUT_SECS = 5.0
+_CALL_RECORDS = (CallCreated, StreamStarted, CallEnded)
 
 
 def _describe(exc: BaseException) -> str:
@@ -98,9 +108,10 @@ class StoreWriter:
         self._wake.set()
 
     def _drop_one(self) -> None:
-        """Over the bound: drop the oldest held write, a call's end marker only if all are."""
+        """Over the bound: drop the oldest held write; a call's own record (created, started,
+        ended) only when nothing else is left to drop."""
         victim_at = next(
-            (i for i, op in enumerate(self._pending) if not isinstance(op, CallEnded)), 0
+            (i for i, op in enumerate(self._pending) if not isinstance(op, _CALL_RECORDS)), 0
         )
         victim = self._pending[victim_at]
         del self._pending[victim_at]

@@ -10,6 +10,7 @@ import asyncio
 import contextlib
 import datetime as dt
 import logging
+import uuid
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -22,7 +23,7 @@ from bot.models import resolve_whisper_model, shared_whisper_model, warm_up
 from core import clock
 from memory.embedded import EmbeddedPostgres, EmbeddedRedis
 from memory.journal import ActiveCalls, CallJournal
-from memory.models import CallEnded
+from memory.models import CallCreated, CallEnded, StreamStarted
 from memory.spool import Spool
 from memory.store import Store
 from memory.writer import StoreWriter
@@ -312,6 +313,65 @@ class Runtime:
                 continue
             if merged:
                 log.info("LLM retry: merged %d commitments from spooled windows", merged)
+
+    def create_call_later(
+        self,
+        *,
+        direction: str,
+        status: str,
+        meeting_date: dt.date,
+        time_zone: str,
+        call_sid: str | None = None,
+        from_number: str | None = None,
+        to_number: str | None = None,
+        series_key: str | None = None,
+        call_id: str | None = None,
+        reason: BaseException | None = None,
+    ) -> str:
+        """A new call while Postgres is away: its record goes through the writer (spooled,
+        in order before the call's segments) and lands when Postgres is back."""
+        call_id = call_id or str(uuid.uuid4())
+        self.writer.submit(
+            CallCreated(
+                call_id=call_id,
+                direction=direction,
+                status=status,
+                meeting_date=meeting_date,
+                time_zone=time_zone,
+                call_sid=call_sid,
+                from_number=from_number,
+                to_number=to_number,
+                series_key=series_key,
+            )
+        )
+        log.warning(
+            "Postgres unavailable (%s): %s call %s accepted; its record is spooled",
+            type(reason).__name__ if reason else "unknown",
+            direction,
+            call_id,
+        )
+        return call_id
+
+    def start_stream_later(
+        self,
+        *,
+        call_id: str,
+        stream_sid: str,
+        call_sid: str | None,
+        series_key: str | None,
+        meeting_title: str | None,
+    ) -> None:
+        """`Store.start_stream` through the writer, while Postgres is away."""
+        self.writer.submit(
+            StreamStarted(
+                call_id=call_id,
+                stream_sid=stream_sid,
+                call_sid=call_sid,
+                series_key=series_key,
+                meeting_title=meeting_title,
+            )
+        )
+        log.warning("Postgres unavailable: call %s streams; its start is spooled", call_id)
 
     def time_zone_for(self, series: str | None) -> str:
         """The time zone a series' meeting dates are read in: `call.timezone` in

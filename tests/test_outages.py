@@ -362,3 +362,59 @@ async def _writes_on_a_full_disk(rt: Runtime, disk: Path, caplog: pytest.LogCapt
     assert [r["seq"] for r in kept] == list(range(5, 24))
     bounded_call = await rt.store.get_call(bounded_id)
     assert bounded_call is not None and bounded_call["status"] == "completed"
+
+
+# --- a call while Postgres is down ------------------------------------------------------------
+
+
+async def test_call_arriving_while_postgres_is_down_is_answered_and_lands_later(
+    tmp_path: Path, home: Path, meeting_wav: Path
+) -> None:
+    model = await asyncio.to_thread(resolve_whisper_model, "packaged:base", home / "models")
+    settings = make_settings(
+        tmp_path / "home", database_url=None, redis_url=None, convene_whisper_model=model
+    )
+    rt = await Runtime.start(settings)
+    try:
+        pg = rt.embedded_postgres
+        assert pg is not None
+        call_sid = "CA" + secrets.token_hex(16)
+        async with serve_in_process(create_app(runtime=rt)) as url, httpx.AsyncClient() as http:
+            await asyncio.to_thread(pg.interrupt)
+            # Answered (request_twiml raises unless it is a 200 with TwiML), not refused.
+            twiml = await request_twiml(
+                http,
+                url,
+                series="while-down",
+                meeting_date=None,
+                auth_token=TEST_AUTH_TOKEN,
+                call_sid=call_sid,
+            )
+            stream_url, params = stream_url_from_twiml(twiml)
+            call_id = params["call_id"]
+            await simulate_stream(
+                stream_url,
+                to_twilio_ulaw(meeting_wav),
+                custom_parameters=params,
+                speed=0,
+                close_timeout=120,
+            )
+            assert await rt.writer.flush(30) is False  # all of it waits in the spool
+            code, body = await _ready(http, url)
+            assert code == 503 and body["postgres"] != "ok"
+            assert int(body["spooled_writes"]) >= 4  # the call, its start, segments, its end
+            await asyncio.to_thread(pg.restart)
+            await rt.writer.drained(60)
+        call = await rt.store.get_call(call_id)
+        assert call is not None
+        assert call["status"] == "completed"
+        assert call["direction"] == "inbound" and call["call_sid"] == call_sid
+        assert call["series"] == "while-down"
+        assert call["meeting_date"].isoformat() == params["meeting_date"]
+        assert call["started_at"] is not None and call["ended_by"] is None
+        text = " ".join(s["text"] for s in call["transcript"])
+        assert wer(" ".join(MEETING_TURNS), text) <= 0.15
+        assert await rt.store.get_commitments(call_id)
+        assert rt.spool.failed_count() == 0
+    finally:
+        await rt.close()
