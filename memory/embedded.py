@@ -157,7 +157,9 @@ class EmbeddedPostgres:
         return self.uri
 
     def supervise(self) -> bool:
-        """Restart the server if it died under us; True when it was restarted now."""
+        """Restart the server if it died under us; True when it was restarted now.
+
+        Raises StorageUnavailable when it could not be restarted (the caller retries)."""
         if self._server is None or self._interrupted or self.postmaster_pid() is not None:
             return False
         log.warning("embedded Postgres in %s is not running: restarting it", self.data_dir)
@@ -165,8 +167,9 @@ class EmbeddedPostgres:
             with self._server_class()._lock:
                 self._server.ensure_postgres_running()
         except (subprocess.SubprocessError, OSError, AssertionError) as exc:
-            log.error("embedded Postgres restart failed (%s: %s)", type(exc).__name__, exc)
-            return False
+            raise StorageUnavailable(
+                f"embedded Postgres in {self.data_dir} did not restart: {type(exc).__name__}"
+            ) from exc
         self.restarts += 1
         log.warning("embedded Postgres restarted (pid %s)", self.postmaster_pid())
         return True

@@ -164,6 +164,7 @@ class Runtime:
     active_calls: ActiveCalls = field(default_factory=ActiveCalls)
     llm_retry_task: asyncio.Task[None] | None = None
     supervisor_task: asyncio.Task[None] | None = None
+    _supervise_backoff: dict[str, tuple[int, float]] = field(default_factory=dict)
 
     @classmethod
     async def start(cls, settings: Settings, *, load_whisper: bool = True) -> Runtime:
@@ -242,14 +243,35 @@ class Runtime:
         return runtime
 
     async def supervise_once(self) -> None:
-        """Restart an embedded server that died under us (not one stopped on purpose)."""
+        """Restart an embedded server that died under us (not one stopped on purpose).
+
+        A restart that fails (a full disk) is retried with backoff, up to a minute apart."""
+        now = asyncio.get_running_loop().time()
         for server in (self.embedded_postgres, self.embedded_redis):
             if server is None:
                 continue
+            name = type(server).__name__
+            failures, next_at = self._supervise_backoff.get(name, (0, 0.0))
+            if now < next_at:
+                continue
             try:
                 await asyncio.to_thread(server.supervise)
-            except Exception:  # keep supervising: the next round tries again
-                log.exception("supervisor: restarting %s failed", type(server).__name__)
+            except Exception as exc:  # keep supervising: a later round tries again
+                wait = min(60.0, self.settings.convene_supervise_secs * 2 ** (failures + 1))
+                if failures == 0:
+                    log.exception("supervisor: restarting %s failed", name)
+                else:
+                    log.warning(
+                        "supervisor: restarting %s failed again (%s); next try in %.0fs",
+                        name,
+                        type(exc).__name__,
+                        wait,
+                    )
+                self._supervise_backoff[name] = (failures + 1, now + wait)
+            else:
+                if failures:
+                    log.warning("supervisor: %s runs again", name)
+                self._supervise_backoff.pop(name, None)
 
     async def _supervise(self) -> None:
         while True:
