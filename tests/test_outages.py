@@ -418,3 +418,25 @@ async def test_call_arriving_while_postgres_is_down_is_answered_and_lands_later(
         assert rt.spool.failed_count() == 0
     finally:
         await rt.close()
+
+
+async def test_a_write_postgres_refuses_for_good_is_set_aside(
+    bare_runtime: Runtime, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Not an outage (a segment of a call Postgres does not know): logged and kept aside in
+    the spool, and the writes behind it still land."""
+    caplog.set_level(logging.WARNING)
+    rt = bare_runtime
+    call_id = await _new_call(rt)
+    unknown = str(uuid.uuid4())
+    rt.writer.submit(SegmentRecord(unknown, 0, 0, 900, "a call nobody created"))
+    for op in _segments(call_id, 3):
+        rt.writer.submit(op)
+    await rt.writer.drained(60)
+    rows = await rt.store.pool.fetch(
+        "SELECT seq FROM transcript_segments WHERE call_id = $1 ORDER BY seq", uuid.UUID(call_id)
+    )
+    assert [r["seq"] for r in rows] == [0, 1, 2]
+    assert rt.spool.failed_count() == 1 and rt.writer.failed_total == 1
+    assert f"SegmentRecord of call {unknown}" in caplog.text
+    assert rt.writer.health() == "ok"
