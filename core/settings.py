@@ -78,6 +78,14 @@ class Settings(BaseSettings):
     # Writers: batch size and the seconds between retries while Postgres is away.
     convene_writer_batch: int = 50
     convene_writer_retry_secs: float = 2.0
+    # While neither Postgres nor the spool takes writes (a full disk): the longest pause
+    # between retries, and how many writes may wait in memory (past it the oldest are dropped).
+    convene_writer_max_retry_secs: float = 10.0
+    convene_writer_max_held: int = 20_000
+    # /ready is red while CONVENE_HOME (spool, embedded servers) has less free space (MiB).
+    convene_min_free_mb: int = 64
+    # Seconds between checks that the embedded Postgres/Redis this process started still run.
+    convene_supervise_secs: float = 1.0
 
     @field_validator("convene_home", "convene_prompts_dir")
     @classmethod

@@ -38,18 +38,90 @@ class SegmentRecord:
 
 
 @dataclass(frozen=True)
+class CallCreated:
+    """A call's record, for a call accepted while Postgres was away (spooled, written later)."""
+
+    call_id: str
+    direction: str
+    status: str
+    meeting_date: dt.date
+    time_zone: str
+    call_sid: str | None = None
+    from_number: str | None = None
+    to_number: str | None = None
+    series_key: str | None = None
+    created_at: dt.datetime = field(default_factory=clock.now)
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "call_id": self.call_id,
+            "direction": self.direction,
+            "status": self.status,
+            "meeting_date": self.meeting_date.isoformat(),
+            "time_zone": self.time_zone,
+            "call_sid": self.call_sid,
+            "from_number": self.from_number,
+            "to_number": self.to_number,
+            "series_key": self.series_key,
+            "created_at": self.created_at.isoformat(),
+        }
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> CallCreated:
+        return cls(
+            **{
+                **data,
+                "meeting_date": dt.date.fromisoformat(data["meeting_date"]),
+                "created_at": dt.datetime.fromisoformat(data["created_at"]),
+            }
+        )
+
+
+@dataclass(frozen=True)
+class StreamStarted:
+    """A call's stream began while Postgres was away: what `Store.start_stream` records."""
+
+    call_id: str
+    stream_sid: str
+    call_sid: str | None = None
+    series_key: str | None = None
+    meeting_title: str | None = None
+    started_at: dt.datetime = field(default_factory=clock.now)
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "call_id": self.call_id,
+            "stream_sid": self.stream_sid,
+            "call_sid": self.call_sid,
+            "series_key": self.series_key,
+            "meeting_title": self.meeting_title,
+            "started_at": self.started_at.isoformat(),
+        }
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> StreamStarted:
+        return cls(**{**data, "started_at": dt.datetime.fromisoformat(data["started_at"])})
+
+
+@dataclass(frozen=True)
 class CallEnded:
-    """A call's end: written after all of its segments, so `completed` means complete."""
+    """A call's end: written after all of its segments, so `completed` means complete.
+
+    `ended_by` says what ended it when that was not the call itself: 'crash' for a call a dead
+    process left open. Such an end only closes a call that is still open (never overwrites one).
+    """
 
     call_id: str
     status: str = "completed"
     ended_at: dt.datetime = field(default_factory=clock.now)
+    ended_by: str | None = None
 
     def as_json(self) -> dict[str, Any]:
         return {
             "call_id": self.call_id,
             "status": self.status,
             "ended_at": self.ended_at.isoformat(),
+            "ended_by": self.ended_by,
         }
 
     @classmethod
@@ -58,6 +130,7 @@ class CallEnded:
             call_id=data["call_id"],
             status=data["status"],
             ended_at=dt.datetime.fromisoformat(data["ended_at"]),
+            ended_by=data.get("ended_by"),  # absent in ops spooled by older versions
         )
 
 
@@ -165,4 +238,12 @@ class SummaryRecord:
         return cls(**data)
 
 
-WriteOp = SegmentRecord | CommitmentRecord | ReplyRecord | SummaryRecord | CallEnded
+WriteOp = (
+    SegmentRecord
+    | CommitmentRecord
+    | ReplyRecord
+    | SummaryRecord
+    | CallEnded
+    | CallCreated
+    | StreamStarted
+)

@@ -3,16 +3,20 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import sqlite3
 import threading
+from collections.abc import Iterator
 from pathlib import Path
 
 from memory.models import (
+    CallCreated,
     CallEnded,
     CommitmentRecord,
     ReplyRecord,
     SegmentRecord,
+    StreamStarted,
     SummaryRecord,
     WriteOp,
 )
@@ -23,13 +27,17 @@ _KINDS: dict[
     | type[CommitmentRecord]
     | type[ReplyRecord]
     | type[SummaryRecord]
-    | type[CallEnded],
+    | type[CallEnded]
+    | type[CallCreated]
+    | type[StreamStarted],
 ] = {
     "segment": SegmentRecord,
     "commitment": CommitmentRecord,
     "reply": ReplyRecord,
     "summary": SummaryRecord,
     "call_ended": CallEnded,
+    "call_created": CallCreated,
+    "stream_started": StreamStarted,
 }
 _NAMES = {cls: name for name, cls in _KINDS.items()}
 
@@ -52,13 +60,43 @@ class Spool:
             "CREATE TABLE IF NOT EXISTS ops (id INTEGER PRIMARY KEY AUTOINCREMENT,"
             " kind TEXT NOT NULL, payload TEXT NOT NULL)"
         )
+        # Writes Postgres refused for a reason other than an outage (kept, never replayed).
+        self._db.execute(
+            "CREATE TABLE IF NOT EXISTS failed_ops (id INTEGER PRIMARY KEY,"
+            " kind TEXT NOT NULL, payload TEXT NOT NULL, error TEXT NOT NULL,"
+            " failed_at TEXT NOT NULL DEFAULT CURRENT_TIMESTAMP)"
+        )
 
     def _append(self, ops: list[WriteOp]) -> None:
         rows = [(_kind(op), json.dumps(op.as_json())) for op in ops]
-        with self._lock:
-            self._db.execute("BEGIN")
+        with self._lock, self._transaction():
             self._db.executemany("INSERT INTO ops(kind, payload) VALUES (?, ?)", rows)
+
+    @contextlib.contextmanager
+    def _transaction(self) -> Iterator[None]:
+        """BEGIN .. COMMIT, rolled back on any error (a full disk) so the next one can begin."""
+        self._db.execute("BEGIN")
+        try:
+            yield
             self._db.execute("COMMIT")
+        except BaseException:
+            with contextlib.suppress(sqlite3.Error):
+                self._db.execute("ROLLBACK")
+            raise
+
+    def _quarantine(self, row_id: int, error: str) -> None:
+        with self._lock, self._transaction():
+            self._db.execute(
+                "INSERT INTO failed_ops(id, kind, payload, error)"
+                " SELECT id, kind, payload, ? FROM ops WHERE id = ?",
+                (error, row_id),
+            )
+            self._db.execute("DELETE FROM ops WHERE id = ?", (row_id,))
+
+    def failed_count(self) -> int:
+        with self._lock:
+            (n,) = self._db.execute("SELECT count(*) FROM failed_ops").fetchone()
+        return int(n)
 
     def _peek(self, limit: int) -> list[tuple[int, WriteOp]]:
         with self._lock:
@@ -86,6 +124,10 @@ class Spool:
 
     async def delete_through(self, last_id: int) -> None:
         await asyncio.to_thread(self._delete_through, last_id)
+
+    async def quarantine(self, row_id: int, error: str) -> None:
+        """Set one write aside (Postgres refuses it for good), so later ones can pass."""
+        await asyncio.to_thread(self._quarantine, row_id, error)
 
     def close(self) -> None:
         with self._lock:

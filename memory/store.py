@@ -15,14 +15,16 @@ from core.errors import StorageUnavailable
 from memory.embeddings import Embedder, shared_embedder
 from memory.migrate import migrate
 from memory.models import (
+    CallCreated,
     CallEnded,
     CommitmentRecord,
     ReplyRecord,
     SegmentRecord,
+    StreamStarted,
     SummaryRecord,
     WriteOp,
 )
-from memory.tracking import apply_commitment
+from memory.tracking import Conn, apply_commitment
 
 # What asyncpg raises when the server is away or the connection broke.
 CONNECTION_ERRORS: tuple[type[BaseException], ...] = (
@@ -34,6 +36,25 @@ CONNECTION_ERRORS: tuple[type[BaseException], ...] = (
     asyncpg.exceptions.ConnectionFailureError,
     TimeoutError,
 )
+
+
+# Postgres is away (down, frozen, unreachable): what a caller may answer without it.
+STORE_DOWN: tuple[type[BaseException], ...] = (*CONNECTION_ERRORS, StorageUnavailable)
+
+# SQLSTATE classes that mean "the server cannot take writes now" (retry later), as opposed
+# to "this write is wrong" (22 data, 23 integrity, 42 syntax/undefined...): connection (08),
+# transaction rollback (40), insufficient resources such as a full disk (53), operator
+# intervention such as a shutdown (57), system/I/O errors (58).
+_TRANSIENT_SQLSTATE_CLASSES = ("08", "40", "53", "57", "58")
+
+
+def is_transient(exc: BaseException) -> bool:
+    """True when a write failed because of the server's state, not because of the write."""
+    if isinstance(exc, (*CONNECTION_ERRORS, StorageUnavailable)):
+        return True
+    if isinstance(exc, asyncpg.PostgresError):
+        return str(exc.sqlstate or "")[:2] in _TRANSIENT_SQLSTATE_CLASSES
+    return False
 
 
 async def _init_connection(conn: asyncpg.Connection) -> None:
@@ -169,46 +190,15 @@ class Store:
         """Mark a call as streaming, attach it to its series and to the meeting of the date
         stored on the call when it was created; returns that date."""
         async with self.pool.acquire() as conn, conn.transaction():
-            row = await conn.fetchrow(
-                "SELECT series_id, meeting_date FROM calls WHERE id = $1", uuid.UUID(call_id)
+            return await _start_stream(
+                conn,
+                call_id=call_id,
+                stream_sid=stream_sid,
+                call_sid=call_sid,
+                series_key=series_key,
+                meeting_title=meeting_title,
+                started_at=None,
             )
-            if row is None or row["meeting_date"] is None:
-                raise ValueError(f"call {call_id} has no meeting date")
-            series_id: int | None = row["series_id"]
-            meeting_date: dt.date = row["meeting_date"]
-            if series_key:
-                series_id = await conn.fetchval(
-                    "INSERT INTO series(key) VALUES ($1)"
-                    " ON CONFLICT (key) DO UPDATE SET key = EXCLUDED.key RETURNING id",
-                    series_key,
-                )
-            meeting_id: int | None = None
-            if series_id is not None:
-                meeting_id = await conn.fetchval(
-                    "SELECT id FROM meetings WHERE series_id = $1 AND meeting_date = $2"
-                    " ORDER BY id LIMIT 1",
-                    series_id,
-                    meeting_date,
-                )
-                if meeting_id is None:
-                    meeting_id = await conn.fetchval(
-                        "INSERT INTO meetings(series_id, title, meeting_date)"
-                        " VALUES ($1, $2, $3) RETURNING id",
-                        series_id,
-                        meeting_title,
-                        meeting_date,
-                    )
-            await conn.execute(
-                "UPDATE calls SET status = 'in-progress', stream_sid = $2,"
-                " call_sid = COALESCE(call_sid, $3), series_id = $4, meeting_id = $5,"
-                " started_at = now() WHERE id = $1",
-                uuid.UUID(call_id),
-                stream_sid,
-                call_sid,
-                series_id,
-                meeting_id,
-            )
-        return meeting_date
 
     async def record_status(
         self, *, call_sid: str, status: str, payload: dict[str, Any]
@@ -245,7 +235,21 @@ class Store:
         summaries = [op for op in ops if isinstance(op, SummaryRecord)]
         texts += [s.text for s in summaries]
         vectors = await asyncio.to_thread(self.embedder.embed, texts) if texts else None
-        async with self.pool.acquire() as conn, conn.transaction():
+        async with self.pool.acquire(timeout=10) as conn, conn.transaction():
+            # Calls accepted while Postgres was away: their rows before anything of theirs.
+            for op in ops:
+                if isinstance(op, CallCreated):
+                    await _insert_call(conn, op)
+                elif isinstance(op, StreamStarted):
+                    await _start_stream(
+                        conn,
+                        call_id=op.call_id,
+                        stream_sid=op.stream_sid,
+                        call_sid=op.call_sid,
+                        series_key=op.series_key,
+                        meeting_title=op.meeting_title,
+                        started_at=op.started_at,
+                    )
             if segments:
                 await conn.executemany(
                     "INSERT INTO transcript_segments"
@@ -321,12 +325,15 @@ class Store:
                         op.audio_played_ms,
                     )
                 elif isinstance(op, CallEnded):
+                    # An end recorded for someone else (ended_by: a crash) only closes open calls.
                     await conn.execute(
                         "UPDATE calls SET status = $2, ended_at = COALESCE(ended_at, $3),"
-                        " completed_at = now() WHERE id = $1",
+                        " completed_at = now(), ended_by = $4"
+                        " WHERE id = $1 AND ($4::text IS NULL OR completed_at IS NULL)",
                         uuid.UUID(op.call_id),
                         op.status,
                         op.ended_at,
+                        op.ended_by,
                     )
 
     # --- reads ------------------------------------------------------------------------
@@ -339,6 +346,7 @@ class Store:
         row = await self.pool.fetchrow(
             "SELECT c.id, c.direction, c.status, c.call_sid, c.stream_sid, c.from_number,"
             " c.to_number, c.created_at, c.started_at, c.ended_at, c.completed_at, c.summary,"
+            " c.ended_by,"
             " s.key AS series, COALESCE(m.meeting_date, c.meeting_date) AS meeting_date,"
             " c.time_zone, m.title AS meeting_title"
             " FROM calls c LEFT JOIN series s ON s.id = c.series_id"
@@ -436,6 +444,86 @@ class Store:
             uuid.UUID(call_id),
         )
         return [dict(r) for r in rows]
+
+
+async def _insert_call(conn: Conn, op: CallCreated) -> None:
+    """A spooled call record; replay-safe (a call already there is left as it is)."""
+    series_id = None
+    if op.series_key:
+        series_id = await conn.fetchval(
+            "INSERT INTO series(key) VALUES ($1)"
+            " ON CONFLICT (key) DO UPDATE SET key = EXCLUDED.key RETURNING id",
+            op.series_key,
+        )
+    await conn.execute(
+        "INSERT INTO calls(id, direction, status, call_sid, from_number, to_number, series_id,"
+        " meeting_date, time_zone, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)"
+        " ON CONFLICT DO NOTHING",
+        uuid.UUID(op.call_id),
+        op.direction,
+        op.status,
+        op.call_sid,
+        op.from_number,
+        op.to_number,
+        series_id,
+        op.meeting_date,
+        op.time_zone,
+        op.created_at,
+    )
+
+
+async def _start_stream(
+    conn: Conn,
+    *,
+    call_id: str,
+    stream_sid: str,
+    call_sid: str | None,
+    series_key: str | None,
+    meeting_title: str | None,
+    started_at: dt.datetime | None,
+) -> dt.date:
+    """`Store.start_stream` in a transaction of the caller's (also replayed from the spool)."""
+    row = await conn.fetchrow(
+        "SELECT series_id, meeting_date FROM calls WHERE id = $1", uuid.UUID(call_id)
+    )
+    if row is None or row["meeting_date"] is None:
+        raise ValueError(f"call {call_id} has no meeting date")
+    series_id: int | None = row["series_id"]
+    meeting_date: dt.date = row["meeting_date"]
+    if series_key:
+        series_id = await conn.fetchval(
+            "INSERT INTO series(key) VALUES ($1)"
+            " ON CONFLICT (key) DO UPDATE SET key = EXCLUDED.key RETURNING id",
+            series_key,
+        )
+    meeting_id: int | None = None
+    if series_id is not None:
+        meeting_id = await conn.fetchval(
+            "SELECT id FROM meetings WHERE series_id = $1 AND meeting_date = $2"
+            " ORDER BY id LIMIT 1",
+            series_id,
+            meeting_date,
+        )
+        if meeting_id is None:
+            meeting_id = await conn.fetchval(
+                "INSERT INTO meetings(series_id, title, meeting_date)"
+                " VALUES ($1, $2, $3) RETURNING id",
+                series_id,
+                meeting_title,
+                meeting_date,
+            )
+    await conn.execute(
+        "UPDATE calls SET status = 'in-progress', stream_sid = $2,"
+        " call_sid = COALESCE(call_sid, $3), series_id = $4, meeting_id = $5,"
+        " started_at = COALESCE($6, now()) WHERE id = $1",
+        uuid.UUID(call_id),
+        stream_sid,
+        call_sid,
+        series_id,
+        meeting_id,
+        started_at,
+    )
+    return meeting_date
 
 
 def _iso(value: dt.date | None) -> str | None:

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import logging
+import shutil
+import sqlite3
 from typing import Any, Literal
 
 from fastapi import APIRouter, HTTPException
@@ -14,6 +17,7 @@ from redis.exceptions import RedisError
 from core.errors import NotConfigured, ProviderError, StorageUnavailable
 from server.deps import RuntimeDep
 from server.dialer import missing_twilio_settings, place_call
+from server.runtime import Runtime
 from server.twiml import stream_twiml
 
 log = logging.getLogger(__name__)
@@ -117,21 +121,54 @@ async def health() -> dict[str, str]:
     return {"status": "ok"}
 
 
+READY_CHECK_SECS = 2.0  # each check; a frozen server answers "no answer", never hangs /ready
+
+
+async def _disk_check(runtime: Runtime) -> str:
+    """'ok' while CONVENE_HOME (the spool, the embedded servers) has room to write."""
+    home = runtime.settings.convene_home
+    try:
+        async with asyncio.timeout(READY_CHECK_SECS):
+            free = (await asyncio.to_thread(shutil.disk_usage, home)).free
+    except (OSError, TimeoutError) as exc:
+        return f"CONVENE_HOME unreadable: {type(exc).__name__}"
+    need = runtime.settings.convene_min_free_mb * 1024 * 1024
+    if free < need:
+        return f"CONVENE_HOME has {free // 1024**2} MiB free (needs {need // 1024**2} MiB)"
+    return "ok"
+
+
 @router.get("/ready")
 async def ready(runtime: RuntimeDep) -> JSONResponse:
     checks: dict[str, str] = {}
     try:
-        await runtime.store.ping()
+        async with asyncio.timeout(READY_CHECK_SECS):
+            await runtime.store.ping()
         checks["postgres"] = "ok"
     except StorageUnavailable as exc:
         checks["postgres"] = str(exc)
+    except TimeoutError:
+        checks["postgres"] = f"Postgres unreachable: no answer within {READY_CHECK_SECS:.0f}s"
     try:
-        await runtime.redis.ping()
+        async with asyncio.timeout(READY_CHECK_SECS):
+            await runtime.redis.ping()
         checks["redis"] = "ok"
     except (RedisError, OSError) as exc:
         checks["redis"] = f"Redis unreachable: {type(exc).__name__}"
-    checks["spooled_writes"] = str(runtime.spool.count())
-    ok = checks["postgres"] == "ok" and checks["redis"] == "ok"
+    except TimeoutError:
+        checks["redis"] = f"Redis unreachable: no answer within {READY_CHECK_SECS:.0f}s"
+    # The writer: 'ok', or why writes reach neither Postgres nor the spool (a full disk).
+    checks["writer"] = runtime.writer.health()
+    try:
+        async with asyncio.timeout(READY_CHECK_SECS):
+            spooled = await asyncio.to_thread(runtime.spool.count)
+        checks["spooled_writes"] = str(spooled)
+    except (sqlite3.Error, OSError, TimeoutError) as exc:
+        checks["spooled_writes"] = f"unknown ({type(exc).__name__})"
+    checks["disk"] = await _disk_check(runtime)
+    checks["held_writes"] = str(runtime.writer.held)
+    checks["dropped_writes"] = str(runtime.writer.dropped_total)
+    ok = all(checks[name] == "ok" for name in ("postgres", "redis", "writer", "disk"))
     return JSONResponse(
         {"status": "ready" if ok else "unavailable", **checks}, status_code=200 if ok else 503
     )

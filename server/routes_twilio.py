@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import datetime as dt
 import logging
+import uuid
 
 from fastapi import APIRouter, HTTPException, Request, Response, WebSocket
 from starlette.websockets import WebSocketState
@@ -12,6 +14,7 @@ from starlette.websockets import WebSocketState
 from bot.call import run_call
 from bot.twilio_stream import StreamEndedBeforeStart, StreamStart, read_stream_start
 from memory.models import CallEnded, SummaryRecord
+from memory.store import is_transient
 from memory.summary import summarize_call
 from server.deps import RuntimeDep, TwilioForm, media_stream_url
 from server.runtime import Runtime
@@ -21,6 +24,9 @@ log = logging.getLogger(__name__)
 router = APIRouter(prefix="/twilio", tags=["twilio"])
 
 FLUSH_TIMEOUT_SECS = 30.0
+# Postgres gets this long to answer a call's webhook or stream start; past it (or when it is
+# down) the call is answered anyway and its record spooled (Twilio waits 15 s at most).
+STORE_ANSWER_SECS = 5.0
 
 
 @router.post("/voice")
@@ -49,11 +55,33 @@ async def voice(
                 detail=f"form field `date`: {form['date'][:40]!r} is not a date (YYYY-MM-DD)",
             ) from None
     call_sid = form.get("CallSid")
-    call_id = await runtime.store.find_call(call_sid=call_sid) if call_sid else None
     meeting_date: dt.date | None
-    if call_id is None:
+    new_id = str(uuid.uuid4())  # the same id whether Postgres takes the record now or later
+    try:
+        async with asyncio.timeout(STORE_ANSWER_SECS):
+            call_id = await runtime.store.find_call(call_sid=call_sid) if call_sid else None
+            if call_id is None:
+                meeting_date, zone = runtime.meeting_date_for(series, date)
+                call_id = await runtime.store.create_call(
+                    call_id=new_id,
+                    direction="inbound",
+                    status="ringing",
+                    call_sid=call_sid,
+                    from_number=form.get("From"),
+                    to_number=form.get("To"),
+                    series_key=series,
+                    meeting_date=meeting_date,
+                    time_zone=zone,
+                )
+            else:
+                meeting_date = await runtime.store.call_meeting_date(call_id) or date
+    except Exception as exc:
+        if not is_transient(exc):
+            raise
+        # Postgres is away: answer anyway (the meeting is not lost); the record is spooled.
         meeting_date, zone = runtime.meeting_date_for(series, date)
-        call_id = await runtime.store.create_call(
+        call_id = runtime.create_call_later(
+            call_id=new_id,
             direction="inbound",
             status="ringing",
             call_sid=call_sid,
@@ -62,9 +90,8 @@ async def voice(
             series_key=series,
             meeting_date=meeting_date,
             time_zone=zone,
+            reason=exc,
         )
-    else:
-        meeting_date = await runtime.store.call_meeting_date(call_id) or date
     params = {"call_id": call_id}
     if series:
         params["series"] = series
@@ -122,6 +149,38 @@ async def _call_for_stream(runtime: Runtime, start: StreamStart) -> tuple[str, d
     return call_id, meeting_date
 
 
+def _call_for_stream_later(runtime: Runtime, start: StreamStart) -> tuple[str, dt.date]:
+    """`_call_for_stream` while Postgres is away: the call named by the stream (or a new one)
+    streams now; what Postgres would record is spooled through the writer."""
+    params = start.custom_parameters
+    named = _named_date(start)
+    call_id = params.get("call_id")
+    try:
+        call_id = str(uuid.UUID(call_id)) if call_id else None
+    except ValueError:
+        call_id = None
+    if call_id is None:
+        meeting_date, zone = runtime.meeting_date_for(params.get("series"), named)
+        call_id = runtime.create_call_later(
+            direction="stream",
+            status="in-progress",
+            call_sid=start.call_sid,
+            meeting_date=meeting_date,
+            time_zone=zone,
+        )
+    else:
+        # Our /twilio/voice put the date decided at the call's creation in the parameters.
+        meeting_date = named or runtime.meeting_date_for(params.get("series"))[0]
+    runtime.start_stream_later(
+        call_id=call_id,
+        stream_sid=start.stream_sid,
+        call_sid=start.call_sid,
+        series_key=params.get("series"),
+        meeting_title=params.get("meeting_title"),
+    )
+    return call_id, meeting_date
+
+
 @router.websocket("/media")
 async def media(websocket: WebSocket) -> None:
     """A Media Streams connection: one Pipecat pipeline for this call."""
@@ -134,7 +193,13 @@ async def media(websocket: WebSocket) -> None:
     except StreamEndedBeforeStart as exc:
         log.warning("twilio stream ended before it started: %s", exc)
         return
-    call_id, meeting_date = await _call_for_stream(runtime, start)
+    try:
+        async with asyncio.timeout(STORE_ANSWER_SECS):
+            call_id, meeting_date = await _call_for_stream(runtime, start)
+    except Exception as exc:
+        if not is_transient(exc):
+            raise
+        call_id, meeting_date = _call_for_stream_later(runtime, start)
     runtime.active_calls.add(call_id)
     status = "completed"
     stopped_at: dt.datetime | None = None  # when `stop` came: the call's `ended_at`

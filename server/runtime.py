@@ -10,6 +10,7 @@ import asyncio
 import contextlib
 import datetime as dt
 import logging
+import uuid
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -27,6 +28,8 @@ from domain.extraction import DeterministicExtractor
 from domain.llm_extraction import build_llm_extractor, load_extraction_prompt
 from domain.llm_report import load_report_prompt
 from memory.embedded import EmbeddedPostgres, EmbeddedRedis
+from memory.journal import ActiveCalls, CallJournal
+from memory.models import CallCreated, CallEnded, StreamStarted
 from memory.spool import Spool
 from memory.store import Store
 from memory.writer import StoreWriter
@@ -126,6 +129,27 @@ async def open_store(settings: Settings) -> tuple[Store, EmbeddedPostgres | None
     return await Store.open(dsn), embedded
 
 
+def recover_crashed_calls(journal: CallJournal, writer: StoreWriter) -> list[str]:
+    """Close the calls a dead process left open: `interrupted`, ended_by `crash`.
+
+    Their segments and commitments stay as written. The end goes through the writer, behind
+    anything still spooled, so it lands after the call's last stored segment even when
+    Postgres is down now (then it is spooled too).
+    """
+    closed = []
+    for call_id, owner in journal.orphans():
+        writer.submit(CallEnded(call_id=call_id, status="interrupted", ended_by="crash"))
+        journal.closed(call_id)
+        log.warning(
+            "call %s was left open by process %d, which is gone: closed as interrupted "
+            "(ended_by=crash)",
+            call_id,
+            owner.pid,
+        )
+        closed.append(call_id)
+    return closed
+
+
 @dataclass
 class Runtime:
     settings: Settings
@@ -138,8 +162,11 @@ class Runtime:
     whisper_model_name: str
     embedded_postgres: EmbeddedPostgres | None = None
     embedded_redis: EmbeddedRedis | None = None
-    active_calls: set[str] = field(default_factory=set)
+    journal: CallJournal | None = None
+    active_calls: ActiveCalls = field(default_factory=ActiveCalls)
     llm_retry_task: asyncio.Task[None] | None = None
+    supervisor_task: asyncio.Task[None] | None = None
+    _supervise_backoff: dict[str, tuple[int, float]] = field(default_factory=dict)
 
     @classmethod
     async def start(cls, settings: Settings, *, load_whisper: bool = True) -> Runtime:
@@ -156,7 +183,10 @@ class Runtime:
         else:
             embedded_redis = EmbeddedRedis(home / "redis")
             redis_url = await asyncio.to_thread(embedded_redis.start)
-        redis = aioredis.Redis.from_url(redis_url, decode_responses=True)
+        # Timeouts: a frozen Redis must not hang the writer or /ready.
+        redis = aioredis.Redis.from_url(
+            redis_url, decode_responses=True, socket_timeout=5, socket_connect_timeout=5
+        )
         try:
             await redis.ping()
         except (RedisError, OSError) as exc:
@@ -170,8 +200,12 @@ class Runtime:
             spool,
             batch_size=settings.convene_writer_batch,
             retry_secs=settings.convene_writer_retry_secs,
+            max_retry_secs=settings.convene_writer_max_retry_secs,
+            max_held=settings.convene_writer_max_held,
         )
         writer.start()
+        journal = CallJournal(home / "open-calls.sqlite3")
+        recover_crashed_calls(journal, writer)
 
         model_name = resolve_whisper_model(settings.convene_whisper_model, home / "models")
         model = None
@@ -195,6 +229,8 @@ class Runtime:
             whisper_model_name=model_name,
             embedded_postgres=embedded_pg,
             embedded_redis=embedded_redis,
+            journal=journal,
+            active_calls=ActiveCalls(journal),
         )
         knobs = prompts.pipeline
         if any(
@@ -202,7 +238,47 @@ class Runtime:
             for name in (None, *knobs.series)
         ):
             runtime.llm_retry_task = asyncio.create_task(runtime._retry_llm_windows())
+        if embedded_pg is not None or embedded_redis is not None:
+            runtime.supervisor_task = asyncio.create_task(
+                runtime._supervise(), name="convene-supervisor"
+            )
         return runtime
+
+    async def supervise_once(self) -> None:
+        """Restart an embedded server that died under us (not one stopped on purpose).
+
+        A restart that fails (a full disk) is retried with backoff, up to a minute apart."""
+        now = asyncio.get_running_loop().time()
+        for server in (self.embedded_postgres, self.embedded_redis):
+            if server is None:
+                continue
+            name = type(server).__name__
+            failures, next_at = self._supervise_backoff.get(name, (0, 0.0))
+            if now < next_at:
+                continue
+            try:
+                await asyncio.to_thread(server.supervise)
+            except Exception as exc:  # keep supervising: a later round tries again
+                wait = min(60.0, self.settings.convene_supervise_secs * 2 ** (failures + 1))
+                if failures == 0:
+                    log.exception("supervisor: restarting %s failed", name)
+                else:
+                    log.warning(
+                        "supervisor: restarting %s failed again (%s); next try in %.0fs",
+                        name,
+                        type(exc).__name__,
+                        wait,
+                    )
+                self._supervise_backoff[name] = (failures + 1, now + wait)
+            else:
+                if failures:
+                    log.warning("supervisor: %s runs again", name)
+                self._supervise_backoff.pop(name, None)
+
+    async def _supervise(self) -> None:
+        while True:
+            await asyncio.sleep(self.settings.convene_supervise_secs)
+            await self.supervise_once()
 
     async def retry_llm_windows_once(self) -> int:
         """Send windows the LLM failed on again; merge what it now finds into memory.
@@ -259,6 +335,65 @@ class Runtime:
             if merged:
                 log.info("LLM retry: merged %d commitments from spooled windows", merged)
 
+    def create_call_later(
+        self,
+        *,
+        direction: str,
+        status: str,
+        meeting_date: dt.date,
+        time_zone: str,
+        call_sid: str | None = None,
+        from_number: str | None = None,
+        to_number: str | None = None,
+        series_key: str | None = None,
+        call_id: str | None = None,
+        reason: BaseException | None = None,
+    ) -> str:
+        """A new call while Postgres is away: its record goes through the writer (spooled,
+        in order before the call's segments) and lands when Postgres is back."""
+        call_id = call_id or str(uuid.uuid4())
+        self.writer.submit(
+            CallCreated(
+                call_id=call_id,
+                direction=direction,
+                status=status,
+                meeting_date=meeting_date,
+                time_zone=time_zone,
+                call_sid=call_sid,
+                from_number=from_number,
+                to_number=to_number,
+                series_key=series_key,
+            )
+        )
+        log.warning(
+            "Postgres unavailable (%s): %s call %s accepted; its record is spooled",
+            type(reason).__name__ if reason else "unknown",
+            direction,
+            call_id,
+        )
+        return call_id
+
+    def start_stream_later(
+        self,
+        *,
+        call_id: str,
+        stream_sid: str,
+        call_sid: str | None,
+        series_key: str | None,
+        meeting_title: str | None,
+    ) -> None:
+        """`Store.start_stream` through the writer, while Postgres is away."""
+        self.writer.submit(
+            StreamStarted(
+                call_id=call_id,
+                stream_sid=stream_sid,
+                call_sid=call_sid,
+                series_key=series_key,
+                meeting_title=meeting_title,
+            )
+        )
+        log.warning("Postgres unavailable: call %s streams; its start is spooled", call_id)
+
     def time_zone_for(self, series: str | None) -> str:
         """The time zone a series' meeting dates are read in: `call.timezone` in
         prompts/pipeline.yaml (per series or global), else CONVENE_TIMEZONE."""
@@ -308,15 +443,18 @@ class Runtime:
         )
 
     async def close(self) -> None:
-        if self.llm_retry_task is not None:
-            self.llm_retry_task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self.llm_retry_task
+        for task in (self.supervisor_task, self.llm_retry_task):
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
         await self.writer.close()
         await self.redis.aclose()
         await self.store.close()
         self.spool.close()
+        if self.journal is not None:
+            self.journal.close()
         if self.embedded_redis is not None:
-            self.embedded_redis.stop()
+            await asyncio.to_thread(self.embedded_redis.stop)
         if self.embedded_postgres is not None:
             await asyncio.to_thread(self.embedded_postgres.stop)

@@ -16,7 +16,8 @@ from urllib.parse import urlsplit
 import helm_python
 import pytest
 import yaml
-from server.prompts import PipelineKnobs, load_yaml_model
+
+from core.prompts import PipelineKnobs, load_yaml_model
 
 REPO = Path(__file__).resolve().parent.parent
 CHARTS = REPO / "charts"
