@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import os
+import shutil
 import sys
+import tempfile
 from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import ExitStack
 from pathlib import Path
@@ -44,6 +46,13 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 
 
 def pytest_configure(config: pytest.Config) -> None:
+    if not config.option.basetemp:
+        # A temp root of this run's own: pytest resets /tmp/pytest-of-<user> to 0700 at every
+        # session start, which would lock the embedded Postgres (its own system user) out of a
+        # data dir another pytest run is using at the time.
+        base = Path(tempfile.gettempdir()) / f"convene-tests-{os.getpid()}"
+        config.option.basetemp = base
+        config.add_cleanup(lambda: shutil.rmtree(base, ignore_errors=True))
     config.addinivalue_line(
         "markers", "dates: depends on meeting dates or the calendar; re-run with --today in CI"
     )
