@@ -247,3 +247,16 @@ WriteOp = (
     | CallCreated
     | StreamStarted
 )
+
+
+@dataclass(frozen=True)
+class TaskState:
+    """A task of a series as memory holds it now (dates as dates)."""
+
+    id: int
+    owner: str | None
+    action: str
+    due: dt.date | None
+    status: str
+    created_in: dt.date | None  # the meeting that created it
+    updated_in: dt.date | None  # the meeting that last changed it

@@ -22,6 +22,7 @@ from memory.models import (
     SegmentRecord,
     StreamStarted,
     SummaryRecord,
+    TaskState,
     WriteOp,
 )
 from memory.tracking import Conn, apply_commitment
@@ -384,22 +385,62 @@ class Store:
             for r in rows
         ]
 
+    async def tasks(self, series_key: str, *, status: str = "all") -> list[TaskState]:
+        """The series' tasks (none for an unknown series), oldest first."""
+        rows = await self.pool.fetch(
+            "SELECT t.id, t.owner, t.action, t.due, t.status, mc.meeting_date AS created_in,"
+            " mu.meeting_date AS updated_in FROM tasks t JOIN series s ON s.id = t.series_id"
+            " LEFT JOIN meetings mc ON mc.id = t.meeting_created_id"
+            " LEFT JOIN meetings mu ON mu.id = t.meeting_updated_id"
+            " WHERE s.key = $1 AND ($2 = 'all' OR t.status = $2) ORDER BY t.id",
+            series_key,
+            status,
+        )
+        return [TaskState(**dict(r)) for r in rows]
+
+    async def previous_meeting(self, series_key: str, *, before: dt.date) -> dt.date | None:
+        """The date of the series' last meeting before `before`."""
+        value: dt.date | None = await self.pool.fetchval(
+            "SELECT max(m.meeting_date) FROM meetings m JOIN series s ON s.id = m.series_id"
+            " WHERE s.key = $1 AND m.meeting_date < $2",
+            series_key,
+            before,
+        )
+        return value
+
+    async def recall(
+        self,
+        topic: str,
+        *,
+        series_key: str | None,
+        call_id: str | None,
+        limit: int = 3,
+        max_distance: float = 0.6,
+    ) -> list[str]:
+        """What was said (segments, call summaries) in the series or this call closest in
+        meaning to `topic` (pgvector cosine distance), nearest first."""
+        vector = await asyncio.to_thread(self.embedder.embed_one, topic)
+        rows = await self.pool.fetch(
+            "SELECT e.text, e.embedding <=> $1 AS distance FROM memory_embeddings e"
+            " LEFT JOIN series s ON s.id = e.series_id"
+            " WHERE (s.key = $2 OR e.call_id = $3) AND e.kind IN ('segment', 'summary')"
+            " ORDER BY e.embedding <=> $1 LIMIT $4",
+            vector,
+            series_key,
+            uuid.UUID(call_id) if call_id else None,
+            limit,
+        )
+        return [str(r["text"]) for r in rows if r["distance"] <= max_distance]
+
     async def list_tasks(
         self, series_key: str, *, status: str = "all"
     ) -> list[dict[str, Any]] | None:
-        """The series' tasks with their history; None when the series does not exist."""
+        """The series' tasks with their history, JSON-ready (the REST API's and `convene tasks
+        --json`'s shape); None when the series does not exist."""
         series_id = await self.pool.fetchval("SELECT id FROM series WHERE key = $1", series_key)
         if series_id is None:
             return None
-        rows = await self.pool.fetch(
-            "SELECT t.id, t.owner, t.action, t.due, t.status, mc.meeting_date AS created_in,"
-            " mu.meeting_date AS updated_in FROM tasks t"
-            " LEFT JOIN meetings mc ON mc.id = t.meeting_created_id"
-            " LEFT JOIN meetings mu ON mu.id = t.meeting_updated_id"
-            " WHERE t.series_id = $1 AND ($2 = 'all' OR t.status = $2) ORDER BY t.id",
-            series_id,
-            status,
-        )
+        tasks = await self.tasks(series_key, status=status)
         history = await self.pool.fetch(
             "SELECT h.task_id, h.change, h.from_status, h.to_status, h.from_due, h.to_due, h.quote,"
             " h.call_id, h.seq, m.meeting_date, h.created_at FROM task_history h"
@@ -425,16 +466,16 @@ class Store:
             )
         return [
             {
-                "id": r["id"],
-                "owner": r["owner"],
-                "action": r["action"],
-                "due": _iso(r["due"]),
-                "status": r["status"],
-                "created_in": _iso(r["created_in"]),
-                "updated_in": _iso(r["updated_in"]),
-                "history": by_task.get(r["id"], []),
+                "id": t.id,
+                "owner": t.owner,
+                "action": t.action,
+                "due": _iso(t.due),
+                "status": t.status,
+                "created_in": _iso(t.created_in),
+                "updated_in": _iso(t.updated_in),
+                "history": by_task.get(t.id, []),
             }
-            for r in rows
+            for t in tasks
         ]
 
     async def get_segments(self, call_id: str) -> list[dict[str, Any]]:

@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import logging
-import uuid
 from collections.abc import Awaitable, Callable
 
 from pipecat.frames.frames import CancelFrame, EndFrame, Frame
@@ -33,41 +32,31 @@ async def gather_facts(
     call_id: str | None,
     ask: AddressedFrame,
 ) -> Facts:
-    """Facts for one question, from Postgres (tasks, history, embeddings)."""
+    """Facts for one question, from memory (tasks, the previous meeting, recall)."""
     tasks: list[TaskFact] = []
     previous: dt.date | None = None
     if series:
-        for t in await store.list_tasks(series, status="all") or []:
-            tasks.append(
-                TaskFact(
-                    owner=t["owner"],
-                    action=t["action"],
-                    due=dt.date.fromisoformat(t["due"]) if t["due"] else None,
-                    status=t["status"],
-                    created_on=dt.date.fromisoformat(t["created_in"]) if t["created_in"] else None,
-                    updated_on=dt.date.fromisoformat(t["updated_in"]) if t["updated_in"] else None,
-                )
+        tasks = [
+            TaskFact(
+                owner=t.owner,
+                action=t.action,
+                due=t.due,
+                status=t.status,
+                created_on=t.created_in,
+                updated_on=t.updated_in,
             )
-        previous = await store.pool.fetchval(
-            "SELECT max(m.meeting_date) FROM meetings m JOIN series s ON s.id = m.series_id"
-            " WHERE s.key = $1 AND m.meeting_date < $2",
-            series,
-            meeting_date,
-        )
+            for t in await store.tasks(series)
+        ]
+        previous = await store.previous_meeting(series, before=meeting_date)
     recalled: list[str] = []
     if ask.intent == "recall" and ask.topic:
-        vector = await asyncio.to_thread(store.embedder.embed_one, ask.topic)
-        rows = await store.pool.fetch(
-            "SELECT e.text, e.embedding <=> $1 AS distance FROM memory_embeddings e"
-            " LEFT JOIN series s ON s.id = e.series_id"
-            " WHERE (s.key = $2 OR e.call_id = $3) AND e.kind IN ('segment', 'summary')"
-            " ORDER BY e.embedding <=> $1 LIMIT $4",
-            vector,
-            series,
-            uuid.UUID(call_id) if call_id else None,
-            RECALL_LIMIT,
+        recalled = await store.recall(
+            ask.topic,
+            series_key=series,
+            call_id=call_id,
+            limit=RECALL_LIMIT,
+            max_distance=RECALL_MAX_DISTANCE,
         )
-        recalled = [r["text"] for r in rows if r["distance"] <= RECALL_MAX_DISTANCE]
     return Facts(
         intent=ask.intent,
         meeting_date=meeting_date,
