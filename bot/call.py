@@ -28,6 +28,7 @@ from pipecat.workers.runner import WorkerRunner
 from bot.twilio_stream import ConveneTwilioSerializer, StreamStart
 from core.errors import ConfigError
 from core.prompts import LlmProvider, PipelineKnobs, Prompts, VadKnobs
+from core.settings import Settings, reveal
 from domain.extraction import DeterministicExtractor
 from domain.llm_extraction import LLMExtractor, build_llm_extractor
 from domain.llm_report import Reporter, TemplateReporter, build_llm_reporter
@@ -59,31 +60,26 @@ SETTLE_SECS = 1.0
 
 @dataclass(frozen=True)
 class CallDeps:
-    """What a call's pipeline needs from the process: shared, created once."""
+    """What a call's pipeline needs from the process: shared, created once. Keys stay
+    `SecretStr` in `settings` until the SDK client that needs one is built."""
 
     prompts: Prompts
+    settings: Settings
     whisper_model: WhisperModel
     whisper_model_name: str
     submit: Callable[[WriteOp], None]
     store: Store
-    whisper_remote_url: str | None = None
-    whisper_remote_model: str = "whisper-1"
-    twilio_account_sid: str | None = None
-    twilio_auth_token: str | None = None
-    anthropic_api_key: str | None = None
-    anthropic_base_url: str | None = None
-    extraction_prompt: Path | None = None
-    llm_spool: Path | None = None
     # Waits (at most the given seconds) until submitted writes are in Postgres or spooled.
     flush: Callable[[float], Awaitable[object]] | None = None
-    openai_api_key: str | None = None
-    openai_base_url: str | None = None
-    deepgram_api_key: str | None = None
-    deepgram_base_url: str | None = None
-    cartesia_api_key: str | None = None
-    cartesia_base_url: str | None = None
-    elevenlabs_api_key: str | None = None
-    elevenlabs_base_url: str | None = None
+
+    def prompt_file(self, name: str) -> Path:
+        """A file of the prompts folder (CONVENE_PROMPTS_DIR), e.g. `report_llm.yaml`."""
+        return self.settings.convene_prompts_dir / name
+
+    @property
+    def llm_spool(self) -> Path:
+        """Where windows the LLM extractor failed on wait for a retry."""
+        return self.settings.convene_home / "llm-spool.sqlite3"
 
 
 @dataclass
@@ -118,11 +114,12 @@ def build_stt(deps: CallDeps, knobs: PipelineKnobs | None = None) -> STTService:
     settings = whisper_settings(deps, knobs)
     fallback_model = deps.whisper_model if stt.fallback == "whisper-local" else None
     if stt.provider == "whisper-remote":
-        if not deps.whisper_remote_url:
+        remote_url = deps.settings.convene_whisper_remote_url
+        if not remote_url:
             raise ConfigError("stt.provider: whisper-remote needs CONVENE_WHISPER_REMOTE_URL")
         return RemoteWhisperSTTService(
-            base_url=deps.whisper_remote_url,
-            model=deps.whisper_remote_model,
+            base_url=remote_url,
+            model=deps.settings.convene_whisper_remote_model,
             fallback_model=deps.whisper_model,
             fallback_settings=settings,
             timeout_secs=stt.remote_timeout_secs,
@@ -130,14 +127,15 @@ def build_stt(deps: CallDeps, knobs: PipelineKnobs | None = None) -> STTService:
             trailing_silence_secs=stt.trailing_silence_secs,
         )
     if stt.provider == "deepgram":
-        if not deps.deepgram_api_key:
+        deepgram_key = reveal(deps.settings.deepgram_api_key)
+        if not deepgram_key:
             raise ConfigError("stt.provider: deepgram needs DEEPGRAM_API_KEY")
         agent = deps.prompts.agent
         return build_deepgram_stt(
             options=stt.deepgram,
             language=stt.language,
-            api_key=deps.deepgram_api_key,
-            base_url=deps.deepgram_base_url,
+            api_key=deepgram_key,
+            base_url=deps.settings.deepgram_base_url,
             # Not the aliases: they are what recognisers mishear, not words to boost.
             keyterms=[agent.name, *agent.participants, *stt.deepgram.keyterms],
             fallback_model=fallback_model,
@@ -168,11 +166,17 @@ def build_tts(deps: CallDeps, knobs: PipelineKnobs | None = None) -> TTSService:
     if tts.provider == "piper":
         return piper
 
+    settings = deps.settings
     keys = {
-        "cartesia": (deps.cartesia_api_key, deps.cartesia_base_url, "CARTESIA_API_KEY"),
-        "elevenlabs": (deps.elevenlabs_api_key, deps.elevenlabs_base_url, "ELEVENLABS_API_KEY"),
+        "cartesia": (settings.cartesia_api_key, settings.cartesia_base_url, "CARTESIA_API_KEY"),
+        "elevenlabs": (
+            settings.elevenlabs_api_key,
+            settings.elevenlabs_base_url,
+            "ELEVENLABS_API_KEY",
+        ),
     }
-    api_key, base_url, env = keys[tts.provider]
+    secret, base_url, env = keys[tts.provider]
+    api_key = reveal(secret)
     if not api_key:
         raise ConfigError(f"tts.provider: {tts.provider} needs {env}")
     return build_cloud_tts(
@@ -185,9 +189,10 @@ def build_tts(deps: CallDeps, knobs: PipelineKnobs | None = None) -> TTSService:
 
 def llm_access(deps: CallDeps, provider: LlmProvider) -> tuple[str | None, str | None]:
     """(api key, base URL) for an LLM provider, from the process settings."""
+    settings = deps.settings
     if provider == "anthropic":
-        return deps.anthropic_api_key, deps.anthropic_base_url
-    return deps.openai_api_key, deps.openai_base_url
+        return reveal(settings.anthropic_api_key), settings.anthropic_base_url
+    return reveal(settings.openai_api_key), settings.openai_base_url
 
 
 def build_extractor(
@@ -201,11 +206,9 @@ def build_extractor(
     provider = knobs.llm_for(knobs.extraction.backend)
     if provider is None:
         return deterministic
-    if deps.extraction_prompt is None or deps.llm_spool is None:
-        raise ConfigError("extraction.backend: llm needs prompts/extraction.yaml")
     api_key, base_url = llm_access(deps, provider)
     return build_llm_extractor(
-        prompt_path=deps.extraction_prompt,
+        prompt_path=deps.prompt_file("extraction.yaml"),
         spool_path=deps.llm_spool,
         fallback=deterministic,
         api_key=api_key,
@@ -240,12 +243,10 @@ def build_reporter(deps: CallDeps, knobs: PipelineKnobs | None = None) -> Report
     provider = knobs.llm_for(knobs.report.backend)
     if provider is None:
         return TemplateReporter(deps.prompts.report)
-    if deps.extraction_prompt is None:
-        raise ConfigError("report.backend: llm needs prompts/report_llm.yaml")
     agent = deps.prompts.agent
     api_key, base_url = llm_access(deps, provider)
     return build_llm_reporter(
-        prompt_path=deps.extraction_prompt.with_name("report_llm.yaml"),
+        prompt_path=deps.prompt_file("report_llm.yaml"),
         templates=deps.prompts.report,
         api_key=api_key,
         base_url=base_url,
@@ -305,14 +306,15 @@ async def run_call(
         await worker.queue_frame(EndFrame())
 
     stt = build_stt(deps, knobs)
-    hang_up = bool(deps.twilio_account_sid and deps.twilio_auth_token and start.call_sid)
+    twilio_sid, twilio_token = deps.settings.twilio_account_sid, deps.settings.twilio_auth_token
+    hang_up = bool(twilio_sid and twilio_token and start.call_sid)
     serializer = ConveneTwilioSerializer(
         stream_sid=start.stream_sid,
         max_message_bytes=knobs.call.max_message_bytes,
         on_stop=end_call,
         call_sid=start.call_sid,
-        account_sid=deps.twilio_account_sid if hang_up else None,
-        auth_token=deps.twilio_auth_token if hang_up else None,
+        account_sid=twilio_sid if hang_up else None,
+        auth_token=reveal(twilio_token) if hang_up else None,
         # Never clear the 8->16 kHz resampler's history between chunks: phone audio arrives
         # with irregular gaps, and clearing drops the samples it holds (Pipecat's advice for
         # telephony).

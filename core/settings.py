@@ -111,6 +111,11 @@ class Settings(BaseSettings):
         return bool(self.twilio_account_sid and self.twilio_auth_token)
 
 
+def reveal(secret: SecretStr | None) -> str | None:
+    """A key's value, for the SDK client that needs it, and nowhere else."""
+    return secret.get_secret_value() if secret is not None else None
+
+
 @lru_cache(maxsize=1)
 def get_settings() -> Settings:
     """The process-wide settings (tests build their own `Settings`)."""

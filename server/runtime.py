@@ -15,7 +15,6 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 import redis.asyncio as aioredis
-from pydantic import SecretStr
 from redis.exceptions import RedisError
 
 from bot.call import CallDeps, llm_access
@@ -74,10 +73,6 @@ _CLOUD_KEYS: dict[tuple[str, str], str] = {
     ("tts", "cartesia"): "cartesia_api_key",
     ("tts", "elevenlabs"): "elevenlabs_api_key",
 }
-
-
-def _secret(value: SecretStr | None) -> str | None:
-    return value.get_secret_value() if value is not None else None
 
 
 def check_provider_settings(settings: Settings, prompts: Prompts) -> None:
@@ -294,9 +289,8 @@ class Runtime:
         )
         api_key, base_url = llm_access(deps, provider)
         extractor = build_llm_extractor(
-            prompt_path=deps.extraction_prompt
-            or self.settings.convene_prompts_dir / "extraction.yaml",
-            spool_path=deps.llm_spool or self.settings.convene_home / "llm-spool.sqlite3",
+            prompt_path=deps.prompt_file("extraction.yaml"),
+            spool_path=deps.llm_spool,
             fallback=DeterministicExtractor(),
             api_key=api_key,
             base_url=base_url,
@@ -415,31 +409,14 @@ class Runtime:
                 device=self.settings.convene_whisper_device,
                 compute_type=self.settings.convene_whisper_compute_type,
             )
-        token = self.settings.twilio_auth_token
-        anthropic_key = self.settings.anthropic_api_key
         return CallDeps(
             prompts=self.prompts,
+            settings=self.settings,
             whisper_model=self.whisper_model,
             whisper_model_name=self.whisper_model_name,
             submit=self.writer.submit,
             flush=self.writer.flush,
             store=self.store,
-            whisper_remote_url=self.settings.convene_whisper_remote_url,
-            whisper_remote_model=self.settings.convene_whisper_remote_model,
-            twilio_account_sid=self.settings.twilio_account_sid,
-            twilio_auth_token=token.get_secret_value() if token else None,
-            anthropic_api_key=anthropic_key.get_secret_value() if anthropic_key else None,
-            anthropic_base_url=self.settings.anthropic_base_url,
-            extraction_prompt=self.settings.convene_prompts_dir / "extraction.yaml",
-            llm_spool=self.settings.convene_home / "llm-spool.sqlite3",
-            openai_api_key=_secret(self.settings.openai_api_key),
-            openai_base_url=self.settings.openai_base_url,
-            deepgram_api_key=_secret(self.settings.deepgram_api_key),
-            deepgram_base_url=self.settings.deepgram_base_url,
-            cartesia_api_key=_secret(self.settings.cartesia_api_key),
-            cartesia_base_url=self.settings.cartesia_base_url,
-            elevenlabs_api_key=_secret(self.settings.elevenlabs_api_key),
-            elevenlabs_base_url=self.settings.elevenlabs_base_url,
         )
 
     async def close(self) -> None:

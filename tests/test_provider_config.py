@@ -135,7 +135,10 @@ async def test_a_series_override_changes_that_calls_pipeline(runtime: Runtime) -
         update={"series": {"board": {"tts": {"provider": "elevenlabs"}}}}
     )
     deps: CallDeps = runtime.call_deps()
-    deps = CallDeps(**{**deps.__dict__, "elevenlabs_api_key": "k", "elevenlabs_base_url": None})
+    settings = deps.settings.model_copy(
+        update={"elevenlabs_api_key": SecretStr("k"), "elevenlabs_base_url": None}
+    )
+    deps = CallDeps(**{**deps.__dict__, "settings": settings})
     board = pipeline.for_series("board")
     assert type(build_tts(deps, board)).__name__ != type(build_tts(deps, pipeline)).__name__
     assert type(build_stt(deps, board)) is type(build_stt(deps, pipeline))
