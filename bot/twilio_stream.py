@@ -126,6 +126,7 @@ class ConveneTwilioSerializer(TwilioFrameSerializer):  # type: ignore[misc]
         **kwargs: Any,
     ) -> None:
         super().__init__(stream_sid, **kwargs)
+        self.stream_id = stream_sid  # for our logs
         self._max_bytes = max_message_bytes
         self._on_stop = on_stop
         self.marks: list[str] = []
@@ -176,5 +177,5 @@ class ConveneTwilioSerializer(TwilioFrameSerializer):  # type: ignore[misc]
 
     def _skip(self, why: str) -> Frame | None:
         self.skipped += 1
-        log.warning("twilio stream %s: skipped %s", self._stream_sid, why)
+        log.warning("twilio stream %s: skipped %s", self.stream_id, why)
         return None

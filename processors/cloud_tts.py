@@ -35,6 +35,7 @@ from pipecat.services.tts_service import TTSService
 
 from core.errors import ConfigError
 from core.prompts import CartesiaOptions, ElevenLabsOptions, TtsKnobs
+from processors.tts_audio import pcm_frames
 
 if TYPE_CHECKING:
     import httpx
@@ -154,9 +155,10 @@ class CloudTTSService(TTSService):  # type: ignore[misc]
         for attempt in range(1, attempts + 1):
             spoke = False
             try:
-                async for frame in self._stream_audio_frames_from_iterator(
+                async for frame in pcm_frames(
                     self._guarded(self._synthesize(text)),
-                    in_sample_rate=self._request_rate(),
+                    in_rate=self._request_rate(),
+                    out_rate=self.sample_rate,
                     context_id=context_id,
                 ):
                     if not spoke:

@@ -11,6 +11,7 @@ from pipecat.services.settings import TTSSettings
 from pipecat.services.tts_service import TTSService
 
 from processors.piper_voice import load_voice
+from processors.tts_audio import pcm_frames
 
 
 class SharedPiperTTSService(TTSService):  # type: ignore[misc]
@@ -45,8 +46,11 @@ class SharedPiperTTSService(TTSService):  # type: ignore[misc]
 
         try:
             await self.start_tts_usage_metrics(text)
-            async for frame in self._stream_audio_frames_from_iterator(
-                audio(), in_sample_rate=self._voice.config.sample_rate, context_id=context_id
+            async for frame in pcm_frames(
+                audio(),
+                in_rate=self._voice.config.sample_rate,
+                out_rate=self.sample_rate,
+                context_id=context_id,
             ):
                 await self.stop_ttfb_metrics()
                 yield frame

@@ -37,6 +37,7 @@ from pipecat.tests.utils import run_test
 from pipecat.workers.runner import WorkerRunner
 from pydantic import SecretStr
 
+import bot.call as call_module
 import processors.cloud_tts as cloud_tts
 from bot.models import shared_whisper_model
 from core.prompts import TtsKnobs
@@ -389,18 +390,18 @@ def _cloud_provider(
     runtime.prompts = saved_prompts.model_copy(update={"pipeline": pipeline})
     runtime.settings = saved_settings.model_copy(update=settings)
     built: list[TTSService] = []
-    original = cloud_tts.build_cloud_tts
+    original = call_module.build_cloud_tts
 
     def spy(**kwargs: Any) -> TTSService:
         service = original(**kwargs)
         built.append(service)
         return service
 
-    cloud_tts.build_cloud_tts = spy
+    call_module.build_cloud_tts = spy  # where the call's pipeline looks it up
     try:
         yield built
     finally:
-        cloud_tts.build_cloud_tts = original
+        call_module.build_cloud_tts = original
         runtime.prompts, runtime.settings = saved_prompts, saved_settings
 
 
