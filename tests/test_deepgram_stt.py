@@ -19,6 +19,7 @@ import pytest
 from pipecat.frames.frames import Frame, InterimTranscriptionFrame, TranscriptionFrame
 from pydantic import SecretStr
 
+import bot.call as call_module
 import processors.deepgram_stt as deepgram_stt
 from processors.deepgram_stt import DeepgramFailoverSTTService
 from processors.frames import TranscriptSegmentFrame
@@ -89,8 +90,8 @@ async def deepgram(runtime: Runtime, monkeypatch: pytest.MonkeyPatch) -> AsyncIt
         stt.add_event_handler("on_after_push_frame", pushed)
         return stt
 
-    # bot/call.py imports the builder when a call starts: wrap it to see the call's service.
-    monkeypatch.setattr(deepgram_stt, "build_deepgram_stt", recording_build)
+    # Wrap the builder where the call's pipeline looks it up, to see the call's service.
+    monkeypatch.setattr(call_module, "build_deepgram_stt", recording_build)
     saved_settings, saved_prompts = runtime.settings, runtime.prompts
     async with harness.fake.serve() as url:
         runtime.settings = saved_settings.model_copy(
