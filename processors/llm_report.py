@@ -52,6 +52,7 @@ from anthropic.types import Message, TextBlock
 from openai.types.chat import ChatCompletion
 from pydantic import BaseModel, ConfigDict, Field
 
+from core.english import verb_lemma
 from processors.llm_extraction import (
     API_ERRORS,
     API_KEY_ENV,
@@ -205,42 +206,6 @@ _NAME_FOLLOWERS = _wordset(
     """
 )
 
-_IRREGULAR = {
-    "sent": "send",
-    "made": "make",
-    "wrote": "write",
-    "written": "write",
-    "took": "take",
-    "taken": "take",
-    "got": "get",
-    "gotten": "get",
-    "gave": "give",
-    "given": "give",
-    "went": "go",
-    "gone": "go",
-    "bought": "buy",
-    "brought": "bring",
-    "built": "build",
-    "ran": "run",
-    "met": "meet",
-    "paid": "pay",
-    "sold": "sell",
-    "found": "find",
-    "held": "hold",
-    "kept": "keep",
-    "left": "leave",
-    "led": "lead",
-    "drew": "draw",
-    "drawn": "draw",
-    "began": "begin",
-    "begun": "begin",
-    "chose": "choose",
-    "chosen": "choose",
-    "spoke": "speak",
-    "spoken": "speak",
-    "fixed": "fix",
-}
-
 _SENTENCE_END = re.compile(r"(?<=[.!?])\s+")
 _CLAUSE_BREAK = re.compile(
     r"\s*(?:[;:,()]|\s[-\u2013\u2014]\s|[\u2013\u2014])\s*"
@@ -262,8 +227,7 @@ def _bare(token: str) -> str:
 
 def stem(token: str) -> str:
     """A crude stem, the same for both sides of a comparison: send/sent/sending -> send."""
-    word = _bare(token)
-    word = _IRREGULAR.get(word, word)
+    word = verb_lemma(_bare(token))
     if word.endswith("ies") and len(word) > 4:
         return word[:-3] + "y"
     for suffix in ("ing", "ed", "es", "s", "e"):

@@ -6,6 +6,7 @@ import datetime as dt
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from core.english import past_tense
 from server.prompts import ReportTemplates, load_yaml_model
 
 
@@ -29,56 +30,6 @@ def say_due(due: dt.date | None, *, today: dt.date, templates: ReportTemplates) 
     }
     near = abs((due - today).days) <= 27
     return (templates.due if near else templates.due_far).format(**values)
-
-
-_IRREGULAR = {
-    "be": "was", "begin": "began", "bring": "brought", "build": "built", "buy": "bought",
-    "choose": "chose", "do": "did", "draw": "drew", "drive": "drove", "find": "found",
-    "get": "got", "give": "gave", "go": "went", "have": "had", "hold": "held", "keep": "kept",
-    "lead": "led", "leave": "left", "make": "made", "meet": "met", "pay": "paid", "put": "put",
-    "read": "read", "run": "ran", "say": "said", "sell": "sold", "send": "sent", "set": "set",
-    "shut": "shut", "speak": "spoke", "spend": "spent", "take": "took", "teach": "taught",
-    "tell": "told", "think": "thought", "write": "wrote", "rewrite": "rewrote",
-    "upset": "upset", "split": "split", "cut": "cut", "sign": "signed",
-}  # fmt: skip
-_NOT_A_VERB = frozenset(["the", "a", "an", "our", "my", "your", "their", "his", "her", "its"])
-_VOWELS = "aeiou"
-
-
-def past_tense(action: str) -> str:
-    """ "get the demo environment ready" -> "got the demo environment ready", for done items.
-
-    Actions are imperative phrases; their first word is put in the past tense (irregular verbs
-    from a table, regular ones by spelling rules). An action that does not start with a verb
-    ("the pricing page") becomes "finished the pricing page".
-    """
-    words = action.split(" ", 1)
-    verb, rest = words[0], words[1:] if len(words) > 1 else []
-    lower = verb.lower()
-    if not lower.isalpha() or lower in _NOT_A_VERB or lower.endswith(("ing", "ed")):
-        return f"finished {action}"
-    if lower in _IRREGULAR:
-        past = _IRREGULAR[lower]
-    elif lower.endswith("e"):
-        past = lower + "d"
-    elif lower.endswith("y") and len(lower) > 1 and lower[-2] not in _VOWELS:
-        past = lower[:-1] + "ied"
-    elif (
-        len(lower) <= 4
-        and sum(
-            1
-            for i, c in enumerate(lower)
-            if c in _VOWELS and (i == 0 or lower[i - 1] not in _VOWELS)
-        )
-        == 1
-        and lower[-1] not in _VOWELS + "wxy"
-        and lower[-2] in _VOWELS
-        and (len(lower) < 3 or lower[-3] not in _VOWELS)
-    ):
-        past = lower + lower[-1] + "ed"  # ship -> shipped, plan -> planned
-    else:
-        past = lower + "ed"
-    return " ".join([past, *rest])
 
 
 def join_items(items: list[str]) -> str:
