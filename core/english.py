@@ -1,14 +1,34 @@
 """English word forms shared by extraction, reports and memory, from maintained libraries.
 
 Verb inflection comes from `lemminflect` (a dictionary of English word forms with rules for
-words it does not know), so no module keeps its own irregular-verb table or spelling rules.
+words it does not know), so no module keeps its own irregular-verb table or spelling rules;
+ordinals and spoken lists come from `inflect`.
 """
 
 from __future__ import annotations
 
+import inflect
 from lemminflect import getAllLemmas, getInflection
 
-__all__ = ["base_form", "past_tense", "verb_lemma"]
+__all__ = ["base_form", "ordinal", "ordinal_word", "past_tense", "spoken_list", "verb_lemma"]
+
+_INFLECT = inflect.engine()
+
+
+def ordinal(n: int) -> str:
+    """1st, 2nd, 3rd, 4th, 11th, 21st, ..."""
+    return str(_INFLECT.ordinal(str(n)))
+
+
+def ordinal_word(n: int) -> str:
+    """ "first", "twelfth", "twenty-first", ..."""
+    return str(_INFLECT.number_to_words(_INFLECT.ordinal(str(n))))
+
+
+def spoken_list(items: list[str]) -> str:
+    """ "a", "a and b", "a, b and c" (no serial comma, and "," even when items hold commas)."""
+    return str(_INFLECT.join(items, sep=",", final_sep=""))
+
 
 # Function words that can start an action phrase but are never verbs ("the pricing page").
 # lemminflect's dictionary holds open-class words only, so these are unknown to it.

@@ -52,7 +52,7 @@ from anthropic.types import Message, TextBlock
 from openai.types.chat import ChatCompletion
 from pydantic import BaseModel, ConfigDict, Field
 
-from core.english import verb_lemma
+from core.english import ordinal, verb_lemma
 from processors.llm_extraction import (
     API_ERRORS,
     API_KEY_ENV,
@@ -64,7 +64,7 @@ from processors.llm_extraction import (
     openai_key,
     resolve_model,
 )
-from processors.report_text import Facts, TaskFact, ordinal, render, say_due
+from processors.report_text import Facts, TaskFact, render, say_due
 from server.errors import ConfigError
 from server.prompts import ReportTemplates, load_yaml_model
 

@@ -6,17 +6,12 @@ import datetime as dt
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from core.english import past_tense
+from core.english import ordinal, past_tense, spoken_list
 from server.prompts import ReportTemplates, load_yaml_model
 
 
 def load_report_templates(path: Path) -> ReportTemplates:
     return load_yaml_model(path, ReportTemplates)
-
-
-def ordinal(n: int) -> str:
-    suffix = "th" if 11 <= n % 100 <= 13 else {1: "st", 2: "nd", 3: "rd"}.get(n % 10, "th")
-    return f"{n}{suffix}"
 
 
 def say_due(due: dt.date | None, *, today: dt.date, templates: ReportTemplates) -> str:
@@ -30,12 +25,6 @@ def say_due(due: dt.date | None, *, today: dt.date, templates: ReportTemplates) 
     }
     near = abs((due - today).days) <= 27
     return (templates.due if near else templates.due_far).format(**values)
-
-
-def join_items(items: list[str]) -> str:
-    if len(items) <= 1:
-        return "".join(items)
-    return ", ".join(items[:-1]) + " and " + items[-1]
 
 
 @dataclass(frozen=True)
@@ -88,13 +77,15 @@ def _progress(facts: Facts, t: ReportTemplates) -> str:
         return p.nothing.format(series=facts.series or "")
     parts = [p.intro.format(series=facts.series or "")]
     if overdue:
-        parts.append(p.overdue.format(items=join_items([item(x, p.overdue_item) for x in overdue])))
+        parts.append(
+            p.overdue.format(items=spoken_list([item(x, p.overdue_item) for x in overdue]))
+        )
     if done:
-        parts.append(p.done.format(items=join_items([item(x, p.done_item) for x in done])))
+        parts.append(p.done.format(items=spoken_list([item(x, p.done_item) for x in done])))
     if rest:
-        parts.append(p.open.format(items=join_items([item(x, p.open_item) for x in rest])))
+        parts.append(p.open.format(items=spoken_list([item(x, p.open_item) for x in rest])))
     if new:
-        parts.append(p.new.format(items=join_items([item(x, p.open_item) for x in new])))
+        parts.append(p.new.format(items=spoken_list([item(x, p.open_item) for x in new])))
     return " ".join(parts)
 
 
@@ -119,7 +110,7 @@ def render(facts: Facts, templates: ReportTemplates) -> str:
             )
             for x in mine
         ]
-        return t.person_tasks.some.format(person=person, count=len(mine), items=join_items(items))
+        return t.person_tasks.some.format(person=person, count=len(mine), items=spoken_list(items))
     if facts.intent == "today":
         new = [x for x in facts.tasks if x.created_on == today]
         if not new:
@@ -132,13 +123,13 @@ def render(facts: Facts, templates: ReportTemplates) -> str:
             )
             for x in new
         ]
-        return t.today.some.format(items=join_items(items))
+        return t.today.some.format(items=spoken_list(items))
     if facts.intent == "recall":
         topic = facts.topic or "that"
         if not facts.recalled:
             return t.recall.none.format(topic=topic)
         items = [t.recall.item.format(text=text.rstrip(".")) for text in facts.recalled]
-        return t.recall.some.format(topic=topic, items=join_items(items))
+        return t.recall.some.format(topic=topic, items=spoken_list(items))
     if facts.intent == "stop":
         return ""
     return t.unknown

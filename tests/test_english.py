@@ -1,10 +1,10 @@
-"""Word forms from lemminflect (core.english): cases the hand-written rules got wrong."""
+"""Word forms from lemminflect and inflect (core.english): past tense, base forms, ordinals, lists."""
 
 from __future__ import annotations
 
 import pytest
 
-from core.english import base_form, past_tense, verb_lemma
+from core.english import base_form, ordinal, ordinal_word, past_tense, spoken_list, verb_lemma
 
 
 @pytest.mark.parametrize(
@@ -56,3 +56,21 @@ def test_verb_lemma() -> None:
         "go",
         "demo",
     ]
+
+
+def test_ordinals() -> None:
+    assert [ordinal(n) for n in (1, 2, 3, 4, 11, 12, 13, 21, 22, 23, 31, 111)] == [
+        "1st", "2nd", "3rd", "4th", "11th", "12th", "13th", "21st", "22nd", "23rd", "31st", "111th",
+    ]  # fmt: skip
+    assert [ordinal_word(n) for n in (1, 12, 20, 21, 30, 31)] == [
+        "first", "twelfth", "twentieth", "twenty-first", "thirtieth", "thirty-first",
+    ]  # fmt: skip
+
+
+def test_spoken_list() -> None:
+    assert spoken_list([]) == ""
+    assert spoken_list(["a"]) == "a"
+    assert spoken_list(["a", "b"]) == "a and b"
+    assert spoken_list(["a", "b", "c"]) == "a, b and c"
+    # inflect would switch to ";" when an item holds a comma; a spoken list keeps ",".
+    assert spoken_list(["Tom, by Friday", "b", "c"]) == "Tom, by Friday, b and c"
