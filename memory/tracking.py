@@ -11,13 +11,13 @@ from __future__ import annotations
 import re
 import uuid
 from dataclasses import dataclass
-from difflib import SequenceMatcher
 from typing import Any, TypeAlias
 
 import asyncpg
 import numpy as np
 import numpy.typing as npt
 from asyncpg.pool import PoolConnectionProxy
+from rapidfuzz import fuzz
 
 from memory.models import CommitmentRecord
 
@@ -147,7 +147,8 @@ def word_credit(word: str, heard: set[str]) -> float:
 
     Last week's transcript can carry a mishearing ("get the Dumbo environment ready") that this
     week's update does not ("the demo environment is ready"): same first letter, most letters
-    in order (difflib ratio >= SOUND_ALIKE_RATIO), both at least 4 letters.
+    in order (rapidfuzz's ratio, 2 * longest common subsequence / total letters, at least
+    SOUND_ALIKE_RATIO), both at least 4 letters.
     """
     if word in heard:
         return 1.0
@@ -157,7 +158,7 @@ def word_credit(word: str, heard: set[str]) -> float:
         if (
             len(other) >= 4
             and other[0] == word[0]
-            and SequenceMatcher(None, word, other).ratio() >= SOUND_ALIKE_RATIO
+            and fuzz.ratio(word, other) >= 100 * SOUND_ALIKE_RATIO
         ):
             return SOUND_ALIKE_CREDIT
     return 0.0
