@@ -7,10 +7,60 @@ ordinals and spoken lists come from `inflect`.
 
 from __future__ import annotations
 
+import re
+
 import inflect
 from lemminflect import getAllLemmas, getInflection
 
-__all__ = ["base_form", "ordinal", "ordinal_word", "past_tense", "spoken_list", "verb_lemma"]
+__all__ = [
+    "SCHEDULE_WORDS",
+    "SENTENCE_END",
+    "STOP_WORDS",
+    "base_form",
+    "ordinal",
+    "ordinal_word",
+    "past_tense",
+    "spoken_list",
+    "verb_lemma",
+]
+
+
+def _wordset(text: str) -> frozenset[str]:
+    return frozenset(text.split())
+
+
+#: Schedule talk, which says when something is due, not what it is ("ready by Friday").
+SCHEDULE_WORDS = _wordset(
+    """
+    get got going gonna ready today tomorrow week day month end
+    monday tuesday wednesday thursday friday saturday sunday
+    """
+)
+
+#: The space after a sentence's ".", "!" or "?": `SENTENCE_END.split(text)` gives sentences.
+SENTENCE_END = re.compile(r"(?<=[.!?])\s+")
+
+#: Function words (and a few conversational ones) that say nothing about what is done.
+STOP_WORDS = _wordset(
+    """
+    a an the this that these those it its it's there here their them they we us our you your
+    he she him her his hers i me my mine who whom whose which what when where why how
+    and or but nor so yet if then than as of at by for from in into on onto to up down out
+    off over under with without about after before since until till via per across between
+    is are was were be been being am do does did done doing have has had having will would
+    shall should can could may might must need needs ought let lets let's
+    not no none nothing nobody noone everyone everybody everything anyone anything someone
+    somebody something all any both each either neither every some many much more most few
+    other others another such same own just only also too very really quite still already
+    yet again ever never now then soon once here's there's that's what's who's it'll we'll
+    they'll he'll she'll i'll you'll isn't aren't wasn't weren't hasn't haven't hadn't won't
+    doesn't don't didn't can't cannot couldn't shouldn't wouldn't
+    one two three four five six seven eight nine ten first second third last next
+    ok okay yes hi hello thanks thank please sure well right alright meanwhile finally lastly
+    however otherwise plus overall currently also besides though although because while
+    else like bit little lot around almost nearly whole rest further rather instead
+    """
+)
 
 _INFLECT = inflect.engine()
 

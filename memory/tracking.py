@@ -19,89 +19,14 @@ import numpy.typing as npt
 from asyncpg.pool import PoolConnectionProxy
 from rapidfuzz import fuzz
 
+from core.english import SCHEDULE_WORDS, STOP_WORDS
 from memory.models import CommitmentRecord
 
 Conn: TypeAlias = "asyncpg.Connection[Any] | PoolConnectionProxy[Any]"
 MATCH_THRESHOLD = 0.55
 SOUND_ALIKE_RATIO = 0.66
 SOUND_ALIKE_CREDIT = 0.7
-_STOP = frozenset(
-    [
-        "a",
-        "an",
-        "the",
-        "to",
-        "of",
-        "for",
-        "and",
-        "or",
-        "on",
-        "in",
-        "by",
-        "at",
-        "it",
-        "its",
-        "is",
-        "are",
-        "be",
-        "will",
-        "i",
-        "i'll",
-        "we",
-        "we'll",
-        "you",
-        "he",
-        "she",
-        "they",
-        "this",
-        "that",
-        "these",
-        "those",
-        "my",
-        "our",
-        "your",
-        "his",
-        "her",
-        "their",
-        "with",
-        "from",
-        "get",
-        "got",
-        "have",
-        "has",
-        "had",
-        "done",
-        "ready",
-        "not",
-        "yet",
-        "still",
-        "just",
-        "also",
-        "up",
-        "out",
-        "now",
-        "next",
-        "week",
-        "today",
-        "tomorrow",
-        "monday",
-        "tuesday",
-        "wednesday",
-        "thursday",
-        "friday",
-        "saturday",
-        "sunday",
-        "end",
-        "day",
-        "month",
-        "can",
-        "could",
-        "would",
-        "should",
-        "going",
-        "gonna",
-    ]
-)
+_STOP = STOP_WORDS | SCHEDULE_WORDS
 _WORD = re.compile(r"[a-z0-9']+")
 
 

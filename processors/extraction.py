@@ -30,19 +30,22 @@ import re
 from collections import deque
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from typing import Literal, get_args
 
-from core.english import base_form
+from core.english import SENTENCE_END, base_form
 from processors.dates import DueMatch, choose_due, find_due_phrases
 
 __all__ = [
     "Commitment",
     "DeterministicExtractor",
     "KINDS",
+    "Kind",
     "Utterance",
     "parse_transcript_lines",
 ]
 
-KINDS = ("commitment", "status_done", "cancel")
+Kind = Literal["commitment", "status_done", "cancel"]
+KINDS: tuple[Kind, ...] = get_args(Kind)
 
 
 @dataclass(frozen=True)
@@ -139,7 +142,7 @@ _SUBJECT_AHEAD = (
     r"(?i:is|are|has\s+been|have\s+been)\s)"
 )
 _CLAUSES = re.compile(
-    r"(?<=[.!?])\s+|\s*;\s*|\s+-+\s+"
+    rf"{SENTENCE_END.pattern}|\s*;\s*|\s+-+\s+"
     rf"|,?\s+(?i:and|but|so|then|plus)(?:\s+(?i:then|also))?,?\s+{_SUBJECT_AHEAD}"
     rf"|,\s*{_SUBJECT_AHEAD}"
 )

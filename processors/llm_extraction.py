@@ -52,7 +52,7 @@ from openai.types.chat import (
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from core import clock
-from processors.extraction import Commitment, DeterministicExtractor, Utterance
+from processors.extraction import KINDS, Commitment, DeterministicExtractor, Kind, Utterance
 from server.errors import ConfigError
 from server.prompts import load_yaml_model
 
@@ -67,8 +67,6 @@ PROVIDERS: tuple[Provider, ...] = ("anthropic", "openai-compatible")
 #: What either SDK raises for a failed request (status, connection, timeout).
 API_ERRORS: tuple[type[Exception], ...] = (anthropic.AnthropicError, openai.OpenAIError)
 TOOL_NAME = "record_commitments"
-KINDS = ("commitment", "status_done", "cancel")
-Kind = Literal["commitment", "status_done", "cancel"]
 
 # --------------------------------------------------------------------------- prompt file
 

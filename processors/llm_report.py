@@ -52,7 +52,7 @@ from anthropic.types import Message, TextBlock
 from openai.types.chat import ChatCompletion
 from pydantic import BaseModel, ConfigDict, Field
 
-from core.english import ordinal, verb_lemma
+from core.english import SENTENCE_END, STOP_WORDS, ordinal, verb_lemma
 from processors.llm_extraction import (
     API_ERRORS,
     API_KEY_ENV,
@@ -152,27 +152,6 @@ def _wordset(text: str) -> frozenset[str]:
     return frozenset(text.split())
 
 
-_STOP = _wordset(
-    """
-    a an the this that these those it its it's there here their them they we us our you your
-    he she him her his hers i me my mine who whom whose which what when where why how
-    and or but nor so yet if then than as of at by for from in into on onto to up down out
-    off over under with without about after before since until till via per across between
-    is are was were be been being am do does did done doing have has had having will would
-    shall should can could may might must need needs ought let lets let's
-    not no none nothing nobody noone everyone everybody everything anyone anything someone
-    somebody something all any both each either neither every some many much more most few
-    other others another such same own just only also too very really quite still already
-    yet again ever never now then soon once here's there's that's what's who's it'll we'll
-    they'll he'll she'll i'll you'll isn't aren't wasn't weren't hasn't haven't hadn't won't
-    doesn't don't didn't can't cannot couldn't shouldn't wouldn't
-    one two three four five six seven eight nine ten first second third last next
-    ok okay yes hi hello thanks thank please sure well right alright meanwhile finally lastly
-    however otherwise plus overall currently also besides though although because while
-    else like bit little lot around almost nearly whole rest further rather instead
-    """
-)
-
 # Report talk: status, time and bookkeeping words that describe no task by themselves.
 _FILLER = _wordset(
     """
@@ -206,7 +185,6 @@ _NAME_FOLLOWERS = _wordset(
     """
 )
 
-_SENTENCE_END = re.compile(r"(?<=[.!?])\s+")
 _CLAUSE_BREAK = re.compile(
     r"\s*(?:[;:,()]|\s[-\u2013\u2014]\s|[\u2013\u2014])\s*"
     r"|\s+(?:and|but|while|whereas|plus|then|also|as well as)\s+",
@@ -260,7 +238,7 @@ def _content_stems(text: str, ignore: frozenset[str]) -> set[str]:
         if (
             not word
             or _is_number(word)
-            or word in _STOP
+            or word in STOP_WORDS
             or word in _WEEKDAYS
             or word in _MONTHS
             or word in ignore
@@ -345,7 +323,7 @@ class InventionChecker:
     def check(self, text: str) -> list[Invention]:
         """Everything in `text` the facts do not account for; empty when the answer is faithful."""
         found: list[Invention] = []
-        for sentence in _SENTENCE_END.split(" ".join(text.split())):
+        for sentence in SENTENCE_END.split(" ".join(text.split())):
             if not sentence:
                 continue
             found.extend(self._unknown_names(sentence))
@@ -392,7 +370,7 @@ class InventionChecker:
             word = _bare(token)
             if (
                 word in self._names
-                or word in _STOP
+                or word in STOP_WORDS
                 or word in _FILLER
                 or word in _WEEKDAYS
                 or word in _MONTHS
