@@ -44,6 +44,8 @@ import functools
 import re
 from dataclasses import dataclass
 
+from core.english import ordinal_word
+
 __all__ = ["DueMatch", "find_due_phrase", "find_due_phrases", "resolve_due"]
 
 WEEKDAYS = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
@@ -53,15 +55,8 @@ _MONTH_INDEX = {name: i + 1 for i, name in enumerate(_MONTHS)} | {
 }
 _MONTH_INDEX["sept"] = 9
 _MONTH_ALT = "|".join(sorted(_MONTH_INDEX, key=len, reverse=True))
-_ORDINAL_TEXT = (
-    "first second third fourth fifth sixth seventh eighth ninth tenth eleventh twelfth "
-    "thirteenth fourteenth fifteenth sixteenth seventeenth eighteenth nineteenth twentieth"
-)
-_ORDINAL_WORDS = _ORDINAL_TEXT.split()
-_ORDINALS = {word: i + 1 for i, word in enumerate(_ORDINAL_WORDS)}
-_ORDINALS |= {f"twenty-{w}": 20 + i + 1 for i, w in enumerate(_ORDINAL_WORDS[:9])}
-_ORDINALS |= {f"twenty {w}": 20 + i + 1 for i, w in enumerate(_ORDINAL_WORDS[:9])}
-_ORDINALS |= {"thirtieth": 30, "thirty-first": 31, "thirty first": 31}
+_ORDINALS = {ordinal_word(n): n for n in range(1, 32)}  # "first" .. "thirty-first"
+_ORDINALS |= {word.replace("-", " "): n for word, n in _ORDINALS.items()}  # "twenty first"
 _ORDINAL_ALT = "|".join(sorted(_ORDINALS, key=len, reverse=True))
 _NUMBERS = {
     "a": 1,

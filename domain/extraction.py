@@ -30,18 +30,22 @@ import re
 from collections import deque
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from typing import Literal, get_args
 
+from core.english import SENTENCE_END, base_form
 from domain.dates import DueMatch, choose_due, find_due_phrases
 
 __all__ = [
     "Commitment",
     "DeterministicExtractor",
     "KINDS",
+    "Kind",
     "Utterance",
     "parse_transcript_lines",
 ]
 
-KINDS = ("commitment", "status_done", "cancel")
+Kind = Literal["commitment", "status_done", "cancel"]
+KINDS: tuple[Kind, ...] = get_args(Kind)
 
 
 @dataclass(frozen=True)
@@ -138,7 +142,7 @@ _SUBJECT_AHEAD = (
     r"(?i:is|are|has\s+been|have\s+been)\s)"
 )
 _CLAUSES = re.compile(
-    r"(?<=[.!?])\s+|\s*;\s*|\s+-+\s+"
+    rf"{SENTENCE_END.pattern}|\s*;\s*|\s+-+\s+"
     rf"|,?\s+(?i:and|but|so|then|plus)(?:\s+(?i:then|also))?,?\s+{_SUBJECT_AHEAD}"
     rf"|,\s*{_SUBJECT_AHEAD}"
 )
@@ -383,12 +387,6 @@ _TRAILING = re.compile(
 )
 _HAVE_READY = re.compile(r"^have\s+(?P<obj>.+?)\s+(?P<adj>ready|done|finished|sorted|fixed)\b", _I)
 _BE_ING = re.compile(r"^be\s+(?=\w+ing\b)", _I)
-# -ing stems that take their "e" back: "mak(ing)" -> "make"; stems ending in "at"/"iz" do too.
-_E_STEMS = _words(
-    "mak tak writ shar handl prepar schedul driv hav clos us cod mov merg secur configur "
-    "rout invit sav solv involv serv reserv resolv chang arrang manag charg engag judg outlin "
-    "pric phas releas purchas caus pars scop polic sourc replac plac announc balanc"
-)
 _WORD_LIMIT = 14
 
 
@@ -451,25 +449,6 @@ def _without_due(text: str, matches: list[DueMatch]) -> str:
     return text[: first.start] + tail
 
 
-_NOT_GERUNDS = _words(
-    "bring thing string sing ring spring king morning evening during nothing something "
-    "anything everything ping"
-)
-
-
-def _base_form(word: str) -> str:
-    """ "reviewing" -> "review", "running" -> "run", "updating" -> "update"; else unchanged."""
-    lower = word.lower()
-    if not lower.endswith("ing") or len(lower) < 5 or lower in _NOT_GERUNDS:
-        return word
-    stem = lower[:-3]
-    if stem in _E_STEMS or (len(stem) > 3 and stem.endswith(("at", "iz", "is"))):
-        return stem + "e"
-    if len(stem) > 2 and stem[-1] == stem[-2] and stem[-1] not in "lsz":
-        return stem[:-1]
-    return stem
-
-
 def _clean_action(rest: str, *, meeting_date: dt.date) -> str:
     """A short imperative phrase: no due phrase, fillers, hedges or trailing chatter."""
     text = _without_due(rest, find_due_phrases(rest, meeting_date=meeting_date))
@@ -481,7 +460,7 @@ def _clean_action(rest: str, *, meeting_date: dt.date) -> str:
         text = _TRAILING.sub("", text).strip(" ,.;:!?-")
     text = _BE_ING.sub("", text)
     first, _, remainder = text.partition(" ")
-    text = f"{_base_form(first)} {remainder}".strip()
+    text = f"{base_form(first)} {remainder}".strip()
     ready = _HAVE_READY.match(text)
     if ready:
         text = f"get {ready['obj']} {ready['adj']}"

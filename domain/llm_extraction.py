@@ -39,7 +39,7 @@ from collections import deque
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import anthropic
 import openai
@@ -49,12 +49,19 @@ from openai.types.chat import (
     ChatCompletionFunctionToolParam,
     ChatCompletionNamedToolChoiceParam,
 )
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    WithJsonSchema,
+    field_validator,
+)
 
 from core import clock
 from core.errors import ConfigError
 from core.prompts import load_yaml_model
-from domain.extraction import Commitment, DeterministicExtractor, Utterance
+from domain.extraction import Commitment, DeterministicExtractor, Kind, Utterance
 
 log = logging.getLogger(__name__)
 
@@ -67,8 +74,6 @@ PROVIDERS: tuple[Provider, ...] = ("anthropic", "openai-compatible")
 #: What either SDK raises for a failed request (status, connection, timeout).
 API_ERRORS: tuple[type[Exception], ...] = (anthropic.AnthropicError, openai.OpenAIError)
 TOOL_NAME = "record_commitments"
-KINDS = ("commitment", "status_done", "cancel")
-Kind = Literal["commitment", "status_done", "cancel"]
 
 # --------------------------------------------------------------------------- prompt file
 
@@ -135,43 +140,68 @@ def load_extraction_prompt(path: Path) -> ExtractionPrompt:
 
 # --------------------------------------------------------------------------- the tool
 
-COMMITMENTS_SCHEMA: dict[str, object] = {
-    "type": "object",
-    "properties": {
-        "commitments": {
-            "type": "array",
-            "description": "Everything found in the new lines; an empty list when nothing is.",
-            "items": {
-                "type": "object",
-                "properties": {
-                    "owner": {
-                        "type": ["string", "null"],
-                        "description": "First name of who will do it; null when unclear.",
-                    },
-                    "action": {
-                        "type": "string",
-                        "description": "Short imperative phrase, e.g. 'send the deck to legal'.",
-                    },
-                    "due": {
-                        "type": ["string", "null"],
-                        "pattern": r"^\d{4}-\d{2}-\d{2}$",
-                        "description": "YYYY-MM-DD resolved against the meeting date, or null.",
-                    },
-                    "kind": {"type": "string", "enum": list(KINDS)},
-                    "quote": {
-                        "type": "string",
-                        "description": "The words from the transcript, verbatim.",
-                    },
-                    "confidence": {"type": "number", "minimum": 0, "maximum": 1},
-                },
-                "required": ["owner", "action", "due", "kind", "quote", "confidence"],
-                "additionalProperties": False,
-            },
-        }
-    },
-    "required": ["commitments"],
-    "additionalProperties": False,
+_DUE_SCHEMA = {
+    "type": ["string", "null"],
+    "pattern": r"^\d{4}-\d{2}-\d{2}$",
+    "description": "YYYY-MM-DD resolved against the meeting date, or null.",
 }
+# The schema the model is given is strict (every field, nothing else); parsing its reply is
+# lenient (extra keys ignored, a missing owner or due is null).
+_STRICT_SCHEMA = ConfigDict(
+    json_schema_extra={"additionalProperties": False},
+    json_schema_serialization_defaults_required=True,
+)
+
+
+class _ToolItem(BaseModel):
+    model_config = ConfigDict(extra="ignore", str_strip_whitespace=True, **_STRICT_SCHEMA)
+
+    owner: str | None = Field(None, description="First name of who will do it; null when unclear.")
+    action: str = Field(
+        min_length=1, description="Short imperative phrase, e.g. 'send the deck to legal'."
+    )
+    due: Annotated[dt.date | None, WithJsonSchema(_DUE_SCHEMA)] = None
+    kind: Kind
+    quote: str = Field(min_length=1, description="The words from the transcript, verbatim.")
+    confidence: float = Field(ge=0.0, le=1.0)
+
+    @field_validator("due", mode="before")
+    @classmethod
+    def _iso_date(cls, value: object) -> object:
+        if value is None or value == "":
+            return None
+        if not isinstance(value, str) or not re.fullmatch(r"\d{4}-\d{2}-\d{2}", value.strip()):
+            raise ValueError("due must be YYYY-MM-DD or null")
+        return dt.date.fromisoformat(value.strip())
+
+
+class _ToolInput(BaseModel):
+    model_config = ConfigDict(extra="ignore", **_STRICT_SCHEMA)
+
+    commitments: list[_ToolItem] = Field(
+        description="Everything found in the new lines; an empty list when nothing is."
+    )
+
+
+def _tool_schema(model: type[BaseModel]) -> dict[str, Any]:
+    """`model.model_json_schema()` as a tool's input: nested models inlined, no titles."""
+    schema = model.model_json_schema(mode="serialization")
+    defs = schema.pop("$defs", {})
+
+    def inline(node: Any) -> Any:
+        if isinstance(node, list):
+            return [inline(value) for value in node]
+        if not isinstance(node, dict):
+            return node
+        if "$ref" in node:
+            return inline(defs[node["$ref"].rsplit("/", 1)[-1]])
+        return {k: inline(v) for k, v in node.items() if not (k == "title" and isinstance(v, str))}
+
+    result: dict[str, Any] = inline(schema)
+    return result
+
+
+COMMITMENTS_SCHEMA: dict[str, Any] = _tool_schema(_ToolInput)
 
 TOOL: ToolParam = {
     "name": TOOL_NAME,
@@ -193,32 +223,6 @@ OPENAI_TOOL_CHOICE: ChatCompletionNamedToolChoiceParam = {
     "type": "function",
     "function": {"name": TOOL_NAME},
 }
-
-
-class _ToolItem(BaseModel):
-    model_config = ConfigDict(extra="ignore", str_strip_whitespace=True)
-
-    owner: str | None = None
-    action: str = Field(min_length=1)
-    due: dt.date | None = None
-    kind: Kind
-    quote: str = Field(min_length=1)
-    confidence: float = Field(ge=0.0, le=1.0)
-
-    @field_validator("due", mode="before")
-    @classmethod
-    def _iso_date(cls, value: object) -> object:
-        if value is None or value == "":
-            return None
-        if not isinstance(value, str) or not re.fullmatch(r"\d{4}-\d{2}-\d{2}", value.strip()):
-            raise ValueError("due must be YYYY-MM-DD or null")
-        return dt.date.fromisoformat(value.strip())
-
-
-class _ToolInput(BaseModel):
-    model_config = ConfigDict(extra="ignore")
-
-    commitments: list[_ToolItem]
 
 
 class BadOutput(Exception):

@@ -52,6 +52,7 @@ from anthropic.types import Message, TextBlock
 from openai.types.chat import ChatCompletion
 from pydantic import BaseModel, ConfigDict, Field
 
+from core.english import SENTENCE_END, STOP_WORDS, ordinal, verb_lemma
 from core.errors import ConfigError
 from core.prompts import ReportTemplates, load_yaml_model
 from domain.llm_extraction import (
@@ -65,7 +66,7 @@ from domain.llm_extraction import (
     openai_key,
     resolve_model,
 )
-from domain.report_text import Facts, TaskFact, ordinal, render, say_due
+from domain.report_text import Facts, TaskFact, render, say_due
 
 log = logging.getLogger(__name__)
 
@@ -151,27 +152,6 @@ def _wordset(text: str) -> frozenset[str]:
     return frozenset(text.split())
 
 
-_STOP = _wordset(
-    """
-    a an the this that these those it its it's there here their them they we us our you your
-    he she him her his hers i me my mine who whom whose which what when where why how
-    and or but nor so yet if then than as of at by for from in into on onto to up down out
-    off over under with without about after before since until till via per across between
-    is are was were be been being am do does did done doing have has had having will would
-    shall should can could may might must need needs ought let lets let's
-    not no none nothing nobody noone everyone everybody everything anyone anything someone
-    somebody something all any both each either neither every some many much more most few
-    other others another such same own just only also too very really quite still already
-    yet again ever never now then soon once here's there's that's what's who's it'll we'll
-    they'll he'll she'll i'll you'll isn't aren't wasn't weren't hasn't haven't hadn't won't
-    doesn't don't didn't can't cannot couldn't shouldn't wouldn't
-    one two three four five six seven eight nine ten first second third last next
-    ok okay yes hi hello thanks thank please sure well right alright meanwhile finally lastly
-    however otherwise plus overall currently also besides though although because while
-    else like bit little lot around almost nearly whole rest further rather instead
-    """
-)
-
 # Report talk: status, time and bookkeeping words that describe no task by themselves.
 _FILLER = _wordset(
     """
@@ -205,43 +185,6 @@ _NAME_FOLLOWERS = _wordset(
     """
 )
 
-_IRREGULAR = {
-    "sent": "send",
-    "made": "make",
-    "wrote": "write",
-    "written": "write",
-    "took": "take",
-    "taken": "take",
-    "got": "get",
-    "gotten": "get",
-    "gave": "give",
-    "given": "give",
-    "went": "go",
-    "gone": "go",
-    "bought": "buy",
-    "brought": "bring",
-    "built": "build",
-    "ran": "run",
-    "met": "meet",
-    "paid": "pay",
-    "sold": "sell",
-    "found": "find",
-    "held": "hold",
-    "kept": "keep",
-    "left": "leave",
-    "led": "lead",
-    "drew": "draw",
-    "drawn": "draw",
-    "began": "begin",
-    "begun": "begin",
-    "chose": "choose",
-    "chosen": "choose",
-    "spoke": "speak",
-    "spoken": "speak",
-    "fixed": "fix",
-}
-
-_SENTENCE_END = re.compile(r"(?<=[.!?])\s+")
 _CLAUSE_BREAK = re.compile(
     r"\s*(?:[;:,()]|\s[-\u2013\u2014]\s|[\u2013\u2014])\s*"
     r"|\s+(?:and|but|while|whereas|plus|then|also|as well as)\s+",
@@ -262,8 +205,7 @@ def _bare(token: str) -> str:
 
 def stem(token: str) -> str:
     """A crude stem, the same for both sides of a comparison: send/sent/sending -> send."""
-    word = _bare(token)
-    word = _IRREGULAR.get(word, word)
+    word = verb_lemma(_bare(token))
     if word.endswith("ies") and len(word) > 4:
         return word[:-3] + "y"
     for suffix in ("ing", "ed", "es", "s", "e"):
@@ -296,7 +238,7 @@ def _content_stems(text: str, ignore: frozenset[str]) -> set[str]:
         if (
             not word
             or _is_number(word)
-            or word in _STOP
+            or word in STOP_WORDS
             or word in _WEEKDAYS
             or word in _MONTHS
             or word in ignore
@@ -381,7 +323,7 @@ class InventionChecker:
     def check(self, text: str) -> list[Invention]:
         """Everything in `text` the facts do not account for; empty when the answer is faithful."""
         found: list[Invention] = []
-        for sentence in _SENTENCE_END.split(" ".join(text.split())):
+        for sentence in SENTENCE_END.split(" ".join(text.split())):
             if not sentence:
                 continue
             found.extend(self._unknown_names(sentence))
@@ -428,7 +370,7 @@ class InventionChecker:
             word = _bare(token)
             if (
                 word in self._names
-                or word in _STOP
+                or word in STOP_WORDS
                 or word in _FILLER
                 or word in _WEEKDAYS
                 or word in _MONTHS

@@ -6,16 +6,12 @@ import datetime as dt
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from core.english import ordinal, past_tense, spoken_list
 from core.prompts import ReportTemplates, load_yaml_model
 
 
 def load_report_templates(path: Path) -> ReportTemplates:
     return load_yaml_model(path, ReportTemplates)
-
-
-def ordinal(n: int) -> str:
-    suffix = "th" if 11 <= n % 100 <= 13 else {1: "st", 2: "nd", 3: "rd"}.get(n % 10, "th")
-    return f"{n}{suffix}"
 
 
 def say_due(due: dt.date | None, *, today: dt.date, templates: ReportTemplates) -> str:
@@ -29,62 +25,6 @@ def say_due(due: dt.date | None, *, today: dt.date, templates: ReportTemplates) 
     }
     near = abs((due - today).days) <= 27
     return (templates.due if near else templates.due_far).format(**values)
-
-
-_IRREGULAR = {
-    "be": "was", "begin": "began", "bring": "brought", "build": "built", "buy": "bought",
-    "choose": "chose", "do": "did", "draw": "drew", "drive": "drove", "find": "found",
-    "get": "got", "give": "gave", "go": "went", "have": "had", "hold": "held", "keep": "kept",
-    "lead": "led", "leave": "left", "make": "made", "meet": "met", "pay": "paid", "put": "put",
-    "read": "read", "run": "ran", "say": "said", "sell": "sold", "send": "sent", "set": "set",
-    "shut": "shut", "speak": "spoke", "spend": "spent", "take": "took", "teach": "taught",
-    "tell": "told", "think": "thought", "write": "wrote", "rewrite": "rewrote",
-    "upset": "upset", "split": "split", "cut": "cut", "sign": "signed",
-}  # fmt: skip
-_NOT_A_VERB = frozenset(["the", "a", "an", "our", "my", "your", "their", "his", "her", "its"])
-_VOWELS = "aeiou"
-
-
-def past_tense(action: str) -> str:
-    """ "get the demo environment ready" -> "got the demo environment ready", for done items.
-
-    Actions are imperative phrases; their first word is put in the past tense (irregular verbs
-    from a table, regular ones by spelling rules). An action that does not start with a verb
-    ("the pricing page") becomes "finished the pricing page".
-    """
-    words = action.split(" ", 1)
-    verb, rest = words[0], words[1:] if len(words) > 1 else []
-    lower = verb.lower()
-    if not lower.isalpha() or lower in _NOT_A_VERB or lower.endswith(("ing", "ed")):
-        return f"finished {action}"
-    if lower in _IRREGULAR:
-        past = _IRREGULAR[lower]
-    elif lower.endswith("e"):
-        past = lower + "d"
-    elif lower.endswith("y") and len(lower) > 1 and lower[-2] not in _VOWELS:
-        past = lower[:-1] + "ied"
-    elif (
-        len(lower) <= 4
-        and sum(
-            1
-            for i, c in enumerate(lower)
-            if c in _VOWELS and (i == 0 or lower[i - 1] not in _VOWELS)
-        )
-        == 1
-        and lower[-1] not in _VOWELS + "wxy"
-        and lower[-2] in _VOWELS
-        and (len(lower) < 3 or lower[-3] not in _VOWELS)
-    ):
-        past = lower + lower[-1] + "ed"  # ship -> shipped, plan -> planned
-    else:
-        past = lower + "ed"
-    return " ".join([past, *rest])
-
-
-def join_items(items: list[str]) -> str:
-    if len(items) <= 1:
-        return "".join(items)
-    return ", ".join(items[:-1]) + " and " + items[-1]
 
 
 @dataclass(frozen=True)
@@ -137,13 +77,15 @@ def _progress(facts: Facts, t: ReportTemplates) -> str:
         return p.nothing.format(series=facts.series or "")
     parts = [p.intro.format(series=facts.series or "")]
     if overdue:
-        parts.append(p.overdue.format(items=join_items([item(x, p.overdue_item) for x in overdue])))
+        parts.append(
+            p.overdue.format(items=spoken_list([item(x, p.overdue_item) for x in overdue]))
+        )
     if done:
-        parts.append(p.done.format(items=join_items([item(x, p.done_item) for x in done])))
+        parts.append(p.done.format(items=spoken_list([item(x, p.done_item) for x in done])))
     if rest:
-        parts.append(p.open.format(items=join_items([item(x, p.open_item) for x in rest])))
+        parts.append(p.open.format(items=spoken_list([item(x, p.open_item) for x in rest])))
     if new:
-        parts.append(p.new.format(items=join_items([item(x, p.open_item) for x in new])))
+        parts.append(p.new.format(items=spoken_list([item(x, p.open_item) for x in new])))
     return " ".join(parts)
 
 
@@ -168,7 +110,7 @@ def render(facts: Facts, templates: ReportTemplates) -> str:
             )
             for x in mine
         ]
-        return t.person_tasks.some.format(person=person, count=len(mine), items=join_items(items))
+        return t.person_tasks.some.format(person=person, count=len(mine), items=spoken_list(items))
     if facts.intent == "today":
         new = [x for x in facts.tasks if x.created_on == today]
         if not new:
@@ -181,13 +123,13 @@ def render(facts: Facts, templates: ReportTemplates) -> str:
             )
             for x in new
         ]
-        return t.today.some.format(items=join_items(items))
+        return t.today.some.format(items=spoken_list(items))
     if facts.intent == "recall":
         topic = facts.topic or "that"
         if not facts.recalled:
             return t.recall.none.format(topic=topic)
         items = [t.recall.item.format(text=text.rstrip(".")) for text in facts.recalled]
-        return t.recall.some.format(topic=topic, items=join_items(items))
+        return t.recall.some.format(topic=topic, items=spoken_list(items))
     if facts.intent == "stop":
         return ""
     return t.unknown

@@ -11,97 +11,22 @@ from __future__ import annotations
 import re
 import uuid
 from dataclasses import dataclass
-from difflib import SequenceMatcher
 from typing import Any, TypeAlias
 
 import asyncpg
 import numpy as np
 import numpy.typing as npt
 from asyncpg.pool import PoolConnectionProxy
+from rapidfuzz import fuzz
 
+from core.english import SCHEDULE_WORDS, STOP_WORDS
 from memory.models import CommitmentRecord
 
 Conn: TypeAlias = "asyncpg.Connection[Any] | PoolConnectionProxy[Any]"
 MATCH_THRESHOLD = 0.55
 SOUND_ALIKE_RATIO = 0.66
 SOUND_ALIKE_CREDIT = 0.7
-_STOP = frozenset(
-    [
-        "a",
-        "an",
-        "the",
-        "to",
-        "of",
-        "for",
-        "and",
-        "or",
-        "on",
-        "in",
-        "by",
-        "at",
-        "it",
-        "its",
-        "is",
-        "are",
-        "be",
-        "will",
-        "i",
-        "i'll",
-        "we",
-        "we'll",
-        "you",
-        "he",
-        "she",
-        "they",
-        "this",
-        "that",
-        "these",
-        "those",
-        "my",
-        "our",
-        "your",
-        "his",
-        "her",
-        "their",
-        "with",
-        "from",
-        "get",
-        "got",
-        "have",
-        "has",
-        "had",
-        "done",
-        "ready",
-        "not",
-        "yet",
-        "still",
-        "just",
-        "also",
-        "up",
-        "out",
-        "now",
-        "next",
-        "week",
-        "today",
-        "tomorrow",
-        "monday",
-        "tuesday",
-        "wednesday",
-        "thursday",
-        "friday",
-        "saturday",
-        "sunday",
-        "end",
-        "day",
-        "month",
-        "can",
-        "could",
-        "would",
-        "should",
-        "going",
-        "gonna",
-    ]
-)
+_STOP = STOP_WORDS | SCHEDULE_WORDS
 _WORD = re.compile(r"[a-z0-9']+")
 
 
@@ -147,7 +72,8 @@ def word_credit(word: str, heard: set[str]) -> float:
 
     Last week's transcript can carry a mishearing ("get the Dumbo environment ready") that this
     week's update does not ("the demo environment is ready"): same first letter, most letters
-    in order (difflib ratio >= SOUND_ALIKE_RATIO), both at least 4 letters.
+    in order (rapidfuzz's ratio, 2 * longest common subsequence / total letters, at least
+    SOUND_ALIKE_RATIO), both at least 4 letters.
     """
     if word in heard:
         return 1.0
@@ -157,7 +83,7 @@ def word_credit(word: str, heard: set[str]) -> float:
         if (
             len(other) >= 4
             and other[0] == word[0]
-            and SequenceMatcher(None, word, other).ratio() >= SOUND_ALIKE_RATIO
+            and fuzz.ratio(word, other) >= 100 * SOUND_ALIKE_RATIO
         ):
             return SOUND_ALIKE_CREDIT
     return 0.0

@@ -24,11 +24,11 @@ from pipecat.frames.frames import (
 )
 from pipecat.processors.frame_processor import FrameDirection, FrameProcessor
 
+from core.english import SENTENCE_END
 from domain.llm_report import Reporter
 from processors.frames import CallerHungUpFrame, MemoryFactsFrame, ReplyFrame
 
 log = logging.getLogger(__name__)
-_SENTENCE_END = re.compile(r"(?<=[.!?])\s+")
 
 
 _CLAUSE_END = re.compile(r"[:,;](?=\s)")
@@ -43,7 +43,7 @@ def split_sentences(text: str, *, max_chars: int = 220, first_chars: int = 0) ->
     the rest is synthesised while that plays.
     """
     out: list[str] = []
-    sentences = _SENTENCE_END.split(text.strip())
+    sentences = SENTENCE_END.split(text.strip())
     if first_chars > 0 and sentences and len(sentences[0]) > first_chars:
         sentences[:1] = _first_clause(sentences[0])
     for sentence in sentences:

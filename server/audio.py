@@ -1,13 +1,14 @@
 """Audio helpers for the call simulator: load, resample, PCM16 and G.711 mu-law.
 
-Everything is numpy (no `audioop`, which is deprecated and gone in Python 3.13). The mu-law
-codec is bit-exact with `audioop.lin2ulaw` / `audioop.ulaw2lin` (the ITU-T G.711 algorithm with
-bias 0x84 and clip 32635, as used by Twilio and Pipecat), via a 65,536-entry encode table and a
-256-entry decode table built once at import. PCM16 is signed 16-bit little-endian throughout.
+The mu-law codec is `audioop`'s, the one Pipecat's serializers use underneath its async,
+resampling `pcm_to_ulaw` / `ulaw_to_pcm` (pipecat.audio.utils); the simulator needs it
+synchronous and at one rate. `audioop` is in the standard library up to Python 3.12 and comes
+from the `audioop-lts` package from 3.13 on. PCM16 is signed 16-bit little-endian throughout.
 """
 
 from __future__ import annotations
 
+import audioop
 from pathlib import Path
 
 import numpy as np
@@ -20,9 +21,6 @@ from core.errors import ConveneError
 TWILIO_SAMPLE_RATE = 8000
 ULAW_SILENCE = 0xFF  # mu-law code of the sample value 0
 
-_BIAS = 0x84
-_CLIP = 32635
-
 FloatArray = npt.NDArray[np.float32]
 
 
@@ -30,46 +28,16 @@ class AudioFormatError(ConveneError, ValueError):
     """An audio file could not be read (missing, not audio, or an unsupported format)."""
 
 
-def _build_decode_table() -> npt.NDArray[np.int16]:
-    """The 256 PCM16 values of the mu-law codes (G.711 expansion)."""
-    inverted = ~np.arange(256, dtype=np.int32) & 0xFF
-    exponent = (inverted >> 4) & 0x07
-    magnitude = ((((inverted & 0x0F) << 3) + _BIAS) << exponent) - _BIAS
-    return np.where(inverted & 0x80, -magnitude, magnitude).astype(np.int16)
-
-
-def _build_encode_table() -> npt.NDArray[np.uint8]:
-    """The mu-law code of every PCM16 value, indexed by the value's unsigned 16-bit pattern."""
-    pcm = np.arange(65536, dtype=np.int32)
-    pcm = np.where(pcm >= 32768, pcm - 65536, pcm)
-    negative = pcm < 0
-    # G.711 quantises the 14-bit value pcm >> 2 (arithmetic shift, as audioop does), so the
-    # magnitude of a negative sample is rounded up to a multiple of 4.
-    magnitude = np.where(negative, -((pcm >> 2) << 2), pcm)
-    biased = np.minimum(magnitude, _CLIP) + _BIAS  # 132 .. 32767
-    exponent = np.frexp(biased)[1].astype(np.int32) - 8  # bit length - 8: 0 .. 7
-    mantissa = (biased >> (exponent + 3)) & 0x0F
-    sign = np.where(negative, 0x80, 0x00)
-    table: npt.NDArray[np.uint8] = (~(sign | (exponent << 4) | mantissa) & 0xFF).astype(np.uint8)
-    return table
-
-
-_ULAW_DECODE = _build_decode_table()
-_ULAW_ENCODE = _build_encode_table()
-
-
 def pcm16_to_ulaw(pcm: bytes) -> bytes:
     """Encode PCM16 (little-endian) to G.711 mu-law, one byte per sample."""
     if len(pcm) % 2:
         raise ValueError(f"PCM16 data must have an even number of bytes, got {len(pcm)}")
-    samples = np.frombuffer(pcm, dtype="<u2")
-    return np.take(_ULAW_ENCODE, samples).tobytes()
+    return audioop.lin2ulaw(pcm, 2)
 
 
 def ulaw_to_pcm16(ulaw: bytes) -> bytes:
     """Decode G.711 mu-law to PCM16 (little-endian)."""
-    codes = np.frombuffer(ulaw, dtype=np.uint8)
-    return np.take(_ULAW_DECODE, codes).astype("<i2").tobytes()
+    return audioop.ulaw2lin(ulaw, 2)
 
 
 def float_to_pcm16(x: npt.ArrayLike) -> bytes:

@@ -10,6 +10,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from core.english import ordinal
 from memory.embeddings import shared_embedder
 from memory.models import CommitmentRecord
 from memory.tracking import MATCH_THRESHOLD, TaskRow, match_score
@@ -43,12 +44,6 @@ async def simulate_meeting(
 def weekday_on_or_after(day: dt.date, weekday: int) -> dt.date:
     """The first `weekday` (Monday 0) on or after `day`, as "by Friday" resolves."""
     return day + dt.timedelta(days=(weekday - day.weekday()) % 7)
-
-
-def ordinal(n: int) -> str:
-    """1st, 2nd, 3rd, 4th, 11th, 21st, ..."""
-    suffix = "th" if 10 <= n % 100 <= 20 else {1: "st", 2: "nd", 3: "rd"}.get(n % 10, "th")
-    return f"{n}{suffix}"
 
 
 def say_weekday(day: dt.date) -> str:

@@ -23,7 +23,7 @@ import yaml
 
 from core.errors import ConfigError
 from core.settings import REPO_ROOT
-from domain.extraction import Commitment, DeterministicExtractor, Utterance
+from domain.extraction import KINDS, Commitment, DeterministicExtractor, Utterance
 from domain.llm_extraction import (
     API_KEY_ENV,
     COMMITMENTS_SCHEMA,
@@ -191,6 +191,26 @@ async def test_happy_path_request_and_parsing(fake: FakeAnthropic, make: MakeExt
     assert "1. [context] Priya: Marco, can you update the pricing page before Monday?" in text
     assert "2. [new] Marco: Sure, I'll get it done." in text
     assert extractor.stats.calls == 2 and extractor.stats.fallbacks == 0
+
+
+def test_tool_schema_is_the_reply_models_schema_made_strict() -> None:
+    """Generated from the Pydantic model that parses the reply: strict for the model (every
+    field required, nothing else allowed), one self-contained object (no $ref, no titles)."""
+    assert COMMITMENTS_SCHEMA["required"] == ["commitments"]
+    assert COMMITMENTS_SCHEMA["additionalProperties"] is False
+    commitments = COMMITMENTS_SCHEMA["properties"]["commitments"]
+    assert commitments["type"] == "array" and "empty list" in commitments["description"]
+    item = commitments["items"]
+    assert item["type"] == "object" and item["additionalProperties"] is False
+    assert item["required"] == ["owner", "action", "due", "kind", "quote", "confidence"]
+    props = item["properties"]
+    assert props["kind"] == {"type": "string", "enum": list(KINDS)}
+    assert props["due"]["type"] == ["string", "null"]
+    assert props["due"]["pattern"] == r"^\d{4}-\d{2}-\d{2}$"
+    assert props["confidence"] == {"type": "number", "minimum": 0.0, "maximum": 1.0}
+    assert all("description" in props[k] for k in ("owner", "action", "due", "quote"))
+    assert "$ref" not in json.dumps(COMMITMENTS_SCHEMA)
+    assert '"title"' not in json.dumps(COMMITMENTS_SCHEMA)
 
 
 async def test_overlapping_windows_never_report_twice(

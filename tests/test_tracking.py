@@ -6,7 +6,13 @@ import pytest
 
 from memory.embeddings import shared_embedder
 from memory.models import CommitmentRecord
-from memory.tracking import MATCH_THRESHOLD, TaskRow, match_score, word_credit
+from memory.tracking import (
+    MATCH_THRESHOLD,
+    SOUND_ALIKE_CREDIT,
+    TaskRow,
+    match_score,
+    word_credit,
+)
 
 pytestmark = pytest.mark.dates  # resolves dates: re-run on other days by .ci/run
 
@@ -66,3 +72,8 @@ def test_sound_alike_credit_needs_the_same_start_and_most_letters() -> None:
     assert word_credit("demo", {"memo"}) == 0.0  # another first sound
     assert word_credit("bug", {"bag"}) == 0.0  # too short to tell
     assert word_credit("pricing", {"page"}) == 0.0
+    assert word_credit("deploy", {"demo"}) == 0.0
+    assert word_credit("review", {"rewrite"}) == 0.0
+    # rapidfuzz's ratio counts the longest common subsequence, difflib's only greedy blocks, so
+    # it is never lower: "besides"/"business" share "bsies" (10 of 15 letters) and match now.
+    assert word_credit("besides", {"business"}) == SOUND_ALIKE_CREDIT
