@@ -24,7 +24,7 @@ from core.errors import ConfigError, StorageUnavailable
 from core.prompts import LlmProvider, Prompts, load_prompts
 from core.settings import Settings
 from domain.extraction import DeterministicExtractor
-from domain.llm_extraction import build_llm_extractor, load_extraction_prompt
+from domain.llm_extraction import LLMExtractor, build_llm_extractor, load_extraction_prompt
 from domain.llm_report import load_report_prompt
 from memory.embedded import EmbeddedPostgres, EmbeddedRedis
 from memory.journal import ActiveCalls, CallJournal
@@ -160,6 +160,9 @@ class Runtime:
     journal: CallJournal | None = None
     active_calls: ActiveCalls = field(default_factory=ActiveCalls)
     llm_retry_task: asyncio.Task[None] | None = None
+    _retry_extractor: tuple[tuple[object, ...], LLMExtractor] | None = field(
+        default=None, repr=False
+    )
     supervisor_task: asyncio.Task[None] | None = None
     _supervise_backoff: dict[str, tuple[int, float]] = field(default_factory=dict)
 
@@ -288,34 +291,39 @@ class Runtime:
             "openai-compatible" if knobs.llm.provider == "openai-compatible" else "anthropic"
         )
         api_key, base_url = llm_access(deps, provider)
-        extractor = build_llm_extractor(
-            prompt_path=deps.prompt_file("extraction.yaml"),
-            spool_path=deps.llm_spool,
-            fallback=DeterministicExtractor(),
-            api_key=api_key,
-            base_url=base_url,
-            provider=provider,
-            model=knobs.llm.model,
-        )
+        # One extractor (one HTTP client, one read of extraction.yaml) for as long as the
+        # configuration it was built from holds, not one per retry tick.
+        key = (provider, api_key, base_url, knobs.llm.model, deps.prompt_file("extraction.yaml"))
+        if self._retry_extractor is None or self._retry_extractor[0] != key:
+            if self._retry_extractor is not None:
+                await self._retry_extractor[1].aclose()
+            extractor = build_llm_extractor(
+                prompt_path=deps.prompt_file("extraction.yaml"),
+                spool_path=deps.llm_spool,
+                fallback=DeterministicExtractor(),
+                api_key=api_key,
+                base_url=base_url,
+                provider=provider,
+                model=knobs.llm.model,
+            )
+            self._retry_extractor = (key, extractor)
+        extractor = self._retry_extractor[1]
         merged = 0
-        try:
-            for window, found in await extractor.retry_pending_windows():
-                call_id = window.context.get("call_id")
-                if not call_id:
-                    continue
-                for ordinal, item in enumerate(found):
-                    self.writer.submit(
-                        commitment_record(
-                            item,
-                            call_id=call_id,
-                            seq=RETRIED_SEQ_BASE + window.id,
-                            ordinal=ordinal,
-                            series=window.context.get("series") or None,
-                        )
+        for window, found in await extractor.retry_pending_windows():
+            call_id = window.context.get("call_id")
+            if not call_id:
+                continue
+            for ordinal, item in enumerate(found):
+                self.writer.submit(
+                    commitment_record(
+                        item,
+                        call_id=call_id,
+                        seq=RETRIED_SEQ_BASE + window.id,
+                        ordinal=ordinal,
+                        series=window.context.get("series") or None,
                     )
-                    merged += 1
-        finally:
-            await extractor.aclose()
+                )
+                merged += 1
         return merged
 
     async def _retry_llm_windows(self) -> None:
@@ -420,6 +428,9 @@ class Runtime:
         )
 
     async def close(self) -> None:
+        if self._retry_extractor is not None:
+            await self._retry_extractor[1].aclose()
+            self._retry_extractor = None
         for task in (self.supervisor_task, self.llm_retry_task):
             if task is not None:
                 task.cancel()
