@@ -26,6 +26,7 @@ from pipecat.transports.websocket.fastapi import FastAPIWebsocketParams, FastAPI
 from pipecat.workers.runner import WorkerRunner
 
 from bot.twilio_stream import ConveneTwilioSerializer, StreamStart
+from core import clock
 from core.errors import ConfigError
 from core.prompts import LlmProvider, PipelineKnobs, Prompts, VadKnobs
 from core.settings import Settings, reveal
@@ -278,7 +279,7 @@ async def run_call(
         if stopped_at is not None:
             return
         ended_by = reason
-        stopped_at = dt.datetime.now(dt.UTC)
+        stopped_at = clock.now()
         if worker is None:
             return
         # The caller is gone: a reply being spoken is cut (and recorded as such).
