@@ -113,36 +113,11 @@ class Store:
         assert row is not None
         return int(row["id"])
 
-    async def create_call(
-        self,
-        *,
-        direction: str,
-        status: str,
-        call_sid: str | None = None,
-        from_number: str | None = None,
-        to_number: str | None = None,
-        series_key: str | None = None,
-        call_id: str | None = None,
-        meeting_date: dt.date,
-        time_zone: str,
-    ) -> str:
-        """A new call, with the meeting date it keeps for its whole life."""
-        new_id = call_id or str(uuid.uuid4())
-        series_id = await self.upsert_series(series_key) if series_key else None
-        await self.pool.execute(
-            "INSERT INTO calls(id, direction, status, call_sid, from_number, to_number, series_id,"
-            " meeting_date, time_zone) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
-            uuid.UUID(new_id),
-            direction,
-            status,
-            call_sid,
-            from_number,
-            to_number,
-            series_id,
-            meeting_date,
-            time_zone,
-        )
-        return new_id
+    async def create_call(self, call: CallCreated) -> str:
+        """A new call, with the meeting date it keeps for its whole life; returns its id."""
+        async with self.pool.acquire() as conn:
+            await _insert_call(conn, call, replay=False)
+        return call.call_id
 
     async def call_meeting_date(self, call_id: str) -> dt.date | None:
         """The meeting date decided when the call was created."""
@@ -487,8 +462,9 @@ class Store:
         return [dict(r) for r in rows]
 
 
-async def _insert_call(conn: Conn, op: CallCreated) -> None:
-    """A spooled call record; replay-safe (a call already there is left as it is)."""
+async def _insert_call(conn: Conn, op: CallCreated, *, replay: bool = True) -> None:
+    """A call record. A `replay` (from the spool) is safe to repeat: a call already there is
+    left as it is; a new call must not collide (a duplicate CallSid is an error)."""
     series_id = None
     if op.series_key:
         series_id = await conn.fetchval(
@@ -499,7 +475,7 @@ async def _insert_call(conn: Conn, op: CallCreated) -> None:
     await conn.execute(
         "INSERT INTO calls(id, direction, status, call_sid, from_number, to_number, series_id,"
         " meeting_date, time_zone, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)"
-        " ON CONFLICT DO NOTHING",
+        + (" ON CONFLICT DO NOTHING" if replay else ""),
         uuid.UUID(op.call_id),
         op.direction,
         op.status,

@@ -7,6 +7,7 @@ import datetime as dt
 import logging
 import shutil
 import sqlite3
+import uuid
 from typing import Any, Literal
 
 from fastapi import APIRouter, HTTPException
@@ -15,6 +16,7 @@ from pydantic import BaseModel, Field
 from redis.exceptions import RedisError
 
 from core.errors import NotConfigured, ProviderError, StorageUnavailable
+from memory.models import CallCreated as CallRecord
 from server.deps import RuntimeDep
 from server.dialer import missing_twilio_settings, place_call
 from server.runtime import Runtime
@@ -60,13 +62,16 @@ async def create_call(body: CallRequest, runtime: RuntimeDep) -> CallCreated:
     series = body.series or (f"{body.to}#{body.digits}" if body.digits else body.to)
     meeting_date, zone = runtime.meeting_date_for(series, body.meeting_date)
     call_id = await runtime.store.create_call(
-        direction="outbound",
-        status="queued",
-        to_number=body.to,
-        series_key=series,
-        from_number=settings.twilio_from_number,
-        meeting_date=meeting_date,
-        time_zone=zone,
+        CallRecord(
+            call_id=str(uuid.uuid4()),
+            direction="outbound",
+            status="queued",
+            to_number=body.to,
+            series_key=series,
+            from_number=settings.twilio_from_number,
+            meeting_date=meeting_date,
+            time_zone=zone,
+        )
     )
     params = {"call_id": call_id, "series": series, "meeting_date": meeting_date.isoformat()}
     if body.meeting_title:

@@ -13,7 +13,7 @@ from starlette.websockets import WebSocketState
 
 from bot.call import run_call
 from bot.twilio_stream import StreamEndedBeforeStart, StreamStart, read_stream_start
-from memory.models import CallEnded, SummaryRecord
+from memory.models import CallCreated, CallEnded, SummaryRecord
 from memory.store import is_transient
 from memory.summary import summarize_call
 from server.deps import RuntimeDep, TwilioForm, media_stream_url
@@ -55,43 +55,31 @@ async def voice(
                 detail=f"form field `date`: {form['date'][:40]!r} is not a date (YYYY-MM-DD)",
             ) from None
     call_sid = form.get("CallSid")
-    meeting_date: dt.date | None
-    new_id = str(uuid.uuid4())  # the same id whether Postgres takes the record now or later
+    # Decided once: the same id and date whether Postgres takes the record now or later.
+    meeting_date, zone = runtime.meeting_date_for(series, date)
+    new_call = CallCreated(
+        call_id=str(uuid.uuid4()),
+        direction="inbound",
+        status="ringing",
+        call_sid=call_sid,
+        from_number=form.get("From"),
+        to_number=form.get("To"),
+        series_key=series,
+        meeting_date=meeting_date,
+        time_zone=zone,
+    )
     try:
         async with asyncio.timeout(STORE_ANSWER_SECS):
             call_id = await runtime.store.find_call(call_sid=call_sid) if call_sid else None
             if call_id is None:
-                meeting_date, zone = runtime.meeting_date_for(series, date)
-                call_id = await runtime.store.create_call(
-                    call_id=new_id,
-                    direction="inbound",
-                    status="ringing",
-                    call_sid=call_sid,
-                    from_number=form.get("From"),
-                    to_number=form.get("To"),
-                    series_key=series,
-                    meeting_date=meeting_date,
-                    time_zone=zone,
-                )
+                call_id = await runtime.store.create_call(new_call)
             else:
-                meeting_date = await runtime.store.call_meeting_date(call_id) or date
+                meeting_date = await runtime.store.call_meeting_date(call_id) or meeting_date
     except Exception as exc:
         if not is_transient(exc):
             raise
         # Postgres is away: answer anyway (the meeting is not lost); the record is spooled.
-        meeting_date, zone = runtime.meeting_date_for(series, date)
-        call_id = runtime.create_call_later(
-            call_id=new_id,
-            direction="inbound",
-            status="ringing",
-            call_sid=call_sid,
-            from_number=form.get("From"),
-            to_number=form.get("To"),
-            series_key=series,
-            meeting_date=meeting_date,
-            time_zone=zone,
-            reason=exc,
-        )
+        call_id = runtime.create_call_later(new_call, reason=exc)
     params = {"call_id": call_id}
     if series:
         params["series"] = series
@@ -122,6 +110,22 @@ def _named_date(start: StreamStart) -> dt.date | None:
     return None
 
 
+def _stream_call(runtime: Runtime, start: StreamStart) -> CallCreated:
+    """The record of a call first seen as a stream: its date is the one it names, or today in
+    its series' zone."""
+    meeting_date, zone = runtime.meeting_date_for(
+        start.custom_parameters.get("series"), _named_date(start)
+    )
+    return CallCreated(
+        call_id=str(uuid.uuid4()),
+        direction="stream",
+        status="in-progress",
+        call_sid=start.call_sid,
+        meeting_date=meeting_date,
+        time_zone=zone,
+    )
+
+
 async def _call_for_stream(runtime: Runtime, start: StreamStart) -> tuple[str, dt.date]:
     """The call this stream belongs to, and its meeting date (decided when it was created)."""
     params = start.custom_parameters
@@ -129,16 +133,8 @@ async def _call_for_stream(runtime: Runtime, start: StreamStart) -> tuple[str, d
     if call_id is None and start.call_sid:
         call_id = await runtime.store.find_call(call_sid=start.call_sid)
     if call_id is None:
-        # A stream we did not answer ourselves (e.g. a <Stream> in someone else's TwiML): the
-        # call is created now, so its date is the one it names or today in its series' zone.
-        meeting_date, zone = runtime.meeting_date_for(params.get("series"), _named_date(start))
-        call_id = await runtime.store.create_call(
-            direction="stream",
-            status="in-progress",
-            call_sid=start.call_sid,
-            meeting_date=meeting_date,
-            time_zone=zone,
-        )
+        # A stream we did not answer ourselves (e.g. a <Stream> in someone else's TwiML).
+        call_id = await runtime.store.create_call(_stream_call(runtime, start))
     meeting_date = await runtime.store.start_stream(
         call_id=call_id,
         stream_sid=start.stream_sid,
@@ -160,14 +156,9 @@ def _call_for_stream_later(runtime: Runtime, start: StreamStart) -> tuple[str, d
     except ValueError:
         call_id = None
     if call_id is None:
-        meeting_date, zone = runtime.meeting_date_for(params.get("series"), named)
-        call_id = runtime.create_call_later(
-            direction="stream",
-            status="in-progress",
-            call_sid=start.call_sid,
-            meeting_date=meeting_date,
-            time_zone=zone,
-        )
+        new_call = _stream_call(runtime, start)
+        meeting_date = new_call.meeting_date
+        call_id = runtime.create_call_later(new_call)
     else:
         # Our /twilio/voice put the date decided at the call's creation in the parameters.
         meeting_date = named or runtime.meeting_date_for(params.get("series"))[0]

@@ -10,7 +10,6 @@ import asyncio
 import contextlib
 import datetime as dt
 import logging
-import uuid
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -337,43 +336,17 @@ class Runtime:
             if merged:
                 log.info("LLM retry: merged %d commitments from spooled windows", merged)
 
-    def create_call_later(
-        self,
-        *,
-        direction: str,
-        status: str,
-        meeting_date: dt.date,
-        time_zone: str,
-        call_sid: str | None = None,
-        from_number: str | None = None,
-        to_number: str | None = None,
-        series_key: str | None = None,
-        call_id: str | None = None,
-        reason: BaseException | None = None,
-    ) -> str:
+    def create_call_later(self, call: CallCreated, *, reason: BaseException | None = None) -> str:
         """A new call while Postgres is away: its record goes through the writer (spooled,
         in order before the call's segments) and lands when Postgres is back."""
-        call_id = call_id or str(uuid.uuid4())
-        self.writer.submit(
-            CallCreated(
-                call_id=call_id,
-                direction=direction,
-                status=status,
-                meeting_date=meeting_date,
-                time_zone=time_zone,
-                call_sid=call_sid,
-                from_number=from_number,
-                to_number=to_number,
-                series_key=series_key,
-            )
-        )
+        self.writer.submit(call)
         log.warning(
             "Postgres unavailable (%s): %s call %s accepted; its record is spooled",
             type(reason).__name__ if reason else "unknown",
-            direction,
-            call_id,
+            call.direction,
+            call.call_id,
         )
-        return call_id
+        return call.call_id
 
     def start_stream_later(
         self,
