@@ -5,6 +5,7 @@ A bad file stops start-up with the file, the key path and the reason.
 
 from __future__ import annotations
 
+import re
 import string
 from pathlib import Path
 from typing import Any, ClassVar, Literal, TypeVar
@@ -181,6 +182,33 @@ class ReportKnobs(_Strict):
     backend: Literal["templates", "llm", "anthropic"] = "templates"
 
 
+class DialKnobs(_Strict):
+    """`dial`: where `POST /calls` may dial (a guard against toll fraud)."""
+
+    # E.164 numbers or prefixes ("+14155550100", "+4930"); a number is dialled only when one
+    # of them starts it. Empty: no outbound calls. A series' list adds to the global one.
+    allow: list[str] = Field(default_factory=list)
+
+    @field_validator("allow")
+    @classmethod
+    def _prefixes(cls, values: list[str]) -> list[str]:
+        for value in values:
+            if not re.fullmatch(r"\+[0-9]{1,15}", value):
+                raise ValueError(f"{value!r} is not an E.164 number or prefix such as +1415")
+        return values
+
+    def allows(self, number: str) -> bool:
+        return any(number.startswith(prefix) for prefix in self.allow)
+
+
+class RetentionKnobs(_Strict):
+    """`retention`: how long calls are kept."""
+
+    # Calls created more than this many days ago are deleted with everything of theirs
+    # (transcript, replies, commitments, embeddings, the tasks they created); null: kept.
+    days: int | None = Field(None, ge=1)
+
+
 class PipelineKnobs(_Strict):
     """`prompts/pipeline.yaml`: the pipeline's knobs."""
 
@@ -192,6 +220,8 @@ class PipelineKnobs(_Strict):
     vad: VadKnobs = VadKnobs()
     stt: SttKnobs = SttKnobs()
     call: CallKnobs = CallKnobs()
+    dial: DialKnobs = DialKnobs()
+    retention: RetentionKnobs = RetentionKnobs()
     # Per-series overrides of the keys above, e.g. {"weekly-sync": {"stt": {"provider": ...}}}.
     series: dict[str, dict[str, Any]] = Field(default_factory=dict)
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from functools import lru_cache
 from pathlib import Path
 
+from limits import parse_many
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
@@ -23,6 +24,62 @@ def _default_prompts_dir() -> Path:
         return in_repo
     # Installed from a wheel: prompts ship as the `convene_prompts` folder.
     return REPO_ROOT / "convene_prompts"
+
+
+class SecuritySettings(BaseSettings):
+    """Who may use the REST API and how much (README: Security)."""
+
+    model_config = SettingsConfigDict(env_file=".env", extra="ignore", populate_by_name=True)
+
+    # An admin token accepted from the environment (bootstrap, or a secret store); tokens made
+    # with `convene token create` live hashed in Postgres. Clients send CONVENE_API_TOKEN.
+    bootstrap_token: SecretStr | None = Field(
+        default=None, validation_alias="CONVENE_BOOTSTRAP_TOKEN"
+    )
+    # JWTs from an identity provider: verified with the keys at this JWKS URL.
+    jwks_url: str | None = Field(default=None, validation_alias="CONVENE_JWKS_URL")
+    jwt_issuer: str | None = Field(default=None, validation_alias="CONVENE_JWT_ISSUER")
+    jwt_audience: str | None = Field(default=None, validation_alias="CONVENE_JWT_AUDIENCE")
+    # The claims that carry the scopes (space-separated or a list) and the allowed series
+    # (a list; absent: every series).
+    jwt_scopes_claim: str = Field(default="scope", validation_alias="CONVENE_JWT_SCOPES_CLAIM")
+    jwt_series_claim: str = Field(
+        default="convene_series", validation_alias="CONVENE_JWT_SERIES_CLAIM"
+    )
+    # No authentication at all on the REST API (`convene serve --insecure-dev`): development only.
+    insecure_dev: bool = Field(default=False, validation_alias="CONVENE_INSECURE_DEV")
+    # /docs, /redoc and /openapi.json are served only when this is set.
+    api_docs: bool = Field(default=False, validation_alias="CONVENE_API_DOCS")
+    # Host names served besides PUBLIC_HOST and the loopback names (comma-separated).
+    trusted_hosts: str = Field(default="", validation_alias="CONVENE_TRUSTED_HOSTS")
+    # Request bodies larger than this are refused (413) before they are parsed, on every route.
+    max_body_bytes: int = Field(
+        default=64 * 1024, ge=1024, validation_alias="CONVENE_MAX_BODY_BYTES"
+    )
+    # Rate limits ("N/second|minute|hour|day"), kept in Redis: per client address (every API
+    # request, authenticated or not), per token, and per token for placing calls.
+    rate_limit_ip: str = Field(default="120/minute", validation_alias="CONVENE_RATE_LIMIT_IP")
+    rate_limit_token: str = Field(default="600/minute", validation_alias="CONVENE_RATE_LIMIT_TOKEN")
+    rate_limit_dial: str = Field(default="30/hour", validation_alias="CONVENE_RATE_LIMIT_DIAL")
+    # Calls in progress at once (placing one more is refused: 429), and the longest a dialled
+    # call may last before it is hung up through Twilio's REST API (minutes).
+    max_concurrent_calls: int = Field(default=10, ge=1, validation_alias="CONVENE_MAX_CALLS")
+    max_call_minutes: float = Field(
+        default=240.0, gt=0, validation_alias="CONVENE_MAX_CALL_MINUTES"
+    )
+
+    @field_validator("rate_limit_ip", "rate_limit_token", "rate_limit_dial")
+    @classmethod
+    def _rate(cls, value: str) -> str:
+        try:
+            parse_many(value)
+        except ValueError as exc:
+            raise ValueError(f"{value!r} is not a rate limit such as 60/minute") from exc
+        return value
+
+    @property
+    def extra_hosts(self) -> list[str]:
+        return [h.strip() for h in self.trusted_hosts.split(",") if h.strip()]
 
 
 class Settings(BaseSettings):
@@ -86,6 +143,9 @@ class Settings(BaseSettings):
     convene_min_free_mb: int = 64
     # Seconds between checks that the embedded Postgres/Redis this process started still run.
     convene_supervise_secs: float = 1.0
+
+    # The REST API's authentication, rate limits and caps.
+    security: SecuritySettings = Field(default_factory=SecuritySettings)
 
     @field_validator("convene_home", "convene_prompts_dir")
     @classmethod

@@ -129,6 +129,24 @@ class Spool:
         """Set one write aside (Postgres refuses it for good), so later ones can pass."""
         await asyncio.to_thread(self._quarantine, row_id, error)
 
+    def _discard(self, call_ids: list[str], series: list[str]) -> int:
+        """Drop waiting and set-aside writes of these calls or series (a deletion)."""
+        removed = 0
+        with self._lock, self._transaction():
+            for table in ("ops", "failed_ops"):
+                for column, values in (("$.call_id", call_ids), ("$.series_key", series),
+                                       ("$.series", series)):  # fmt: skip
+                    for value in values:
+                        cursor = self._db.execute(
+                            f"DELETE FROM {table} WHERE json_extract(payload, ?) = ?",  # noqa: S608
+                            (column, value),
+                        )
+                        removed += cursor.rowcount
+        return removed
+
+    async def discard(self, call_ids: list[str], series: list[str]) -> int:
+        return await asyncio.to_thread(self._discard, call_ids, series)
+
     def close(self) -> None:
         with self._lock:
             self._db.close()

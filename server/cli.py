@@ -4,19 +4,22 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import ipaddress
 import json
 import os
 import secrets
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from pydantic import SecretStr
 from rich.console import Console
 
 from core.errors import ConveneError
+from core.identifiers import SERIES_KEY_RULE, valid_series_key
 from core.settings import Settings
+from memory.access import SCOPES, AccessStore, TokenRow
 from server.logs import configure_logging
 
 app = typer.Typer(
@@ -43,23 +46,90 @@ def _fail(exc: Exception) -> typer.Exit:
     return typer.Exit(1)
 
 
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def _unprotected(settings: Settings) -> list[str]:
+    """Why a server on a public interface would be open to strangers (empty: it is not)."""
+    from server.runtime import open_store
+
+    reasons = []
+    if settings.convene_dev_skip_twilio_signature:
+        reasons.append("CONVENE_DEV_SKIP_TWILIO_SIGNATURE is set (webhooks unverified)")
+    if settings.twilio_auth_token is None:
+        reasons.append("TWILIO_AUTH_TOKEN is not set (webhooks cannot be verified)")
+    security = settings.security
+    if security.bootstrap_token is None and not security.jwks_url:
+
+        async def live_tokens() -> int:
+            store, embedded = await open_store(settings)
+            try:
+                return await AccessStore(store.pool).live_tokens()
+            finally:
+                await store.close()
+                if embedded is not None:
+                    embedded.stop()
+
+        if asyncio.run(live_tokens()) == 0:
+            reasons.append(
+                "no API token exists (`convene token create`), nor CONVENE_BOOTSTRAP_TOKEN "
+                "or CONVENE_JWKS_URL"
+            )
+    return reasons
+
+
 @app.command()
 def serve(
     host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="Port to listen on.")] = 8000,
+    insecure_dev: Annotated[
+        bool,
+        typer.Option(
+            "--insecure-dev",
+            help="Development only: serve the REST API without authentication, and on a "
+            "non-loopback host even when nothing protects it.",
+        ),
+    ] = False,
     verbose: Verbose = False,
 ) -> None:
     """Run the dialer, Twilio webhooks, media socket and REST API (uvicorn).
 
     Uses embedded Postgres/Redis unless DATABASE_URL / REDIS_URL are set. Point your Twilio
-    number's voice webhook at https://PUBLIC_HOST/twilio/voice.
+    number's voice webhook at https://PUBLIC_HOST/twilio/voice. The REST API takes bearer
+    tokens (`convene token create`); on a non-loopback --host it refuses to start while no
+    token, CONVENE_BOOTSTRAP_TOKEN or CONVENE_JWKS_URL is configured (README: Security).
     """
     import uvicorn
 
-    from server.app import create_app
+    from server.app import INSECURE_BANNER, create_app
 
     configure_logging("INFO" if verbose else "WARNING")
     settings = _settings()
+    if insecure_dev:
+        settings = settings.model_copy(
+            update={"security": settings.security.model_copy(update={"insecure_dev": True})}
+        )
+    if settings.security.insecure_dev:
+        err.print(f"[bold red]{INSECURE_BANNER}[/]", highlight=False)
+    elif not _is_loopback(host):
+        try:
+            reasons = _unprotected(settings)
+        except ConveneError as exc:
+            raise _fail(exc) from exc
+        if reasons:
+            err.print(
+                f"[red]error:[/] refusing to serve on {host}, a non-loopback address: "
+                + "; ".join(reasons)
+                + " (or --insecure-dev, for development only)",
+                highlight=False,
+            )
+            raise typer.Exit(2)
     # Bad YAML, an unknown provider or a missing key: say so here, before any server starts.
     from core.errors import ConfigError
     from core.prompts import load_prompts
@@ -96,7 +166,11 @@ def simulate(
         float, typer.Option(help="Pacing: 1 = real time, 4 = four times faster, 0 = unpaced.")
     ] = 1.0,
     url: Annotated[
-        str | None, typer.Option(help="Stream to a running `convene serve` (http://host:port).")
+        str | None,
+        typer.Option(
+            help="Stream to a running `convene serve` (http://host:port); its API is read "
+            "with the token in CONVENE_API_TOKEN (read scope)."
+        ),
     ] = None,
     record: Annotated[
         Path | None,
@@ -131,10 +205,11 @@ def simulate(
                 meeting_date=meeting_date,
                 speed=speed,
                 auth_token=token,
+                api_token=os.environ.get("CONVENE_API_TOKEN"),
                 record_path=record,
             )
         from server.app import create_app
-        from server.local_server import serve_in_process
+        from server.local_server import minted_token, serve_in_process
         from server.runtime import Runtime
 
         token = secrets.token_hex(16)
@@ -143,7 +218,10 @@ def simulate(
         )
         runtime = await Runtime.start(settings)
         try:
-            async with serve_in_process(create_app(runtime=runtime)) as base_url:
+            async with (
+                minted_token(runtime, name="convene simulate") as api_token,
+                serve_in_process(create_app(runtime=runtime)) as base_url,
+            ):
                 return await simulate_call(
                     audio,
                     base_url=base_url,
@@ -151,6 +229,7 @@ def simulate(
                     meeting_date=meeting_date,
                     speed=speed,
                     auth_token=token,
+                    api_token=api_token,
                     record_path=record,
                 )
         finally:
@@ -297,6 +376,132 @@ def tasks(
         out.print(f"  #{t['id']} [{t['status']}] {t['owner'] or '?'}: {t['action']}{due}")
         for h in t["history"]:  # type: ignore[attr-defined]
             out.print(f'      {h["meeting_date"] or ""} {h["change"]}: "{h["quote"]}"')
+
+
+token_app = typer.Typer(
+    help="API tokens: create (shown once), list, revoke. Stored hashed in Postgres.",
+    no_args_is_help=True,
+)
+app.add_typer(token_app, name="token")
+
+
+async def _with_access(settings: Settings, work: Any) -> Any:
+    from server.runtime import open_store
+
+    store, embedded = await open_store(settings)
+    try:
+        return await work(AccessStore(store.pool))
+    finally:
+        await store.close()
+        if embedded is not None:
+            embedded.stop()
+
+
+def _token_json(row: TokenRow) -> dict[str, object]:
+    return row.as_json()
+
+
+@token_app.command("create")
+def token_create(
+    name: Annotated[str, typer.Option(help="Who or what the token is for.")],
+    scopes: Annotated[
+        str, typer.Option(help="Comma-separated: read, write (delete), dial, admin (all).")
+    ] = "read",
+    series: Annotated[
+        list[str] | None,
+        typer.Option("--series", help="Only this series (repeat for more); default: every one."),
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
+) -> None:
+    """Make a token. It is printed once and stored only as a hash: keep it now."""
+    configure_logging("WARNING")
+    wanted = [s.strip() for s in scopes.split(",") if s.strip()]
+    unknown = [s for s in wanted if s not in SCOPES]
+    if not wanted or unknown:
+        err.print(f"[red]error:[/] --scopes {scopes!r}: expected some of {', '.join(SCOPES)}")
+        raise typer.Exit(2)
+    for key in series or []:
+        if not valid_series_key(key):
+            err.print(f"[red]error:[/] --series {key[:60]!r}: {SERIES_KEY_RULE}", highlight=False)
+            raise typer.Exit(2)
+    if not name.strip() or len(name) > 100:
+        err.print("[red]error:[/] --name: 1-100 characters")
+        raise typer.Exit(2)
+
+    async def work(access: AccessStore) -> tuple[str, TokenRow]:
+        made = await access.create_token(name=name, scopes=wanted, series=series or None)
+        await access.audit(
+            actor="cli", action="token.create", target=f"token:{made[1].id}", client=None
+        )
+        return made
+
+    try:
+        token, row = asyncio.run(_with_access(_settings(), work))
+    except ConveneError as exc:
+        raise _fail(exc) from exc
+    if as_json:
+        sys.stdout.write(json.dumps({"token": token, **_token_json(row)}) + "\n")
+        return
+    sys.stdout.write(token + "\n")
+    err.print(
+        f"token #{row.id} {row.name!r} ({', '.join(row.scopes)}"
+        + (f"; series {', '.join(row.series)}" if row.series else "; every series")
+        + "): shown once, stored only as a hash. Send it as `Authorization: Bearer <token>`.",
+        highlight=False,
+    )
+
+
+@token_app.command("list")
+def token_list(
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
+) -> None:
+    """The tokens (never their values): id, name, scopes, series, last use, revoked."""
+    configure_logging("WARNING")
+
+    async def work(access: AccessStore) -> list[TokenRow]:
+        return await access.list_tokens()
+
+    try:
+        rows: list[TokenRow] = asyncio.run(_with_access(_settings(), work))
+    except ConveneError as exc:
+        raise _fail(exc) from exc
+    if as_json:
+        sys.stdout.write(json.dumps({"tokens": [_token_json(r) for r in rows]}) + "\n")
+        return
+    out = Console()
+    for r in rows:
+        state = f"revoked {r.revoked_at:%Y-%m-%d}" if r.revoked_at else "live"
+        out.print(
+            f"#{r.id} {r.name} [{', '.join(r.scopes)}] "
+            f"series={', '.join(r.series) if r.series else '*'} {r.prefix}… {state}",
+            highlight=False,
+        )
+
+
+@token_app.command("revoke")
+def token_revoke(
+    token: Annotated[str, typer.Argument(help="The token's id (from `token list`) or name.")],
+) -> None:
+    """Revoke a token (by id, or every live token of that name): refused from now on."""
+    configure_logging("WARNING")
+
+    async def work(access: AccessStore) -> list[TokenRow]:
+        revoked = await access.revoke_token(token)
+        for row in revoked:
+            await access.audit(
+                actor="cli", action="token.revoke", target=f"token:{row.id}", client=None
+            )
+        return revoked
+
+    try:
+        revoked: list[TokenRow] = asyncio.run(_with_access(_settings(), work))
+    except ConveneError as exc:
+        raise _fail(exc) from exc
+    if not revoked:
+        err.print(f"[red]error:[/] no live token {token!r}", highlight=False)
+        raise typer.Exit(1)
+    for row in revoked:
+        err.print(f"revoked token #{row.id} {row.name!r}", highlight=False)
 
 
 def main() -> None:

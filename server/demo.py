@@ -23,7 +23,7 @@ from core import clock
 from core.settings import Settings
 from processors.piper_voice import synthesize_meeting
 from server.app import create_app
-from server.local_server import serve_in_process
+from server.local_server import minted_token, serve_in_process
 from server.runtime import Runtime
 from server.simulate import simulate_call
 
@@ -81,7 +81,11 @@ async def run_demo(settings: Settings, *, speed: float, console: Console) -> dic
         ]
     results: list[dict[str, Any]] = []
     try:
-        async with serve_in_process(create_app(runtime=runtime)) as base_url:
+        async with (
+            minted_token(runtime, name="convene demo") as api_token,
+            serve_in_process(create_app(runtime=runtime)) as base_url,
+        ):
+            auth = {"Authorization": f"Bearer {api_token}"}
             for (name, date, _), audio in zip(MEETINGS, audios, strict=True):
                 duration = sf.info(str(audio)).duration
                 console.rule(f"[bold]{name}[/] · {date:%A %d %B %Y} · series {series}")
@@ -93,12 +97,13 @@ async def run_demo(settings: Settings, *, speed: float, console: Console) -> dic
                     date=date,
                     speed=speed,
                     token=token,
+                    api_token=api_token,
                     console=console,
                     record=demo_dir / f"{name}-bot-audio.wav",
                 )
                 results.append(result)
                 _show_commitments(console, result)
-            async with httpx.AsyncClient(timeout=10) as client:
+            async with httpx.AsyncClient(timeout=10, headers=auth) as client:
                 tasks = (await client.get(f"{base_url}/series/{series}/tasks")).json()["tasks"]
     finally:
         await runtime.close()
@@ -157,6 +162,7 @@ async def _stream_with_live_transcript(
     date: dt.date,
     speed: float,
     token: str,
+    api_token: str,
     console: Console,
     record: Path,
 ) -> dict[str, Any]:
@@ -179,12 +185,14 @@ async def _stream_with_live_transcript(
                 meeting_date=date,
                 speed=speed,
                 auth_token=token,
+                api_token=api_token,
                 record_path=record,
                 on_progress=lambda secs: progress.update(task, completed=min(secs, duration)),
                 on_call_id=call_ids.append,
             )
         )
-        async with httpx.AsyncClient(timeout=10) as client:
+        auth = {"Authorization": f"Bearer {api_token}"}
+        async with httpx.AsyncClient(timeout=10, headers=auth) as client:
             while not call.done():
                 await asyncio.sleep(0.5)
                 if not call_ids:

@@ -29,13 +29,8 @@ def missing_twilio_settings(settings: Settings) -> list[str]:
     return missing
 
 
-async def place_call(settings: Settings, *, to: str, twiml: str) -> str:
-    """Ask Twilio to call `to` and run `twiml`; returns the CallSid."""
-    missing = missing_twilio_settings(settings)
-    if missing:
-        raise NotConfigured(f"outbound calls need {', '.join(missing)} (see .env.example)")
+def _client(settings: Settings, http: AsyncTwilioHttpClient) -> Client:
     assert settings.twilio_auth_token is not None
-    http = AsyncTwilioHttpClient()
     client = Client(
         settings.twilio_account_sid,
         settings.twilio_auth_token.get_secret_value(),
@@ -43,6 +38,19 @@ async def place_call(settings: Settings, *, to: str, twiml: str) -> str:
     )
     if settings.twilio_api_base_url:
         client.api.base_url = settings.twilio_api_base_url
+    return client
+
+
+async def place_call(
+    settings: Settings, *, to: str, twiml: str, time_limit_secs: int | None = None
+) -> str:
+    """Ask Twilio to call `to` and run `twiml`; returns the CallSid. `time_limit_secs`: Twilio
+    itself ends the call after that long (besides our own hang-up)."""
+    missing = missing_twilio_settings(settings)
+    if missing:
+        raise NotConfigured(f"outbound calls need {', '.join(missing)} (see .env.example)")
+    http = AsyncTwilioHttpClient()
+    client = _client(settings, http)
     try:
         call = await client.calls.create_async(
             to=to,
@@ -50,6 +58,7 @@ async def place_call(settings: Settings, *, to: str, twiml: str) -> str:
             twiml=twiml,
             status_callback=f"https://{settings.public_host}/twilio/status",
             status_callback_event=STATUS_EVENTS,
+            **({"time_limit": time_limit_secs} if time_limit_secs else {}),
         )
     except TwilioRestException as exc:
         raise ProviderError(
@@ -61,3 +70,21 @@ async def place_call(settings: Settings, *, to: str, twiml: str) -> str:
         await http.close()
     sid: str = call.sid
     return sid
+
+
+async def hang_up(settings: Settings, call_sid: str) -> None:
+    """End a call through Twilio's REST API (Status=completed)."""
+    missing = missing_twilio_settings(settings)
+    if missing:
+        raise NotConfigured(f"hanging up needs {', '.join(missing)}")
+    http = AsyncTwilioHttpClient()
+    try:
+        await _client(settings, http).calls(call_sid).update_async(status="completed")
+    except TwilioRestException as exc:
+        raise ProviderError(
+            f"Twilio refused to hang up: {exc.msg} (HTTP {exc.status}, code {exc.code})"
+        ) from exc
+    except (TwilioException, OSError) as exc:
+        raise ProviderError(f"Twilio unreachable: {type(exc).__name__}") from exc
+    finally:
+        await http.close()

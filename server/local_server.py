@@ -10,6 +10,9 @@ from collections.abc import AsyncIterator
 import uvicorn
 from fastapi import FastAPI
 
+from memory.access import AccessStore
+from server.runtime import Runtime
+
 
 @contextlib.asynccontextmanager
 async def serve_in_process(app: FastAPI, *, host: str = "127.0.0.1") -> AsyncIterator[str]:
@@ -33,3 +36,15 @@ async def serve_in_process(app: FastAPI, *, host: str = "127.0.0.1") -> AsyncIte
         with contextlib.suppress(asyncio.CancelledError):
             await task
         sock.close()
+
+
+@contextlib.asynccontextmanager
+async def minted_token(runtime: Runtime, *, name: str) -> AsyncIterator[str]:
+    """A read-only API token for this block (`convene demo`, `convene simulate` on their own
+    loopback server), revoked when it exits."""
+    access = AccessStore(runtime.store.pool)
+    token, row = await access.create_token(name=name, scopes=["read"], series=None)
+    try:
+        yield token
+    finally:
+        await access.revoke_token(str(row.id))

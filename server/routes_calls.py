@@ -8,17 +8,29 @@ import logging
 import shutil
 import sqlite3
 import uuid
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, HTTPException
+from fastapi import APIRouter, HTTPException, Path, Query, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 from redis.exceptions import RedisError
 
 from core.errors import NotConfigured, ProviderError, StorageUnavailable
+from core.identifiers import (
+    DTMF_PATTERN,
+    E164_PATTERN,
+    SERIES_KEY_MAX,
+    SERIES_KEY_PATTERN,
+    SERIES_KEY_RULE,
+    SeriesKey,
+)
+from memory.access import AccessStore
 from memory.models import CallCreated as CallRecord
+from server.auth import Admin, Dialer, Principal, Reader, Writer, audit, count_request
 from server.deps import RuntimeDep
 from server.dialer import missing_twilio_settings, place_call
+from server.erase import erase_calls, erase_series
+from server.guard import HangUps
 from server.runtime import Runtime
 from server.twiml import stream_twiml
 
@@ -29,13 +41,18 @@ router = APIRouter()
 class CallRequest(BaseModel):
     """Dial a meeting: `to` is its dial-in number; `digits` the DTMF to send once answered."""
 
-    to: str = Field(pattern=r"^\+?[0-9]{3,15}$", description="E.164 dial-in number")
+    to: str = Field(pattern=E164_PATTERN, description="E.164 dial-in number, e.g. +14155550100")
     digits: str | None = Field(
         default=None,
-        pattern=r"^[0-9*#wW]{1,64}$",
-        description="DTMF after answer, e.g. 'ww123456#ww7890#' (w = half-second pause)",
+        pattern=DTMF_PATTERN,
+        description="DTMF after answer, e.g. 'ww123456#ww7890#' (w = half-second pause); "
+        "sent to Twilio only: never stored, never returned",
     )
-    series: str | None = Field(default=None, min_length=1, max_length=200)
+    series: SeriesKey | None = Field(
+        default=None,
+        description="The meeting series; required with `digits` (a series key is never made "
+        f"from a passcode); default: the number. {SERIES_KEY_RULE}",
+    )
     meeting_title: str | None = Field(default=None, max_length=200)
     meeting_date: dt.date | None = Field(
         default=None,
@@ -50,16 +67,93 @@ class CallCreated(BaseModel):
     status: str
 
 
-@router.post("/calls", status_code=201, responses={503: {}, 502: {}})
-async def create_call(body: CallRequest, runtime: RuntimeDep) -> CallCreated:
+SeriesPath = Annotated[
+    str,
+    Path(
+        min_length=1,
+        max_length=SERIES_KEY_MAX,
+        pattern=SERIES_KEY_PATTERN,
+        description=f"The series key: {SERIES_KEY_RULE}",
+    ),
+]
+
+
+def _no_call(call_id: str) -> HTTPException:
+    return HTTPException(status_code=404, detail=f"no call {call_id[:64]}")
+
+
+def _no_series(key: str) -> HTTPException:
+    return HTTPException(status_code=404, detail=f"no series {key!r}")
+
+
+async def _visible_call(runtime: Runtime, principal: Principal, call_id: str) -> str | None:
+    """The call's series, when the call exists and this caller may see it (else 404: a
+    series-scoped token cannot tell someone else's call from none)."""
+    exists, series = await AccessStore(runtime.store.pool).call_series(call_id)
+    if not exists or not principal.sees(series):
+        raise _no_call(call_id)
+    return series
+
+
+def _hang_ups(request: Request) -> HangUps:
+    found: HangUps | None = getattr(request.app.state, "hang_ups", None)
+    if found is None:
+        found = HangUps()
+        request.app.state.hang_ups = found
+    return found
+
+
+@router.post(
+    "/calls",
+    status_code=201,
+    responses={403: {}, 404: {}, 429: {}, 503: {}, 502: {}},
+    summary="Place a call (scope: dial)",
+)
+async def create_call(
+    body: CallRequest, request: Request, runtime: RuntimeDep, principal: Dialer
+) -> CallCreated:
     settings = runtime.settings
+    security = settings.security
+    await count_request(
+        request,
+        runtime,
+        security.rate_limit_dial,
+        "dial",
+        principal.rate_key,
+        what="calls placed per token",
+        strict=True,
+    )
     missing = missing_twilio_settings(settings)
     if missing:
         raise HTTPException(
             status_code=503,
             detail=f"Twilio is not configured: set {', '.join(missing)} to place calls",
         )
-    series = body.series or (f"{body.to}#{body.digits}" if body.digits else body.to)
+    if body.digits and not body.series:
+        raise HTTPException(
+            status_code=422,
+            detail="name the `series` when sending `digits` (a series key is never made "
+            "from a meeting's passcode)",
+        )
+    series = body.series or body.to
+    if not principal.sees(series):
+        raise _no_series(series)
+    knobs = runtime.prompts.pipeline
+    if not (knobs.dial.allows(body.to) or knobs.for_series(series).dial.allows(body.to)):
+        raise HTTPException(
+            status_code=403,
+            detail=f"{body.to} is not on the dial-out allow-list "
+            "(dial.allow in prompts/pipeline.yaml)",
+        )
+    access = AccessStore(runtime.store.pool)
+    minutes = security.max_call_minutes
+    live = await access.live_calls(within=dt.timedelta(minutes=minutes))
+    if live >= security.max_concurrent_calls:
+        raise HTTPException(
+            status_code=429,
+            detail=f"{live} calls in progress: at most {security.max_concurrent_calls} at once "
+            "(CONVENE_MAX_CALLS)",
+        )
     meeting_date, zone = runtime.meeting_date_for(series, body.meeting_date)
     call_id = await runtime.store.create_call(
         CallRecord(
@@ -78,47 +172,105 @@ async def create_call(body: CallRequest, runtime: RuntimeDep) -> CallCreated:
         params["meeting_title"] = body.meeting_title
     twiml = stream_twiml(f"wss://{settings.public_host}/twilio/media", params, digits=body.digits)
     try:
-        call_sid = await place_call(settings, to=body.to, twiml=twiml)
+        call_sid = await place_call(
+            settings, to=body.to, twiml=twiml, time_limit_secs=max(1, round(minutes * 60))
+        )
     except NotConfigured as exc:
         raise HTTPException(status_code=503, detail=str(exc)) from exc
     except ProviderError as exc:
         await runtime.store.set_status(call_id, "failed")
         raise HTTPException(status_code=502, detail=str(exc)) from exc
     await runtime.store.set_call_sid(call_id, call_sid, status="queued")
+    _hang_ups(request).schedule(call_sid, minutes * 60, settings)
+    await audit(request, runtime, principal, "dial", f"call:{call_id}")
     return CallCreated(call_id=call_id, call_sid=call_sid, status="queued")
 
 
-@router.get("/calls/{call_id}")
-async def get_call(call_id: str, runtime: RuntimeDep) -> dict[str, Any]:
+@router.get("/calls/{call_id}", summary="A call and its transcript (scope: read)")
+async def get_call(
+    call_id: str, request: Request, runtime: RuntimeDep, principal: Reader
+) -> dict[str, Any]:
+    await _visible_call(runtime, principal, call_id)
     call = await runtime.store.get_call(call_id)
     if call is None:
-        raise HTTPException(status_code=404, detail=f"no call {call_id}")
+        raise _no_call(call_id)
     call["active"] = call_id in runtime.active_calls
+    await audit(request, runtime, principal, "read", f"call:{call_id}")
     return call
 
 
-@router.get("/calls/{call_id}/commitments")
-async def get_call_commitments(call_id: str, runtime: RuntimeDep) -> dict[str, Any]:
-    if await runtime.store.get_call(call_id) is None:
-        raise HTTPException(status_code=404, detail=f"no call {call_id}")
+@router.get("/calls/{call_id}/commitments", summary="A call's commitments (scope: read)")
+async def get_call_commitments(
+    call_id: str, request: Request, runtime: RuntimeDep, principal: Reader
+) -> dict[str, Any]:
+    await _visible_call(runtime, principal, call_id)
+    await audit(request, runtime, principal, "read", f"call:{call_id}/commitments")
     return {"call_id": call_id, "commitments": await runtime.store.get_commitments(call_id)}
 
 
-@router.get("/calls/{call_id}/replies")
-async def get_call_replies(call_id: str, runtime: RuntimeDep) -> dict[str, Any]:
-    if await runtime.store.get_call(call_id) is None:
-        raise HTTPException(status_code=404, detail=f"no call {call_id}")
+@router.get("/calls/{call_id}/replies", summary="What the bot was asked and said (scope: read)")
+async def get_call_replies(
+    call_id: str, request: Request, runtime: RuntimeDep, principal: Reader
+) -> dict[str, Any]:
+    await _visible_call(runtime, principal, call_id)
+    await audit(request, runtime, principal, "read", f"call:{call_id}/replies")
     return {"call_id": call_id, "replies": await runtime.store.get_replies(call_id)}
 
 
-@router.get("/series/{key}/tasks")
-async def get_series_tasks(
-    key: str, runtime: RuntimeDep, status: Literal["open", "done", "cancelled", "all"] = "all"
+@router.delete("/calls/{call_id}", summary="Delete a call and all of its data (scope: write)")
+async def delete_call(
+    call_id: str, request: Request, runtime: RuntimeDep, principal: Writer
 ) -> dict[str, Any]:
+    await _visible_call(runtime, principal, call_id)
+    if call_id in runtime.active_calls:
+        raise HTTPException(status_code=409, detail=f"call {call_id} is in progress")
+    await erase_calls(runtime, [call_id])
+    await audit(request, runtime, principal, "delete", f"call:{call_id}")
+    return {"call_id": call_id, "deleted": True}
+
+
+@router.get("/series/{key}/tasks", summary="A series' tasks with their history (scope: read)")
+async def get_series_tasks(
+    key: SeriesPath,
+    request: Request,
+    runtime: RuntimeDep,
+    principal: Reader,
+    status: Literal["open", "done", "cancelled", "all"] = "all",
+) -> dict[str, Any]:
+    if not principal.sees(key):
+        raise _no_series(key)
     tasks = await runtime.store.list_tasks(key, status=status)
     if tasks is None:
-        raise HTTPException(status_code=404, detail=f"no series {key!r}")
+        raise _no_series(key)
+    await audit(request, runtime, principal, "read", f"series:{key}/tasks")
     return {"series": key, "tasks": tasks}
+
+
+@router.delete("/series/{key}", summary="Delete a series and all of its calls (scope: write)")
+async def delete_series(
+    key: SeriesPath, request: Request, runtime: RuntimeDep, principal: Writer
+) -> dict[str, Any]:
+    if not principal.sees(key):
+        raise _no_series(key)
+    live = [c for c in runtime.active_calls if (await _series_of(runtime, c)) == key]
+    if live:
+        raise HTTPException(status_code=409, detail=f"series {key!r} has a call in progress")
+    deleted = await erase_series(runtime, key)
+    if deleted is None:
+        raise _no_series(key)
+    await audit(request, runtime, principal, "delete", f"series:{key}")
+    return {"series": key, "deleted": True, "calls": len(deleted.call_ids)}
+
+
+async def _series_of(runtime: Runtime, call_id: str) -> str | None:
+    return (await AccessStore(runtime.store.pool).call_series(call_id))[1]
+
+
+@router.get("/audit", summary="The audit log, newest first (scope: admin)")
+async def get_audit(
+    runtime: RuntimeDep, principal: Admin, limit: Annotated[int, Query(ge=1, le=1000)] = 100
+) -> dict[str, Any]:
+    return {"entries": await AccessStore(runtime.store.pool).audit_entries(limit=limit)}
 
 
 @router.get("/health")

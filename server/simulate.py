@@ -91,6 +91,7 @@ async def simulate_call(
     meeting_date: dt.date | None = None,
     speed: float = 1.0,
     auth_token: str | None = None,
+    api_token: str | None = None,
     record_path: Path | None = None,
     on_progress: Callable[[float], None] | None = None,
     on_call_id: Callable[[str], None] | None = None,
@@ -100,12 +101,16 @@ async def simulate_call(
 ) -> dict[str, Any]:
     """Stream `audio_path` as one call; returns the `--json` shape of `convene simulate`.
 
+    `auth_token` signs the webhook as Twilio would; `api_token` reads the call back from the
+    REST API (a bearer token with the read scope).
+
     After the audio the caller stays on the line until the bot has been quiet `hold_secs`;
     with `expect_answer`, it first waits for the bot to say something (the audio asks it).
     """
     ulaw = await asyncio.to_thread(to_twilio_ulaw, audio_path)
     call_sid = _sid("CA")
-    async with httpx.AsyncClient(timeout=30) as client:
+    headers = {"Authorization": f"Bearer {api_token}"} if api_token else {}
+    async with httpx.AsyncClient(timeout=30, headers=headers) as client:
         twiml = await request_twiml(
             client,
             base_url,

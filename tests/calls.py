@@ -16,7 +16,7 @@ from memory.models import CommitmentRecord
 from memory.tracking import MATCH_THRESHOLD, TaskRow, match_score
 from server.runtime import Runtime
 from server.simulate import simulate_call
-from tests.conftest import TEST_AUTH_TOKEN
+from tests.conftest import TEST_API_TOKEN, TEST_AUTH_TOKEN
 from tests.speech import wer
 
 
@@ -37,6 +37,7 @@ async def simulate_meeting(
         meeting_date=meeting_date,
         speed=speed,
         auth_token=kwargs.pop("auth_token", TEST_AUTH_TOKEN),
+        api_token=kwargs.pop("api_token", TEST_API_TOKEN),
         **kwargs,
     )
 

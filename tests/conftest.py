@@ -15,7 +15,7 @@ import pytest
 from loguru import logger
 from pydantic import SecretStr
 
-from core.settings import Settings
+from core.settings import SecuritySettings, Settings
 from server.app import create_app
 from server.local_server import serve_in_process
 from server.runtime import Runtime
@@ -27,6 +27,10 @@ logger.add(sys.stderr, level="WARNING")
 
 TEST_AUTH_TOKEN = "test-auth-token-0123456789abcdef"
 TEST_ACCOUNT_SID = "AC" + "0" * 32
+# The REST API's token in tests: every test runtime accepts it (CONVENE_BOOTSTRAP_TOKEN);
+# tests/test_security_api.py makes and checks real tokens of its own.
+TEST_API_TOKEN = "test-api-token-5b0c1e7d9a2f4e68"
+API_HEADERS = {"Authorization": f"Bearer {TEST_API_TOKEN}"}
 
 MEETING_TURNS = [
     "Good morning everyone, let's start the weekly planning meeting.",
@@ -76,6 +80,7 @@ def make_settings(home: Path, **overrides: object) -> Settings:
         "twilio_account_sid": None,
         "public_host": None,
         "convene_writer_retry_secs": 0.3,
+        "security": SecuritySettings(bootstrap_token=SecretStr(TEST_API_TOKEN)),
     }
     if os.environ.get("DATABASE_URL"):
         values["database_url"] = SecretStr(os.environ["DATABASE_URL"])

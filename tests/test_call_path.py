@@ -16,7 +16,7 @@ from server.runtime import Runtime
 from server.simulate import wait_completed
 from server.simulator import TwilioStreamClient
 from tests.calls import contains_close_to, simulate_meeting
-from tests.conftest import MEETING_TURNS
+from tests.conftest import API_HEADERS, MEETING_TURNS
 from tests.speech import wer, words, write_meeting
 
 OTHER_TURNS = [
@@ -117,7 +117,7 @@ async def test_calls_complete_when_the_stt_has_heard_the_last_frame(
     ]
     ws_url = base_url.replace("http", "ws") + "/twilio/media"
     delays: list[float] = []
-    async with httpx.AsyncClient(timeout=30) as http:
+    async with httpx.AsyncClient(timeout=30, headers=API_HEADERS) as http:
         for i in range(20):
             async with TwilioStreamClient(ws_url, custom_parameters={"series": "ends"}) as client:
                 await client.send_connected()

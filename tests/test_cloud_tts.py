@@ -48,7 +48,7 @@ from server.local_server import serve_in_process
 from server.runtime import Runtime
 from server.simulate import request_twiml, wait_completed
 from server.simulator import StreamResult, simulate_stream, stream_url_from_twiml
-from tests.conftest import TEST_AUTH_TOKEN
+from tests.conftest import API_HEADERS, TEST_AUTH_TOKEN
 from tests.fakes import cartesia_api, elevenlabs_api
 from tests.fakes.cartesia_api import FakeCartesia
 from tests.fakes.elevenlabs_api import FakeElevenLabs
@@ -410,7 +410,7 @@ async def _ask(base_url: str, runtime: Runtime, tmp_path: Path, series: str) -> 
     question = write_meeting(tmp_path / f"{series}.wav", [QUESTION], pause_secs=0.3)
     # A second of room tone first, as on a real bridge before anyone speaks.
     ulaw = b"\xff" * 8000 + await asyncio.to_thread(to_twilio_ulaw, question)
-    async with httpx.AsyncClient(timeout=30) as http:
+    async with httpx.AsyncClient(timeout=30, headers=API_HEADERS) as http:
         twiml = await request_twiml(
             http,
             base_url,

@@ -26,7 +26,7 @@ import psutil
 from server.audio import to_twilio_ulaw
 from server.simulate import request_twiml
 from server.simulator import simulate_stream, stream_url_from_twiml
-from tests.conftest import MEETING_TURNS
+from tests.conftest import API_HEADERS, MEETING_TURNS, TEST_API_TOKEN
 from tests.speech import wer
 
 AUTH_TOKEN = "crash-test-token"
@@ -51,6 +51,7 @@ class Serve:
             **os.environ,
             "CONVENE_HOME": str(home),
             "TWILIO_AUTH_TOKEN": AUTH_TOKEN,
+            "CONVENE_BOOTSTRAP_TOKEN": TEST_API_TOKEN,
             "CONVENE_PROMPTS_DIR": str(REPO / "prompts"),
         }
         for name in ("PUBLIC_HOST", "DATABASE_URL", "REDIS_URL"):
@@ -150,7 +151,7 @@ async def test_sigkill_mid_call_then_restart_closes_the_call_and_adopts_servers(
     seen: list[int] = []
     with _reaper(seen):
         first = Serve(home, tmp_path / "serve1.log")
-        async with httpx.AsyncClient() as http:
+        async with httpx.AsyncClient(headers=API_HEADERS) as http:
             try:
                 await first.ready(http)
             except BaseException:

@@ -14,6 +14,8 @@ from core import clock
 from server.app import create_app
 from server.local_server import serve_in_process
 from server.runtime import Runtime
+from tests.calls import overridden
+from tests.conftest import API_HEADERS
 from tests.fakes.twilio_api import FakeTwilio
 
 ACCOUNT = "AC" + "1" * 32
@@ -22,29 +24,31 @@ ACCOUNT = "AC" + "1" * 32
 @pytest.fixture
 async def dialer(runtime: Runtime) -> AsyncIterator[tuple[str, FakeTwilio]]:
     fake = FakeTwilio()
-    async with serve_in_process(fake.app()) as twilio_url:
-        saved = runtime.settings
-        runtime.settings = saved.model_copy(
-            update={
-                "twilio_account_sid": ACCOUNT,
-                "twilio_auth_token": SecretStr("secret-token-xyz"),
-                "twilio_from_number": "+15005550006",
-                "twilio_api_base_url": twilio_url,
-                "public_host": "convene.example.ngrok.app",
-            }
-        )
-        try:
-            async with serve_in_process(create_app(runtime=runtime)) as url:
-                yield url, fake
-        finally:
-            runtime.settings = saved
+    allow = {"dial": {"allow": ["+1415", "+4930"]}}  # the numbers these tests dial
+    with overridden(runtime, pipeline=allow):
+        async with serve_in_process(fake.app()) as twilio_url:
+            saved = runtime.settings
+            runtime.settings = saved.model_copy(
+                update={
+                    "twilio_account_sid": ACCOUNT,
+                    "twilio_auth_token": SecretStr("secret-token-xyz"),
+                    "twilio_from_number": "+15005550006",
+                    "twilio_api_base_url": twilio_url,
+                    "public_host": "convene.example.ngrok.app",
+                }
+            )
+            try:
+                async with serve_in_process(create_app(runtime=runtime)) as url:
+                    yield url, fake
+            finally:
+                runtime.settings = saved
 
 
 async def test_outbound_call_sends_digits_and_stream(
     dialer: tuple[str, FakeTwilio], runtime: Runtime
 ) -> None:
     url, fake = dialer
-    async with httpx.AsyncClient() as client:
+    async with httpx.AsyncClient(headers=API_HEADERS) as client:
         response = await client.post(
             f"{url}/calls",
             json={
@@ -86,7 +90,7 @@ async def test_outbound_call_sends_digits_and_stream(
 async def test_twilio_error_is_a_clear_502(dialer: tuple[str, FakeTwilio]) -> None:
     url, fake = dialer
     fake.fail_with = (400, 21211, "The 'To' number +1415 is not a valid phone number.")
-    async with httpx.AsyncClient() as client:
+    async with httpx.AsyncClient(headers=API_HEADERS) as client:
         response = await client.post(f"{url}/calls", json={"to": "+1415"})
     assert response.status_code == 502
     detail = response.json()["detail"]
@@ -95,14 +99,14 @@ async def test_twilio_error_is_a_clear_502(dialer: tuple[str, FakeTwilio]) -> No
 
 
 async def test_no_credentials_is_503_not_a_stack_trace(base_url: str) -> None:
-    async with httpx.AsyncClient() as client:
+    async with httpx.AsyncClient(headers=API_HEADERS) as client:
         response = await client.post(f"{base_url}/calls", json={"to": "+14155550100"})
     assert response.status_code == 503
     assert "TWILIO_ACCOUNT_SID" in response.json()["detail"]
 
 
 async def test_bad_body_is_422_naming_the_field(base_url: str) -> None:
-    async with httpx.AsyncClient() as client:
+    async with httpx.AsyncClient(headers=API_HEADERS) as client:
         response = await client.post(
             f"{base_url}/calls", json={"to": "call me maybe", "digits": "12;rm"}
         )
@@ -119,7 +123,7 @@ async def test_a_dialled_call_keeps_the_date_decided_when_it_was_placed(
     override(pipeline={"series": {"berlin": {"call": {"timezone": "Europe/Berlin"}}}})
     # 23:30 UTC on Sunday 28 February 2027 is already Monday 1 March in Berlin.
     with clock.clock_at(dt.datetime(2027, 2, 28, 23, 30, tzinfo=dt.UTC)):
-        async with httpx.AsyncClient() as client:
+        async with httpx.AsyncClient(headers=API_HEADERS) as client:
             undated = await client.post(f"{url}/calls", json={"to": "+4930555", "series": "berlin"})
             dated = await client.post(
                 f"{url}/calls",

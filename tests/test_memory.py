@@ -16,6 +16,7 @@ import pytest
 from memory import keys
 from server.runtime import Runtime
 from tests.calls import contains_close_to, find_task, simulate_meeting
+from tests.conftest import API_HEADERS
 from tests.speech import write_meeting
 
 pytestmark = pytest.mark.dates  # resolves dates: re-run on other days by .ci/run
@@ -48,7 +49,7 @@ async def test_two_meetings_track_tasks_across_the_series(
     )
     promises = [c for c in first["commitments"] if c["kind"] == "commitment"]
     assert len(promises) >= 3, json.dumps(first)
-    async with httpx.AsyncClient() as client:
+    async with httpx.AsyncClient(headers=API_HEADERS) as client:
         before = (await client.get(f"{base_url}/series/{SERIES}/tasks")).json()["tasks"]
     assert len(before) == 3 and all(t["status"] == "open" for t in before)
 
@@ -60,7 +61,7 @@ async def test_two_meetings_track_tasks_across_the_series(
         speed=0,
     )
     assert {c["kind"] for c in second["commitments"]} >= {"status_done", "commitment"}
-    async with httpx.AsyncClient() as client:
+    async with httpx.AsyncClient(headers=API_HEADERS) as client:
         after = (await client.get(f"{base_url}/series/{SERIES}/tasks?status=all")).json()["tasks"]
     assert len(after) == 3, after  # updated in place, none duplicated
     # Found as the tracker finds them (its matcher), not by the words Whisper happened to hear.
@@ -79,7 +80,7 @@ async def test_two_meetings_track_tasks_across_the_series(
     assert pricing["status"] == "open" and pricing["owner"] == "Priya"
 
     # The commitments of a call are also served per call and published to Redis.
-    async with httpx.AsyncClient() as client:
+    async with httpx.AsyncClient(headers=API_HEADERS) as client:
         per_call = (await client.get(f"{base_url}/calls/{second['call_id']}/commitments")).json()
     assert len(per_call["commitments"]) == len(second["commitments"])
     stream = await runtime.redis.xrange(keys.COMMITMENTS_STREAM)

@@ -18,6 +18,7 @@ from server.runtime import Runtime
 from server.simulate import wait_completed
 from server.simulator import StreamResult, TwilioStreamClient
 from tests.calls import contains_close_to, simulate_meeting
+from tests.conftest import API_HEADERS
 from tests.speech import wer, write_meeting
 
 pytestmark = pytest.mark.dates  # resolves dates: re-run on other days by .ci/run
@@ -104,7 +105,7 @@ async def _reply_of(base_url: str, runtime: Runtime, result: StreamResult) -> di
     """The call's one reply, once the call is stored as completed."""
     call_id = await runtime.store.find_call(call_sid=result.call_sid)
     assert call_id is not None
-    async with httpx.AsyncClient(timeout=30) as http:
+    async with httpx.AsyncClient(timeout=30, headers=API_HEADERS) as http:
         call = await wait_completed(http, base_url, call_id, 60)
     assert call["status"] == "completed"
     [reply] = await runtime.store.get_replies(call_id)

@@ -9,7 +9,7 @@ import httpx
 from twilio.request_validator import RequestValidator
 
 from server.runtime import Runtime
-from tests.conftest import TEST_AUTH_TOKEN
+from tests.conftest import API_HEADERS, TEST_AUTH_TOKEN
 
 
 def signed(url: str, form: dict[str, str], token: str = TEST_AUTH_TOKEN) -> dict[str, str]:
@@ -102,6 +102,6 @@ async def test_health_and_ready(base_url: str) -> None:
 
 
 async def test_unknown_call_is_404(base_url: str) -> None:
-    async with httpx.AsyncClient() as client:
+    async with httpx.AsyncClient(headers=API_HEADERS) as client:
         response = await client.get(f"{base_url}/calls/00000000-0000-0000-0000-000000000000")
     assert response.status_code == 404

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import secrets
 from dataclasses import dataclass, field
@@ -15,6 +16,9 @@ from fastapi.responses import JSONResponse
 class FakeTwilio:
     requests: list[dict[str, Any]] = field(default_factory=list)
     fail_with: tuple[int, int, str] | None = None  # (HTTP status, Twilio code, message)
+    # Updates of a call (POST Calls/{sid}.json, e.g. Status=completed: a hang-up).
+    updates: list[dict[str, Any]] = field(default_factory=list)
+    updated: asyncio.Event = field(default_factory=asyncio.Event)
 
     def app(self) -> FastAPI:
         api = FastAPI()
@@ -58,6 +62,21 @@ class FakeTwilio:
                     "uri": f"/2010-04-01/Accounts/{account_sid}/Calls/{sid}.json",
                 },
                 status_code=201,
+            )
+
+        @api.post("/2010-04-01/Accounts/{account_sid}/Calls/{call_sid}.json")
+        async def update_call(account_sid: str, call_sid: str, request: Request) -> JSONResponse:
+            form = await request.form()
+            self.updates.append({"call_sid": call_sid, "form": {k: str(form[k]) for k in form}})
+            self.updated.set()
+            return JSONResponse(
+                {
+                    "sid": call_sid,
+                    "account_sid": account_sid,
+                    "status": str(form.get("Status") or "in-progress"),
+                    "api_version": "2010-04-01",
+                    "uri": f"/2010-04-01/Accounts/{account_sid}/Calls/{call_sid}.json",
+                }
             )
 
         return api
