@@ -58,8 +58,10 @@ class SecuritySettings(BaseSettings):
     )
     # Rate limits ("N/second|minute|hour|day"), kept in Redis: per client address (every API
     # request, authenticated or not), per token, and per token for placing calls.
-    rate_limit_ip: str = Field(default="120/minute", validation_alias="CONVENE_RATE_LIMIT_IP")
-    rate_limit_token: str = Field(default="600/minute", validation_alias="CONVENE_RATE_LIMIT_TOKEN")
+    rate_limit_ip: str = Field(default="1200/minute", validation_alias="CONVENE_RATE_LIMIT_IP")
+    rate_limit_token: str = Field(
+        default="1200/minute", validation_alias="CONVENE_RATE_LIMIT_TOKEN"
+    )
     rate_limit_dial: str = Field(default="30/hour", validation_alias="CONVENE_RATE_LIMIT_DIAL")
     # Calls in progress at once (placing one more is refused: 429), and the longest a dialled
     # call may last before it is hung up through Twilio's REST API (minutes).

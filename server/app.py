@@ -8,7 +8,9 @@ import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from fastapi import FastAPI
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
 from starlette.middleware.trustedhost import TrustedHostMiddleware
 
 from core.settings import Settings, get_settings
@@ -23,6 +25,25 @@ INSECURE_BANNER = (
     "INSECURE: the REST API answers anyone, without a token (--insecure-dev / "
     "CONVENE_INSECURE_DEV). Development only: never on a public address."
 )
+
+
+def _safe(text: str) -> str:
+    return text.encode("utf-8", "backslashreplace").decode("utf-8")[:300]
+
+
+async def validation_error(request: Request, exc: Exception) -> JSONResponse:
+    """422 naming each bad field and why, without echoing what was sent (a passcode, 3 kB of
+    junk, a lone surrogate that could not even be encoded back)."""
+    assert isinstance(exc, RequestValidationError)
+    errors = [
+        {
+            "loc": [_safe(str(part)) if isinstance(part, str) else part for part in e["loc"]],
+            "msg": _safe(str(e["msg"])),
+            "type": e["type"],
+        }
+        for e in exc.errors()
+    ]
+    return JSONResponse({"detail": errors}, status_code=422)
 
 
 def create_app(*, settings: Settings | None = None, runtime: Runtime | None = None) -> FastAPI:
@@ -60,6 +81,7 @@ def create_app(*, settings: Settings | None = None, runtime: Runtime | None = No
         redoc_url="/redoc" if docs else None,
         openapi_url="/openapi.json" if docs else None,
     )
+    app.add_exception_handler(RequestValidationError, validation_error)
     app.include_router(routes_calls.router)
     app.include_router(routes_twilio.router)
 
