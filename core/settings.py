@@ -70,6 +70,16 @@ class SecuritySettings(BaseSettings):
         default=240.0, gt=0, validation_alias="CONVENE_MAX_CALL_MINUTES"
     )
 
+    @field_validator("bootstrap_token", mode="before")
+    @classmethod
+    def _strong(cls, value: object) -> object:
+        raw = value.get_secret_value() if isinstance(value, SecretStr) else value
+        if raw in (None, ""):
+            return None  # unset (an empty variable, as docker-compose passes it)
+        if not isinstance(raw, str) or len(raw) < 24:
+            raise ValueError("CONVENE_BOOTSTRAP_TOKEN: at least 24 characters")
+        return value
+
     @field_validator("rate_limit_ip", "rate_limit_token", "rate_limit_dial")
     @classmethod
     def _rate(cls, value: str) -> str:

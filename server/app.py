@@ -11,12 +11,11 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from starlette.middleware.trustedhost import TrustedHostMiddleware
 
 from core.settings import Settings, get_settings
 from server import routes_calls, routes_twilio
 from server.erase import retention_loop
-from server.guard import BodyLimit, HangUps, SecurityHeaders, trusted_hosts
+from server.guard import BodyLimit, HangUps, HostCheck, SecurityHeaders, trusted_hosts
 from server.runtime import Runtime
 
 log = logging.getLogger(__name__)
@@ -92,7 +91,7 @@ def create_app(*, settings: Settings | None = None, runtime: Runtime | None = No
     # Outermost first: Host checked, then the body bounded, before any route reads it.
     app.add_middleware(BodyLimit, limit=body_limit)
     app.add_middleware(
-        TrustedHostMiddleware,
+        HostCheck,
         allowed_hosts=trusted_hosts(config.public_host, config.security.extra_hosts),
     )
     app.add_middleware(SecurityHeaders)

@@ -15,6 +15,7 @@ from limits import RateLimitItem, parse_many
 from limits.aio.storage import RedisStorage
 from limits.aio.strategies import MovingWindowRateLimiter
 from redis.exceptions import RedisError
+from starlette.middleware.trustedhost import TrustedHostMiddleware
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from core.errors import NotConfigured, ProviderError
@@ -127,6 +128,25 @@ class SecurityHeaders:
             await send(message)
 
         await self.app(scope, receive, with_headers)
+
+
+PROBE_PATHS = ("/health", "/ready")
+
+
+class HostCheck:
+    """Starlette's TrustedHostMiddleware (a foreign Host header: 400, against DNS rebinding),
+    except for the liveness and readiness probes, which orchestrators send to the pod's own
+    address (they answer nothing a stranger could use)."""
+
+    def __init__(self, app: ASGIApp, allowed_hosts: list[str]) -> None:
+        self.app = app
+        self.checked = TrustedHostMiddleware(app, allowed_hosts=allowed_hosts)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope.get("path") in PROBE_PATHS:
+            await self.app(scope, receive, send)
+            return
+        await self.checked(scope, receive, send)
 
 
 def trusted_hosts(public_host: str | None, extra: list[str]) -> list[str]:

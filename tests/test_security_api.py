@@ -445,11 +445,17 @@ async def test_a_foreign_host_header_is_refused(runtime: Runtime) -> None:
             serve_in_process(create_app(runtime=runtime)) as url,
             httpx.AsyncClient(base_url=url) as client,
         ):
-            rebound = await client.get("/health", headers={"Host": "evil.example"})
-            public = await client.get("/health", headers={"Host": "convene.example.ngrok.app"})
-            local = await client.get("/health")
+            rebound = await client.get("/series/x/tasks", headers={**API, "Host": "evil.example"})
+            public = await client.get(
+                "/calls/00000000-0000-0000-0000-000000000000",
+                headers={**API, "Host": "convene.example.ngrok.app"},
+            )
+            local = await client.get("/calls/00000000-0000-0000-0000-000000000000", headers=API)
+            # Orchestrators probe the pod's own address: the probes answer any Host.
+            probe = await client.get("/health", headers={"Host": "10.1.2.3:8000"})
     assert rebound.status_code == 400
-    assert public.status_code == local.status_code == 200
+    assert public.status_code == local.status_code == 404  # served (no such call)
+    assert probe.status_code == 200
 
 
 async def test_responses_carry_security_headers(base_url: str) -> None:
