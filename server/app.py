@@ -92,7 +92,7 @@ def create_app(*, settings: Settings | None = None, runtime: Runtime | None = No
     app.add_middleware(BodyLimit, limit=body_limit)
     app.add_middleware(
         HostCheck,
-        allowed_hosts=trusted_hosts(config.public_host, config.security.extra_hosts),
+        allowed_hosts=trusted_hosts(config.twilio.public_host, config.security.extra_hosts),
     )
     app.add_middleware(SecurityHeaders)
     return app

@@ -60,9 +60,9 @@ def _unprotected(settings: Settings) -> list[str]:
     from server.runtime import open_store
 
     reasons = []
-    if settings.convene_dev_skip_twilio_signature:
+    if settings.twilio.dev_skip_signature:
         reasons.append("CONVENE_DEV_SKIP_TWILIO_SIGNATURE is set (webhooks unverified)")
-    if settings.twilio_auth_token is None:
+    if settings.twilio.auth_token is None:
         reasons.append("TWILIO_AUTH_TOKEN is not set (webhooks cannot be verified)")
     security = settings.security
     if security.bootstrap_token is None and not security.jwks_url:
@@ -112,9 +112,7 @@ def serve(
     configure_logging("INFO" if verbose else "WARNING")
     settings = _settings()
     if insecure_dev:
-        settings = settings.model_copy(
-            update={"security": settings.security.model_copy(update={"insecure_dev": True})}
-        )
+        settings = settings.updated(convene_insecure_dev=True)
     if settings.security.insecure_dev:
         err.print(f"[bold red]{INSECURE_BANNER}[/]", highlight=False)
     elif not _is_loopback(host):
@@ -143,7 +141,7 @@ def serve(
         err.print(f"[red]error:[/] {escape(str(exc))}", highlight=False)
         raise typer.Exit(2) from exc
     err.print(
-        f"Convene listening on http://{host}:{port} (public host: {settings.public_host or 'unset'})"
+        f"Convene listening on http://{host}:{port} (public host: {settings.twilio.public_host or 'unset'})"
     )
     uvicorn.run(
         create_app(settings=settings),
@@ -213,8 +211,8 @@ def simulate(
         from server.runtime import Runtime
 
         token = secrets.token_hex(16)
-        settings = _settings().model_copy(
-            update={"twilio_auth_token": SecretStr(token), "public_host": None}
+        settings = _settings().updated(
+            **{"twilio_auth_token": SecretStr(token), "public_host": None}
         )
         runtime = await Runtime.start(settings)
         try:

@@ -18,26 +18,26 @@ STATUS_EVENTS = ["initiated", "ringing", "answered", "completed"]
 
 def missing_twilio_settings(settings: Settings) -> list[str]:
     missing = []
-    if not settings.twilio_account_sid:
+    if not settings.twilio.account_sid:
         missing.append("TWILIO_ACCOUNT_SID")
-    if settings.twilio_auth_token is None:
+    if settings.twilio.auth_token is None:
         missing.append("TWILIO_AUTH_TOKEN")
-    if not settings.twilio_from_number:
+    if not settings.twilio.from_number:
         missing.append("TWILIO_FROM_NUMBER")
-    if not settings.public_host:
+    if not settings.twilio.public_host:
         missing.append("PUBLIC_HOST")
     return missing
 
 
 def _client(settings: Settings, http: AsyncTwilioHttpClient) -> Client:
-    assert settings.twilio_auth_token is not None
+    assert settings.twilio.auth_token is not None
     client = Client(
-        settings.twilio_account_sid,
-        settings.twilio_auth_token.get_secret_value(),
+        settings.twilio.account_sid,
+        settings.twilio.auth_token.get_secret_value(),
         http_client=http,
     )
-    if settings.twilio_api_base_url:
-        client.api.base_url = settings.twilio_api_base_url
+    if settings.twilio.api_base_url:
+        client.api.base_url = settings.twilio.api_base_url
     return client
 
 
@@ -54,9 +54,9 @@ async def place_call(
     try:
         call = await client.calls.create_async(
             to=to,
-            from_=settings.twilio_from_number,
+            from_=settings.twilio.from_number,
             twiml=twiml,
-            status_callback=f"https://{settings.public_host}/twilio/status",
+            status_callback=f"https://{settings.twilio.public_host}/twilio/status",
             status_callback_event=STATUS_EVENTS,
             **({"time_limit": time_limit_secs} if time_limit_secs else {}),
         )

@@ -15,7 +15,7 @@ import pytest
 from loguru import logger
 from pydantic import SecretStr
 
-from core.settings import SecuritySettings, Settings
+from core.settings import Settings
 from server.app import create_app
 from server.local_server import serve_in_process
 from server.runtime import Runtime
@@ -80,14 +80,14 @@ def make_settings(home: Path, **overrides: object) -> Settings:
         "twilio_account_sid": None,
         "public_host": None,
         "convene_writer_retry_secs": 0.3,
-        "security": SecuritySettings(bootstrap_token=SecretStr(TEST_API_TOKEN)),
+        "convene_bootstrap_token": SecretStr(TEST_API_TOKEN),
     }
     if os.environ.get("DATABASE_URL"):
         values["database_url"] = SecretStr(os.environ["DATABASE_URL"])
     if os.environ.get("REDIS_URL"):
         values["redis_url"] = SecretStr(os.environ["REDIS_URL"])
     values.update(overrides)
-    return Settings(**values)  # type: ignore[arg-type]
+    return Settings.of(**values)
 
 
 @pytest.fixture(scope="session")

@@ -72,7 +72,8 @@ async def make_call(runtime: Runtime, series: str | None, *, status: str = "comp
 
 def security(runtime: Runtime, **changes: Any) -> dict[str, Any]:
     """`overridden(runtime, settings=...)` for fields of the security sub-model."""
-    return {"security": runtime.settings.security.model_copy(update=changes)}
+    fields = type(runtime.settings.security).model_fields
+    return {str(fields[name].validation_alias).lower(): value for name, value in changes.items()}
 
 
 @pytest.fixture
