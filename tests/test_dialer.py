@@ -35,6 +35,8 @@ async def dialer(runtime: Runtime) -> AsyncIterator[tuple[str, FakeTwilio]]:
                     "twilio_from_number": "+15005550006",
                     "twilio_api_base_url": twilio_url,
                     "public_host": "convene.example.ngrok.app",
+                    # Calls dialled in tests stay queued (no status callbacks): no call cap.
+                    "convene_max_calls": 10_000,
                 }
             )
             try:
