@@ -22,6 +22,7 @@ from memory.models import (
     SegmentRecord,
     StreamStarted,
     SummaryRecord,
+    TaskChange,
     TaskState,
     WriteOp,
 )
@@ -360,8 +361,11 @@ class Store:
             for r in rows
         ]
 
-    async def tasks(self, series_key: str, *, status: str = "all") -> list[TaskState]:
-        """The series' tasks (none for an unknown series), oldest first."""
+    async def tasks(
+        self, series_key: str, *, status: str = "all", history: bool = False
+    ) -> list[TaskState]:
+        """The series' tasks (none for an unknown series), oldest first; with `history`, each
+        with its changes, oldest first."""
         rows = await self.pool.fetch(
             "SELECT t.id, t.owner, t.action, t.due, t.status, mc.meeting_date AS created_in,"
             " mu.meeting_date AS updated_in FROM tasks t JOIN series s ON s.id = t.series_id"
@@ -371,7 +375,30 @@ class Store:
             series_key,
             status,
         )
-        return [TaskState(**dict(r)) for r in rows]
+        changes: dict[int, list[TaskChange]] = {}
+        if history and rows:
+            for h in await self.pool.fetch(
+                "SELECT h.task_id, h.change, h.from_status, h.to_status, h.from_due, h.to_due,"
+                " h.quote, h.call_id, h.seq, m.meeting_date, h.created_at FROM task_history h"
+                " JOIN tasks t ON t.id = h.task_id JOIN series s ON s.id = t.series_id"
+                " LEFT JOIN meetings m ON m.id = h.meeting_id WHERE s.key = $1 ORDER BY h.id",
+                series_key,
+            ):
+                changes.setdefault(h["task_id"], []).append(
+                    TaskChange(
+                        change=h["change"],
+                        from_status=h["from_status"],
+                        to_status=h["to_status"],
+                        from_due=h["from_due"],
+                        to_due=h["to_due"],
+                        quote=h["quote"],
+                        call_id=str(h["call_id"]) if h["call_id"] else None,
+                        seq=h["seq"],
+                        meeting_date=h["meeting_date"],
+                        at=h["created_at"],
+                    )
+                )
+        return [TaskState(**dict(r), history=tuple(changes.get(r["id"], ()))) for r in rows]
 
     async def previous_meeting(self, series_key: str, *, before: dt.date) -> dt.date | None:
         """The date of the series' last meeting before `before`."""
@@ -410,48 +437,11 @@ class Store:
     async def list_tasks(
         self, series_key: str, *, status: str = "all"
     ) -> list[dict[str, Any]] | None:
-        """The series' tasks with their history, JSON-ready (the REST API's and `convene tasks
-        --json`'s shape); None when the series does not exist."""
-        series_id = await self.pool.fetchval("SELECT id FROM series WHERE key = $1", series_key)
-        if series_id is None:
+        """The series' tasks with their history as JSON (the REST API's and `convene tasks
+        --json`'s shape); None when the series does not exist. Typed: `tasks(history=True)`."""
+        if await self.pool.fetchval("SELECT id FROM series WHERE key = $1", series_key) is None:
             return None
-        tasks = await self.tasks(series_key, status=status)
-        history = await self.pool.fetch(
-            "SELECT h.task_id, h.change, h.from_status, h.to_status, h.from_due, h.to_due, h.quote,"
-            " h.call_id, h.seq, m.meeting_date, h.created_at FROM task_history h"
-            " JOIN tasks t ON t.id = h.task_id LEFT JOIN meetings m ON m.id = h.meeting_id"
-            " WHERE t.series_id = $1 ORDER BY h.id",
-            series_id,
-        )
-        by_task: dict[int, list[dict[str, Any]]] = {}
-        for h in history:
-            by_task.setdefault(h["task_id"], []).append(
-                {
-                    "change": h["change"],
-                    "from_status": h["from_status"],
-                    "to_status": h["to_status"],
-                    "from_due": _iso(h["from_due"]),
-                    "to_due": _iso(h["to_due"]),
-                    "quote": h["quote"],
-                    "call_id": str(h["call_id"]) if h["call_id"] else None,
-                    "seq": h["seq"],
-                    "meeting_date": _iso(h["meeting_date"]),
-                    "at": h["created_at"].isoformat(),
-                }
-            )
-        return [
-            {
-                "id": t.id,
-                "owner": t.owner,
-                "action": t.action,
-                "due": _iso(t.due),
-                "status": t.status,
-                "created_in": _iso(t.created_in),
-                "updated_in": _iso(t.updated_in),
-                "history": by_task.get(t.id, []),
-            }
-            for t in tasks
-        ]
+        return [t.as_json() for t in await self.tasks(series_key, status=status, history=True)]
 
     async def get_segments(self, call_id: str) -> list[dict[str, Any]]:
         rows = await self.pool.fetch(
@@ -541,10 +531,6 @@ async def _start_stream(
         started_at,
     )
     return meeting_date
-
-
-def _iso(value: dt.date | None) -> str | None:
-    return value.isoformat() if value is not None else None
 
 
 def _json(payload: dict[str, Any]) -> str:

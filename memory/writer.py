@@ -35,7 +35,6 @@ from memory.models import (
     CommitmentRecord,
     SegmentRecord,
     StreamStarted,
-    SummaryRecord,
     WriteOp,
 )
 from memory.spool import Spool
@@ -346,13 +345,16 @@ class StoreWriter:
                 await self._publish([op])
 
     async def _publish(self, ops: Sequence[WriteOp]) -> None:
-        """Redis: the segment and commitment streams, working and short-term memory."""
+        """Redis: the segment and commitment streams, for consumers outside this process.
+
+        Only what Postgres has just committed, best effort (a failed publish is logged, not
+        retried): the streams are a feed, never read back as memory (Postgres is the record).
+        """
         if self._redis is None:
             return
         segments = [op for op in ops if isinstance(op, SegmentRecord)]
         commitments = [op for op in ops if isinstance(op, CommitmentRecord)]
-        summaries = [op for op in ops if isinstance(op, SummaryRecord) and op.series]
-        if not segments and not commitments and not summaries:
+        if not segments and not commitments:
             return
         try:
             async with (
@@ -360,32 +362,17 @@ class StoreWriter:
                 self._redis.pipeline(transaction=False) as pipe,
             ):
                 for item in commitments:
-                    payload = json.dumps(item.as_json())
                     pipe.xadd(
                         keys.COMMITMENTS_STREAM,
                         {
                             "call_id": item.call_id,
                             "series": item.series or "",
-                            "commitment": payload,
+                            "commitment": json.dumps(item.as_json()),
                         },
                         maxlen=keys.STREAM_MAXLEN,
                         approximate=True,
                     )
-                    if item.series:
-                        recent = keys.series_recent(item.series)
-                        pipe.lpush(recent, payload)
-                        pipe.ltrim(recent, 0, keys.SERIES_RECENT_SIZE - 1)
-                        pipe.expire(recent, keys.SERIES_TTL_SECS)
-                for summary in summaries:
-                    key = keys.series_summaries(summary.series or "")
-                    pipe.lpush(key, json.dumps(summary.as_json()))
-                    pipe.ltrim(key, 0, keys.SERIES_SUMMARIES_SIZE - 1)
-                    pipe.expire(key, keys.SERIES_TTL_SECS)
                 for seg in segments:
-                    window = keys.call_window(seg.call_id)
-                    pipe.rpush(window, json.dumps(seg.as_json()))
-                    pipe.ltrim(window, -keys.WINDOW_SIZE, -1)
-                    pipe.expire(window, keys.CALL_TTL_SECS)
                     pipe.xadd(
                         keys.SEGMENTS_STREAM,
                         {

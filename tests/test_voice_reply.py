@@ -84,6 +84,35 @@ async def test_progress_report_is_spoken_back(
     assert first["replies"] == []
 
 
+
+async def test_what_we_decided_today_names_a_promise_made_moments_earlier_in_this_call(
+    base_url: str, runtime: Runtime, tmp_path: Path
+) -> None:
+    """The follow-up needs this call's last utterances. They are held by the pipeline (the
+    extractor's window turns the request and its acceptance into one promise) and the lookup
+    waits until that promise is in Postgres: no second copy of them anywhere is read."""
+    result = await simulate_meeting(
+        write_meeting(
+            tmp_path / "today.wav",
+            [
+                "Priya, can you send the budget to finance by Thursday?",
+                "Yes, I will send the budget to finance by Thursday.",
+                "Convene, what did we decide today?",
+            ],
+        ),
+        base_url=base_url,
+        series="finance-sync",
+        meeting_date=dt.date(2026, 11, 24),
+        speed=0,
+        expect_answer=True,
+    )
+    [reply] = result["replies"]
+    assert reply["intent"] == "today"
+    assert reply["answer"].startswith("So far today:"), reply  # the template's words, not ASR
+    assert contains_close_to(reply["answer"], "send the budget to finance")
+    assert "Thursday the 26th" in reply["answer"]  # from the resolved date, not from ASR
+
+
 def _ulaw(path: Path, turns: list[str]) -> bytes:
     return to_twilio_ulaw(write_meeting(path, turns, pause_secs=0.2, lead_secs=0))
 
