@@ -84,7 +84,6 @@ async def test_progress_report_is_spoken_back(
     assert first["replies"] == []
 
 
-
 async def test_what_we_decided_today_names_a_promise_made_moments_earlier_in_this_call(
     base_url: str, runtime: Runtime, tmp_path: Path
 ) -> None:
