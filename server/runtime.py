@@ -23,7 +23,8 @@ from core.errors import ConfigError, StorageUnavailable
 from core.prompts import LlmProvider, Prompts, load_prompts
 from core.settings import Settings
 from domain.extraction import DeterministicExtractor
-from domain.llm_extraction import LLMExtractor, build_llm_extractor, load_extraction_prompt
+from domain.llm_extraction import LLMExtractor, build_llm_extractor
+from domain.llm_extraction_prompt import load_extraction_prompt
 from domain.llm_report import load_report_prompt
 from memory.embedded import EmbeddedPostgres, EmbeddedRedis
 from memory.journal import ActiveCalls, CallJournal

@@ -12,7 +12,6 @@ import json
 import logging
 import re
 import shutil
-import sqlite3
 from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -24,15 +23,11 @@ import yaml
 from core.errors import ConfigError
 from core.settings import REPO_ROOT
 from domain.extraction import KINDS, Commitment, DeterministicExtractor, Utterance
-from domain.llm_extraction import (
-    API_KEY_ENV,
-    COMMITMENTS_SCHEMA,
-    TOOL,
-    TOOL_CHOICE,
-    LLMExtractor,
-    build_llm_extractor,
-    load_extraction_prompt,
-)
+from domain.llm import API_KEY_ENV
+from domain.llm_extraction import LLMExtractor, build_llm_extractor
+from domain.llm_extraction_prompt import load_extraction_prompt
+from domain.llm_extraction_tool import COMMITMENTS_SCHEMA, TOOL, TOOL_CHOICE
+from domain.llm_pending import PendingSpool
 from server.local_server import serve_in_process
 from tests.fakes.anthropic_api import (
     FakeAnthropic,
@@ -124,11 +119,20 @@ async def make(
 
 
 def spooled(path: Path) -> list[tuple[str, list[dict[str, Any]], int]]:
-    with sqlite3.connect(path) as conn:
-        rows = conn.execute(
-            "SELECT meeting_date, utterances, attempts FROM pending ORDER BY id"
-        ).fetchall()
-    return [(day, json.loads(lines), attempts) for day, lines, attempts in rows]
+    """What the spool file holds, read by a spool of its own (as a new process would)."""
+    spool = PendingSpool(path)
+    try:
+        windows = spool.load()
+    finally:
+        spool.close()
+    return [
+        (
+            w.meeting_date.isoformat(),
+            [{"speaker": u.speaker, "text": u.text} for u in w.utterances],
+            w.attempts,
+        )
+        for w in windows
+    ]
 
 
 def spool_bytes(folder: Path) -> list[str]:
