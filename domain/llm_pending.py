@@ -7,7 +7,7 @@ import datetime as dt
 import json
 import sqlite3
 import threading
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -16,6 +16,36 @@ from core.spool import ITEMS, SpoolItem, SqliteSpool, table_exists
 from domain.extraction import Utterance
 
 KIND = "window"
+
+# Who is told when a window is queued, by spool file (the process's retry loop).
+_watchers: dict[Path, list[Callable[[], object]]] = {}
+_watchers_lock = threading.Lock()
+
+
+def watch(path: Path, queued: Callable[[], object]) -> Callable[[], None]:
+    """Call `queued()` each time a window is queued in the spool at `path`, from the thread
+    that queued it (so it must be thread-safe, e.g. `loop.call_soon_threadsafe`). Returns the
+    function that stops it."""
+    key = path.resolve()
+    with _watchers_lock:
+        _watchers.setdefault(key, []).append(queued)
+
+    def unwatch() -> None:
+        with _watchers_lock:
+            callbacks = _watchers.get(key, [])
+            if queued in callbacks:
+                callbacks.remove(queued)
+            if not callbacks:
+                _watchers.pop(key, None)
+
+    return unwatch
+
+
+def _notify(path: Path) -> None:
+    with _watchers_lock:
+        callbacks = list(_watchers.get(path.resolve(), ()))
+    for queued in callbacks:
+        queued()
 
 
 @dataclass(frozen=True)
@@ -107,6 +137,7 @@ class PendingSpool:
         """Queue a window after its first failed attempt; its id."""
         payload = _payload(lines, new_from, meeting_date, context or {})
         [item_id] = self._queue.put([(KIND, payload)], attempts=1, error=error)
+        _notify(self.path)
         return item_id
 
     def load(self) -> list[PendingWindow]:

@@ -39,6 +39,7 @@ from tests.fakes.anthropic_api import (
     server_error,
     slow,
 )
+from tests.test_spool import old_llm_spool
 
 pytestmark = pytest.mark.dates  # resolves dates: re-run on other days by .ci/run
 
@@ -331,6 +332,26 @@ async def test_persistent_529_falls_back_queues_and_recovers(
     assert [(c.owner, c.due, c.confidence) for c in items] == [("Alice", dt.date(2025, 3, 7), 0.95)]
     assert spooled(spool) == [] and later.stats.recovered == 1
     assert "Meeting date: 2025-03-05" in fake.requests[-1].body["messages"][0]["content"]
+
+
+async def test_windows_spooled_before_the_upgrade_are_recovered(
+    fake: FakeAnthropic, make: MakeExtractor, tmp_path: Path
+) -> None:
+    """A spool file in the old `pending` format: read, retried, and emptied by today's code."""
+    spool = tmp_path / "old" / "llm-spool.sqlite3"
+    spool.parent.mkdir()
+    old_llm_spool(spool, [([PROMISE], 2, {"call_id": "c-1", "series": "s"})])
+    fake.push(overloaded(), commitments(ALICE_ITEM))
+    extractor = make(spool=spool, max_retries=1)
+
+    [(window, items)] = await extractor.retry_pending_windows()
+
+    assert (window.id, window.utterances, window.attempts) == (1, [PROMISE], 2)
+    assert window.context == {"call_id": "c-1", "series": "s"}
+    assert [(c.owner, c.due) for c in items] == [("Alice", dt.date(2025, 3, 7))]
+    assert len(fake.requests) == 2  # the 529 was retried by the client's policy
+    assert "Meeting date: 2025-03-05" in fake.requests[-1].body["messages"][0]["content"]
+    assert spooled(spool) == []
 
 
 async def test_pending_windows_retry_oldest_first(fake: FakeAnthropic, make: MakeExtractor) -> None:
