@@ -148,10 +148,6 @@ class LLMExtractor:
     def model(self) -> str:
         return self.llm.model
 
-    @property
-    def policy(self) -> RetryPolicy:
-        return self.llm.policy
-
     def __repr__(self) -> str:
         return (
             f"LLMExtractor(provider={self.provider!r}, model={self.model!r}, "

@@ -7,12 +7,12 @@ once it answers again. Each written segment is also published to the Redis Strea
 
 No storage error stops the writer. When neither Postgres nor the spool takes a batch (a full
 disk), it stays in memory and is retried with backoff (`tenacity`: from `retry_secs`, doubling
-up to `max_retry_secs`) until one does; meanwhile `health()` says so (and `/ready` with it). The
-spool's replay backs off alike while Postgres is away. What
-is held in memory is bounded (`max_held` writes): past that the oldest are dropped, logged
-and counted, a call's own record (created, started, ended) last. A write Postgres refuses
-for good (not an outage) is set aside in the spool's `failed_ops` table, logged, so the
-writes behind it still pass.
+up to `max_retry_secs`) until one does; meanwhile `health()` says so (and `/ready` with it).
+The spool's replay backs off alike while Postgres is away. What is held in memory is bounded
+(`max_held` writes): past that the oldest are dropped, logged and counted, a call's own record
+(created, started, ended) last. A write Postgres refuses for good (not an outage) is set aside
+in the spool (`core/spool.py`'s `spool_failed` table), logged, so the writes behind it still
+pass.
 """
 
 from __future__ import annotations
@@ -357,7 +357,7 @@ class StoreWriter:
                 self.failed_total += 1
                 log.error(
                     "writer: Postgres refused a %s of call %s for good (%s); set aside in the "
-                    "spool's failed_ops",
+                    "spool's spool_failed table",
                     type(op).__name__,
                     op.call_id,
                     _describe(exc),
