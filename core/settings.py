@@ -88,7 +88,7 @@ class LlmSettings(BaseSettings):
     # llm.provider: openai-compatible — any Chat Completions server (vLLM, Ollama, OpenAI).
     openai_api_key: SecretStr | None = Field(None, validation_alias="OPENAI_API_KEY")
     openai_base_url: str | None = Field(None, validation_alias="OPENAI_BASE_URL")
-    # Seconds between retries of windows the LLM extractor failed on (spooled).
+    # The longest pause between retries of windows the LLM extractor failed on (spooled).
     retry_secs: float = Field(60.0, validation_alias="CONVENE_LLM_RETRY_SECS")
 
 
@@ -180,6 +180,11 @@ class Settings(BaseSettings):
     @property
     def spool_path(self) -> Path:
         return self.convene_home / "spool.sqlite3"
+
+    @property
+    def llm_spool_path(self) -> Path:
+        """Where windows the LLM extractor failed on wait for a retry."""
+        return self.convene_home / "llm-spool.sqlite3"
 
 
 def _env_names(model: type[BaseModel]) -> dict[str, str]:
