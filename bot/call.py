@@ -18,6 +18,7 @@ from pipecat.frames.frames import EndFrame
 from pipecat.pipeline.pipeline import Pipeline
 from pipecat.pipeline.worker import PipelineParams, PipelineWorker
 from pipecat.processors.audio.vad_processor import VADProcessor
+from pipecat.processors.frame_processor import FrameProcessor
 from pipecat.serializers.twilio import TwilioFrameSerializer
 from pipecat.services.stt_service import STTService
 from pipecat.services.tts_service import TTSService
@@ -47,6 +48,8 @@ from processors.piper_tts import SharedPiperTTSService
 from processors.reply_tracker import ReplyMarks, ReplyTracker
 from processors.report import ReportProcessor
 from processors.stage_metrics import StageMetricsObserver
+from processors.stt_failover import build_stt_failover
+from processors.stt_timing import CallClock
 from processors.transcript import TranscriptRecorder
 from processors.wake import WakeGate, WakeMatcher
 from processors.whisper_stt import RemoteWhisperSTTService, SharedWhisperSTTService
@@ -108,42 +111,46 @@ def whisper_settings(deps: CallDeps, knobs: PipelineKnobs) -> Any:
     )
 
 
-def build_stt(deps: CallDeps, knobs: PipelineKnobs | None = None) -> STTService:
-    """The STT service prompts/pipeline.yaml names (`stt.provider`)."""
+def build_stt(deps: CallDeps, knobs: PipelineKnobs | None = None) -> FrameProcessor:
+    """The STT that prompts/pipeline.yaml names (`stt.provider`).
+
+    A remote or cloud provider comes behind Pipecat's `ServiceSwitcher` with local Whisper as
+    its failover (`stt.fallback: whisper-local`, processors/stt_failover.py); local providers,
+    or `stt.fallback: none`, come alone.
+    """
     knobs = knobs or deps.prompts.pipeline
     stt = knobs.stt
     settings = whisper_settings(deps, knobs)
-    fallback_model = deps.whisper_model if stt.fallback == "whisper-local" else None
+    clock = CallClock()
+    primary: STTService
     if stt.provider == "whisper-remote":
         remote_url = deps.settings.speech.whisper_remote_url
         if not remote_url:
             raise ConfigError("stt.provider: whisper-remote needs CONVENE_WHISPER_REMOTE_URL")
-        return RemoteWhisperSTTService(
+        primary = RemoteWhisperSTTService(
             base_url=remote_url,
             model=deps.settings.speech.whisper_remote_model,
-            fallback_model=deps.whisper_model,
-            fallback_settings=settings,
+            settings=settings,
             timeout_secs=stt.remote_timeout_secs,
             retries=stt.remote_retries,
             trailing_silence_secs=stt.trailing_silence_secs,
+            clock=clock,
         )
-    if stt.provider == "deepgram":
-        deepgram_key = reveal(deps.settings.speech.deepgram_api_key)
-        if not deepgram_key:
+    elif stt.provider == "deepgram":
+        deepgram_key = deps.settings.speech.deepgram_api_key
+        if deepgram_key is None or not deepgram_key.get_secret_value():
             raise ConfigError("stt.provider: deepgram needs DEEPGRAM_API_KEY")
         agent = deps.prompts.agent
-        return build_deepgram_stt(
+        primary = build_deepgram_stt(
             options=stt.deepgram,
             language=stt.language,
             api_key=deepgram_key,
             base_url=deps.settings.speech.deepgram_base_url,
             # Not the aliases: they are what recognisers mishear, not words to boost.
             keyterms=[agent.name, *agent.participants, *stt.deepgram.keyterms],
-            fallback_model=fallback_model,
-            fallback_settings=settings,
-            trailing_silence_secs=stt.trailing_silence_secs,
+            clock=clock,
         )
-    if stt.provider == "openai-whisper":
+    elif stt.provider == "openai-whisper":
         from processors.openai_whisper_stt import OpenAIWhisperSTTService
 
         return OpenAIWhisperSTTService(
@@ -151,13 +158,35 @@ def build_stt(deps: CallDeps, knobs: PipelineKnobs | None = None) -> STTService:
             settings=settings,
             trailing_silence_secs=stt.trailing_silence_secs,
         )
-    return SharedWhisperSTTService(
+    else:
+        return SharedWhisperSTTService(
+            model=deps.whisper_model,
+            model_name=deps.whisper_model_name,
+            settings=settings,
+            trailing_silence_secs=stt.trailing_silence_secs,
+            ttfs_p99_latency=1.0,
+        )
+    if stt.fallback == "none":
+        primary.add_event_handler("on_usable_changed", _untranscribed_from_now)
+        return primary
+    local = SharedWhisperSTTService(
         model=deps.whisper_model,
         model_name=deps.whisper_model_name,
         settings=settings,
         trailing_silence_secs=stt.trailing_silence_secs,
         ttfs_p99_latency=1.0,
+        clock=clock,
     )
+    return build_stt_failover(primary, local, clock)
+
+
+async def _untranscribed_from_now(service: FrameProcessor, usable: bool) -> None:
+    if not usable:
+        log.error(
+            "stt: %s can no longer transcribe and stt.fallback is none: the rest of the call "
+            "is not transcribed",
+            service.name,
+        )
 
 
 def build_tts(deps: CallDeps, knobs: PipelineKnobs | None = None) -> TTSService:

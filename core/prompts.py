@@ -68,9 +68,9 @@ class DeepgramOptions(_Strict):
     endpointing_ms: int = Field(300, ge=10, le=5000)
     # Terms boosted besides the bot's name and aliases and the participants (agent.yaml).
     keyterms: list[str] = Field(default_factory=list)
-    # Speech sent but not answered by a final result within this many seconds is a stall.
+    # A Finalize (sent on each VAD stop) with no result within this many seconds is a stall.
     timeout_secs: float = Field(5.0, gt=0)
-    # Reconnect attempts before the call fails over to `stt.fallback` for good.
+    # Connection errors in a row (Pipecat reconnects each) before failing over to `stt.fallback`.
     retries: int = Field(1, ge=0, le=5)
 
 
