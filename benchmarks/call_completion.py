@@ -57,7 +57,7 @@ async def run(calls: int, speed: float) -> int:
             to_twilio_ulaw(write_meeting(home / f"{i}.wav", [t], pause_secs=0.2, lead_secs=0.5))
             for i, t in enumerate(TURNS)
         ]
-        settings = Settings(  # type: ignore[call-arg]
+        settings = Settings.of(
             convene_home=home, twilio_auth_token=SecretStr(secrets.token_hex(16)), public_host=None
         )
         runtime = await Runtime.start(settings)
