@@ -21,7 +21,6 @@ from pipecat.processors.audio.vad_processor import VADProcessor
 from pipecat.processors.frame_processor import FrameProcessor
 from pipecat.serializers.twilio import TwilioFrameSerializer
 from pipecat.services.stt_service import STTService
-from pipecat.services.tts_service import TTSService
 from pipecat.services.whisper.stt import WhisperSTTService
 from pipecat.transports.websocket.fastapi import FastAPIWebsocketParams, FastAPIWebsocketTransport
 from pipecat.workers.runner import WorkerRunner
@@ -60,6 +59,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 DRAIN_TIMEOUT_SECS = 30.0  # a safety net: the drain ends on an event
 SETTLE_SECS = 1.0
+CALL_OUT_RATE = 8000  # what a Twilio call plays (mu-law 8 kHz); the TTS speaks at this rate
 
 
 @dataclass(frozen=True)
@@ -189,8 +189,9 @@ async def _untranscribed_from_now(service: FrameProcessor, usable: bool) -> None
         )
 
 
-def build_tts(deps: CallDeps, knobs: PipelineKnobs | None = None) -> TTSService:
-    """The TTS service prompts/pipeline.yaml names (`tts.provider`), Piper as the fallback."""
+def build_tts(deps: CallDeps, knobs: PipelineKnobs | None = None) -> FrameProcessor:
+    """The voice prompts/pipeline.yaml names (`tts.provider`): Piper, or a cloud service with
+    Piper as the fallback (`ServiceSwitcher`, see processors/cloud_tts.py)."""
     tts = (knobs or deps.prompts.pipeline).tts
     piper = SharedPiperTTSService(model_path=tts.voice_model, length_scale=tts.length_scale)
     if tts.provider == "piper":
@@ -210,13 +211,13 @@ def build_tts(deps: CallDeps, knobs: PipelineKnobs | None = None) -> TTSService:
         ),
     }
     secret, base_url, env = keys[tts.provider]
-    api_key = reveal(secret)
-    if not api_key:
+    if secret is None or not reveal(secret):
         raise ConfigError(f"tts.provider: {tts.provider} needs {env}")
     return build_cloud_tts(
         knobs=tts,
-        api_key=api_key,
+        api_key=secret,
         base_url=base_url,
+        sample_rate=CALL_OUT_RATE,
         fallback=piper if tts.fallback == "piper" else None,
     )
 
@@ -437,7 +438,7 @@ async def run_call(
         pipeline,
         params=PipelineParams(
             audio_in_sample_rate=knobs.call.pipeline_sample_rate,
-            audio_out_sample_rate=8000,
+            audio_out_sample_rate=CALL_OUT_RATE,
             enable_metrics=True,
         ),
         observers=[metrics],

@@ -155,7 +155,8 @@ class TtsKnobs(_Strict):
     # piper: offline. cartesia / elevenlabs: cloud, Piper as the fallback.
     provider: Literal["piper", "cartesia", "elevenlabs"] = "piper"
     fallback: Literal["piper", "none"] = "piper"
-    # A cloud sentence with no audio by then is retried once, then spoken by the fallback.
+    # A cloud sentence with no audio by then (or an error) fails the call over to the fallback,
+    # which says it again; no retry.
     timeout_secs: float = Field(5.0, gt=0)
     voice_model: str | None = None  # a Piper .onnx path; default: the packaged en_US joe voice
     length_scale: float = Field(1.0, gt=0.2, le=3.0)  # > 1 speaks slower
