@@ -25,6 +25,31 @@ def _default_prompts_dir() -> Path:
     return REPO_ROOT / "convene_prompts"
 
 
+class StreamSecuritySettings(BaseSettings):
+    """Who may open a media stream, and how long a socket may hold the server."""
+
+    model_config = SettingsConfigDict(env_file=".env", extra="ignore", populate_by_name=True)
+
+    # HMAC key of the stream tokens; unset: one is generated once and kept in
+    # CONVENE_HOME/stream-token.key (0600), shared by every process on that home.
+    token_secret: SecretStr | None = Field(
+        default=None, validation_alias="CONVENE_STREAM_TOKEN_SECRET"
+    )
+    # How long a minted stream token opens a stream: an outbound call rings and plays its
+    # DTMF digits before Twilio connects the stream.
+    token_ttl_secs: float = Field(
+        default=300.0, gt=0, validation_alias="CONVENE_STREAM_TOKEN_TTL_SECS"
+    )
+    # A socket that sends no valid `start` within this long is closed.
+    start_timeout_secs: float = Field(
+        default=5.0, gt=0, validation_alias="CONVENE_STREAM_START_TIMEOUT_SECS"
+    )
+    # Refuse handshakes without X-Twilio-Signature (a present one is always checked).
+    require_signature: bool = Field(
+        default=False, validation_alias="CONVENE_STREAM_REQUIRE_SIGNATURE"
+    )
+
+
 class Settings(BaseSettings):
     """Every knob that is not a prompt: where things live, which servers, which keys."""
 
@@ -86,6 +111,9 @@ class Settings(BaseSettings):
     convene_min_free_mb: int = 64
     # Seconds between checks that the embedded Postgres/Redis this process started still run.
     convene_supervise_secs: float = 1.0
+
+    # Media-stream tokens and socket bounds (CONVENE_STREAM_*).
+    streams: StreamSecuritySettings = Field(default_factory=StreamSecuritySettings)
 
     @field_validator("convene_home", "convene_prompts_dir")
     @classmethod
