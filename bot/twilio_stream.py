@@ -45,10 +45,13 @@ class BadStart(Exception):
     """A `start` the call cannot run on (no streamSid, a wrong mediaFormat). It still carries
     its custom parameters, so the call it names can be ended rather than left ringing."""
 
-    def __init__(self, reason: str, custom_parameters: dict[str, str]) -> None:
+    def __init__(
+        self, reason: str, custom_parameters: dict[str, str], call_sid: str | None = None
+    ) -> None:
         super().__init__(reason)
         self.reason = reason
         self.custom_parameters = custom_parameters
+        self.call_sid = call_sid
 
 
 @dataclass(frozen=True)
@@ -162,20 +165,23 @@ def parse_start(message: dict[str, Any], skipped: SkippedMessages | None = None)
     if not isinstance(start, dict):
         raise BadStart("`start` without a start object", {})
     params = _custom_parameters(start)
+    call_sid = start.get("callSid")
+    call_sid = call_sid if isinstance(call_sid, str) else None
     stream_sid = message.get("streamSid") or start.get("streamSid")
     if not isinstance(stream_sid, str) or not stream_sid:
-        raise BadStart("`start` without a streamSid", params)
+        raise BadStart("`start` without a streamSid", params, call_sid)
     media_format = start.get("mediaFormat")
     if media_format != MEDIA_FORMAT:
         shown = json.dumps(media_format)[:120] if media_format is not None else "none"
         raise BadStart(
-            f"unsupported mediaFormat {shown} (only audio/x-mulaw, 8000 Hz, 1 channel)", params
+            f"unsupported mediaFormat {shown} (only audio/x-mulaw, 8000 Hz, 1 channel)",
+            params,
+            call_sid,
         )
-    call_sid = start.get("callSid")
     account_sid = start.get("accountSid")
     return StreamStart(
         stream_sid=stream_sid,
-        call_sid=call_sid if isinstance(call_sid, str) else None,
+        call_sid=call_sid,
         account_sid=account_sid if isinstance(account_sid, str) else None,
         custom_parameters=params,
     )

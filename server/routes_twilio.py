@@ -224,7 +224,7 @@ def _end_refused_call(runtime: Runtime, bad: BadStart) -> str | None:
     """A `start` from our call that it cannot run on: end that call (it must not stay
     `ringing`), as failed, saying why. Returns its id, if the token names one."""
     try:
-        claims = _check_token(runtime, bad.custom_parameters, None)
+        claims = _check_token(runtime, bad.custom_parameters, bad.call_sid)
         runtime.stream_tokens.claim(claims)
     except TokenRefused:
         return None
