@@ -128,7 +128,12 @@ async def test_postgres_outage_mid_call_spools_and_replays(
         call_id = params["call_id"]
         streaming = asyncio.create_task(
             simulate_stream(
-                stream_url, ulaw, custom_parameters=params, speed=3.0, close_timeout=120
+                stream_url,
+                ulaw,
+                custom_parameters=params,
+                call_sid=call_sid,
+                speed=3.0,
+                close_timeout=120,
             )
         )
         # Wait until the first segment is in Postgres, then take Postgres away mid-call.
