@@ -233,6 +233,32 @@ class Store:
                 started_at=None,
             )
 
+    async def end_unstarted_call(
+        self, *, call_id: str, token_nonce: str, token_expires_at: dt.datetime, ended_by: str
+    ) -> bool:
+        """End, as failed, a call whose stream was refused at its `start` (so it does not stay
+        `ringing`): claims the stream token like `start_stream`, and touches only a call that
+        has no stream and is not over. True when it ended the call."""
+        async with self.pool.acquire() as conn, conn.transaction():
+            claimed = await conn.fetchval(
+                "INSERT INTO stream_token_uses(nonce, call_id, expires_at)"
+                " SELECT $1, id, $3 FROM calls WHERE id = $2"
+                " ON CONFLICT DO NOTHING RETURNING nonce",
+                token_nonce,
+                uuid.UUID(call_id),
+                token_expires_at,
+            )
+            if claimed is None:
+                return False
+            ended = await conn.fetchval(
+                "UPDATE calls SET status = 'failed', ended_at = now(), completed_at = now(),"
+                " ended_by = $2 WHERE id = $1 AND stream_sid IS NULL AND completed_at IS NULL"
+                " RETURNING id",
+                uuid.UUID(call_id),
+                ended_by,
+            )
+        return ended is not None
+
     async def call_by_sid(self, call_sid: str) -> CallState | None:
         """The call Twilio knows by this CallSid: its id and whether it streams or is over."""
         row = await self.pool.fetchrow(

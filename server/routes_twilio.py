@@ -220,16 +220,28 @@ def _check_token(runtime: Runtime, params: dict[str, str], call_sid: str | None)
     return claims
 
 
-def _end_refused_call(runtime: Runtime, bad: BadStart) -> str | None:
+async def _end_refused_call(runtime: Runtime, bad: BadStart) -> str | None:
     """A `start` from our call that it cannot run on: end that call (it must not stay
-    `ringing`), as failed, saying why. Returns its id, if the token names one."""
+    `ringing`), as failed, saying why, if it has no stream yet. Returns its id, if the token
+    opens it."""
     try:
         claims = _check_token(runtime, bad.custom_parameters, bad.call_sid)
         runtime.stream_tokens.claim(claims)
     except TokenRefused:
         return None
     ended_by = "media-format" if "mediaFormat" in bad.reason else "bad-start"
-    runtime.writer.submit(CallEnded(call_id=claims.call_id, status="failed", ended_by=ended_by))
+    try:
+        async with asyncio.timeout(STORE_ANSWER_SECS):
+            await runtime.store.end_unstarted_call(
+                call_id=claims.call_id,
+                token_nonce=claims.nonce,
+                token_expires_at=claims.expires_at,
+                ended_by=ended_by,
+            )
+    except Exception as exc:
+        if not is_transient(exc):
+            raise
+        log.warning("call %s: not marked failed (Postgres unavailable)", claims.call_id)
     return claims.call_id
 
 
@@ -265,7 +277,7 @@ async def media(websocket: WebSocket) -> None:
         return
     except BadStart as bad:
         skipped.log_summary()
-        await _refuse(websocket, bad.reason, call_id=_end_refused_call(runtime, bad))
+        await _refuse(websocket, bad.reason, call_id=await _end_refused_call(runtime, bad))
         return
     except StreamEndedBeforeStart as exc:
         skipped.log_summary()

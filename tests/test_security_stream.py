@@ -299,6 +299,34 @@ async def test_a_start_the_call_cannot_run_on_is_refused_and_ends_the_call(
     assert stored["stream_sid"] is None
 
 
+async def test_a_bad_start_does_not_end_a_call_that_streams(
+    base_url: str, runtime: Runtime, answer: Callable[..., Any], caplog: pytest.LogCaptureFixture
+) -> None:
+    """A second, unused token of the call (the voice webhook answered twice) with a `start`
+    that cannot run: refused, and the call streaming meanwhile goes on to complete."""
+    first = await answer()
+    second = await answer(call_sid=first.call_sid)
+    async with first.client() as client:
+        await client.send_connected()
+        await client.send_start()
+        await client.stream_audio(SILENCE * 5, speed=0)
+        for _ in range(200):
+            stored = await runtime.store.get_call(first.call_id)
+            if stored and stored["stream_sid"]:
+                break
+            await asyncio.sleep(0.05)
+        await refused(second.client(), streamSid=None)
+        during = await runtime.store.get_call(first.call_id)
+        assert during is not None
+        assert (during["status"], during["completed_at"]) == ("in-progress", None)
+        await client.stream_audio(SILENCE * 5, speed=0)
+        await client.send_stop()
+        await client.wait_closed(60)
+    stored = await completed(base_url, first.call_id)
+    assert (stored["status"], stored["ended_by"]) == ("completed", None)
+    assert len(refusals(caplog)) == 1
+
+
 async def test_bad_messages_do_not_end_the_call_and_are_logged_once_per_kind(
     base_url: str, answer: Callable[..., Any], caplog: pytest.LogCaptureFixture
 ) -> None:
