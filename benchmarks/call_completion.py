@@ -58,7 +58,7 @@ async def run(calls: int, speed: float) -> int:
             for i, t in enumerate(TURNS)
         ]
         auth_token = secrets.token_hex(16)
-        settings = Settings(  # type: ignore[call-arg]
+        settings = Settings.of(
             convene_home=home, twilio_auth_token=SecretStr(auth_token), public_host=None
         )
         runtime = await Runtime.start(settings)

@@ -307,7 +307,7 @@ async def main() -> None:
     logger.add(sys.stderr, level="ERROR")
     home = Path(tempfile.mkdtemp(prefix="convene-bench-"))
     token = secrets.token_hex(8)
-    settings = Settings(convene_home=home, twilio_auth_token=SecretStr(token), public_host=None)  # type: ignore[call-arg]
+    settings = Settings.of(convene_home=home, twilio_auth_token=SecretStr(token), public_host=None)
     runtime = await Runtime.start(settings)
     agent = runtime.prompts.agent.model_copy(update={"participants": ["Tom", "Priya"]})
     runtime.prompts = runtime.prompts.model_copy(update={"agent": agent})

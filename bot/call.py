@@ -115,12 +115,12 @@ def build_stt(deps: CallDeps, knobs: PipelineKnobs | None = None) -> STTService:
     settings = whisper_settings(deps, knobs)
     fallback_model = deps.whisper_model if stt.fallback == "whisper-local" else None
     if stt.provider == "whisper-remote":
-        remote_url = deps.settings.convene_whisper_remote_url
+        remote_url = deps.settings.speech.whisper_remote_url
         if not remote_url:
             raise ConfigError("stt.provider: whisper-remote needs CONVENE_WHISPER_REMOTE_URL")
         return RemoteWhisperSTTService(
             base_url=remote_url,
-            model=deps.settings.convene_whisper_remote_model,
+            model=deps.settings.speech.whisper_remote_model,
             fallback_model=deps.whisper_model,
             fallback_settings=settings,
             timeout_secs=stt.remote_timeout_secs,
@@ -128,7 +128,7 @@ def build_stt(deps: CallDeps, knobs: PipelineKnobs | None = None) -> STTService:
             trailing_silence_secs=stt.trailing_silence_secs,
         )
     if stt.provider == "deepgram":
-        deepgram_key = reveal(deps.settings.deepgram_api_key)
+        deepgram_key = reveal(deps.settings.speech.deepgram_api_key)
         if not deepgram_key:
             raise ConfigError("stt.provider: deepgram needs DEEPGRAM_API_KEY")
         agent = deps.prompts.agent
@@ -136,7 +136,7 @@ def build_stt(deps: CallDeps, knobs: PipelineKnobs | None = None) -> STTService:
             options=stt.deepgram,
             language=stt.language,
             api_key=deepgram_key,
-            base_url=deps.settings.deepgram_base_url,
+            base_url=deps.settings.speech.deepgram_base_url,
             # Not the aliases: they are what recognisers mishear, not words to boost.
             keyterms=[agent.name, *agent.participants, *stt.deepgram.keyterms],
             fallback_model=fallback_model,
@@ -169,10 +169,14 @@ def build_tts(deps: CallDeps, knobs: PipelineKnobs | None = None) -> TTSService:
 
     settings = deps.settings
     keys = {
-        "cartesia": (settings.cartesia_api_key, settings.cartesia_base_url, "CARTESIA_API_KEY"),
+        "cartesia": (
+            settings.speech.cartesia_api_key,
+            settings.speech.cartesia_base_url,
+            "CARTESIA_API_KEY",
+        ),
         "elevenlabs": (
-            settings.elevenlabs_api_key,
-            settings.elevenlabs_base_url,
+            settings.speech.elevenlabs_api_key,
+            settings.speech.elevenlabs_base_url,
             "ELEVENLABS_API_KEY",
         ),
     }
@@ -192,8 +196,8 @@ def llm_access(deps: CallDeps, provider: LlmProvider) -> tuple[str | None, str |
     """(api key, base URL) for an LLM provider, from the process settings."""
     settings = deps.settings
     if provider == "anthropic":
-        return reveal(settings.anthropic_api_key), settings.anthropic_base_url
-    return reveal(settings.openai_api_key), settings.openai_base_url
+        return reveal(settings.llm.anthropic_api_key), settings.llm.anthropic_base_url
+    return reveal(settings.llm.openai_api_key), settings.llm.openai_base_url
 
 
 def build_extractor(
@@ -309,7 +313,7 @@ async def run_call(
         await worker.queue_frame(EndFrame())
 
     stt = build_stt(deps, knobs)
-    twilio_sid, twilio_token = deps.settings.twilio_account_sid, deps.settings.twilio_auth_token
+    twilio_sid, twilio_token = deps.settings.twilio.account_sid, deps.settings.twilio.auth_token
     hang_up = bool(twilio_sid and twilio_token and start.call_sid)
     serializer = ConveneTwilioSerializer(
         stream_sid=start.stream_sid,

@@ -73,7 +73,7 @@ def serve(
         err.print(f"[red]error:[/] {escape(str(exc))}", highlight=False)
         raise typer.Exit(2) from exc
     err.print(
-        f"Convene listening on http://{host}:{port} (public host: {settings.public_host or 'unset'})"
+        f"Convene listening on http://{host}:{port} (public host: {settings.twilio.public_host or 'unset'})"
     )
     uvicorn.run(
         create_app(settings=settings),
@@ -138,8 +138,8 @@ def simulate(
         from server.runtime import Runtime
 
         token = secrets.token_hex(16)
-        settings = _settings().model_copy(
-            update={"twilio_auth_token": SecretStr(token), "public_host": None}
+        settings = _settings().updated(
+            **{"twilio_auth_token": SecretStr(token), "public_host": None}
         )
         runtime = await Runtime.start(settings)
         try:

@@ -63,7 +63,7 @@ def meeting_audio(home: Path, name: str, turns: list[str]) -> Path:
 
 async def run_demo(settings: Settings, *, speed: float, console: Console) -> dict[str, Any]:
     token = secrets.token_hex(16)
-    local = settings.model_copy(update={"twilio_auth_token": SecretStr(token), "public_host": None})
+    local = settings.updated(**{"twilio_auth_token": SecretStr(token), "public_host": None})
     series = f"demo-weekly-sync-{clock.now():%Y%m%d-%H%M%S}"
     demo_dir = local.convene_home / "demo"
     with Progress(

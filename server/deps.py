@@ -21,7 +21,7 @@ RuntimeDep = Annotated[Runtime, Depends(get_runtime)]
 
 def public_url(request: Request, runtime: Runtime) -> str:
     """The URL Twilio requested: behind a tunnel that is https://PUBLIC_HOST/..."""
-    host = runtime.settings.public_host
+    host = runtime.settings.twilio.public_host
     if not host:
         return str(request.url)
     query = f"?{request.url.query}" if request.url.query else ""
@@ -29,7 +29,7 @@ def public_url(request: Request, runtime: Runtime) -> str:
 
 
 def media_stream_url(request: Request, runtime: Runtime) -> str:
-    host = runtime.settings.public_host
+    host = runtime.settings.twilio.public_host
     if host:
         return f"wss://{host}/twilio/media"
     scheme = "wss" if request.url.scheme == "https" else "ws"
@@ -60,9 +60,9 @@ async def verified_twilio_form(request: Request, runtime: RuntimeDep) -> dict[st
     A request without a signature is refused before its body is read; a body over
     MAX_TWILIO_FORM_BYTES is refused (413) without reading the rest."""
     settings = runtime.settings
-    if settings.convene_dev_skip_twilio_signature:
+    if settings.twilio.dev_skip_signature:
         return await _bounded_form(request)
-    if settings.twilio_auth_token is None:
+    if settings.twilio.auth_token is None:
         raise HTTPException(
             status_code=403,
             detail="TWILIO_AUTH_TOKEN is not set, so this Twilio webhook cannot be verified "
@@ -72,7 +72,7 @@ async def verified_twilio_form(request: Request, runtime: RuntimeDep) -> dict[st
     if not signature:
         raise HTTPException(status_code=403, detail="missing X-Twilio-Signature header")
     params = await _bounded_form(request)
-    validator = RequestValidator(settings.twilio_auth_token.get_secret_value())
+    validator = RequestValidator(settings.twilio.auth_token.get_secret_value())
     if not validator.validate(public_url(request, runtime), params, signature):
         raise HTTPException(
             status_code=403, detail="X-Twilio-Signature does not match this request"

@@ -18,13 +18,13 @@ STATUS_EVENTS = ["initiated", "ringing", "answered", "completed"]
 
 def missing_twilio_settings(settings: Settings) -> list[str]:
     missing = []
-    if not settings.twilio_account_sid:
+    if not settings.twilio.account_sid:
         missing.append("TWILIO_ACCOUNT_SID")
-    if settings.twilio_auth_token is None:
+    if settings.twilio.auth_token is None:
         missing.append("TWILIO_AUTH_TOKEN")
-    if not settings.twilio_from_number:
+    if not settings.twilio.from_number:
         missing.append("TWILIO_FROM_NUMBER")
-    if not settings.public_host:
+    if not settings.twilio.public_host:
         missing.append("PUBLIC_HOST")
     return missing
 
@@ -34,21 +34,21 @@ async def place_call(settings: Settings, *, to: str, twiml: str) -> str:
     missing = missing_twilio_settings(settings)
     if missing:
         raise NotConfigured(f"outbound calls need {', '.join(missing)} (see .env.example)")
-    assert settings.twilio_auth_token is not None
+    assert settings.twilio.auth_token is not None
     http = AsyncTwilioHttpClient()
     client = Client(
-        settings.twilio_account_sid,
-        settings.twilio_auth_token.get_secret_value(),
+        settings.twilio.account_sid,
+        settings.twilio.auth_token.get_secret_value(),
         http_client=http,
     )
-    if settings.twilio_api_base_url:
-        client.api.base_url = settings.twilio_api_base_url
+    if settings.twilio.api_base_url:
+        client.api.base_url = settings.twilio.api_base_url
     try:
         call = await client.calls.create_async(
             to=to,
-            from_=settings.twilio_from_number,
+            from_=settings.twilio.from_number,
             twiml=twiml,
-            status_callback=f"https://{settings.public_host}/twilio/status",
+            status_callback=f"https://{settings.twilio.public_host}/twilio/status",
             status_callback_event=STATUS_EVENTS,
         )
     except TwilioRestException as exc:

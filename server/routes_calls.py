@@ -69,7 +69,7 @@ async def create_call(body: CallRequest, runtime: RuntimeDep) -> CallCreated:
             status="queued",
             to_number=body.to,
             series_key=series,
-            from_number=settings.twilio_from_number,
+            from_number=settings.twilio.from_number,
             meeting_date=meeting_date,
             time_zone=zone,
         )
@@ -85,7 +85,9 @@ async def create_call(body: CallRequest, runtime: RuntimeDep) -> CallCreated:
     }
     if body.meeting_title:
         params["meeting_title"] = body.meeting_title
-    twiml = stream_twiml(f"wss://{settings.public_host}/twilio/media", params, digits=body.digits)
+    twiml = stream_twiml(
+        f"wss://{settings.twilio.public_host}/twilio/media", params, digits=body.digits
+    )
     try:
         call_sid = await place_call(settings, to=body.to, twiml=twiml)
     except NotConfigured as exc:
@@ -146,7 +148,7 @@ async def _disk_check(runtime: Runtime) -> str:
             free = (await asyncio.to_thread(shutil.disk_usage, home)).free
     except (OSError, TimeoutError) as exc:
         return f"CONVENE_HOME unreadable: {type(exc).__name__}"
-    need = runtime.settings.convene_min_free_mb * 1024 * 1024
+    need = runtime.settings.store.min_free_mb * 1024 * 1024
     if free < need:
         return f"CONVENE_HOME has {free // 1024**2} MiB free (needs {need // 1024**2} MiB)"
     return "ok"

@@ -135,17 +135,17 @@ def _handshake_refusal(websocket: WebSocket, runtime: Runtime) -> str | None:
     """Why the handshake is refused: an X-Twilio-Signature that does not match (Twilio signs
     the wss URL it opens, with no parameters), or none where one is required."""
     settings = runtime.settings
-    if settings.convene_dev_skip_twilio_signature:
+    if settings.twilio.dev_skip_signature:
         return None
     signature = websocket.headers.get("x-twilio-signature")
     if not signature:
         if settings.streams.require_signature:
             return "handshake without X-Twilio-Signature"
         return None
-    auth_token = reveal(settings.twilio_auth_token)
+    auth_token = reveal(settings.twilio.auth_token)
     if not auth_token:
         return None  # nothing to check it with; the stream token decides
-    host = settings.public_host
+    host = settings.twilio.public_host
     url = str(websocket.url)
     if host:
         query = f"?{websocket.url.query}" if websocket.url.query else ""

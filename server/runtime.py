@@ -48,13 +48,13 @@ def check_llm_settings(
     """An LLM backend needs a key (Anthropic) and a valid prompt file, checked at start."""
 
     knob = "extraction.backend" if prompt == "extraction.yaml" else "report.backend"
-    if provider == "anthropic" and settings.anthropic_api_key is None:
+    if provider == "anthropic" and settings.llm.anthropic_api_key is None:
         raise ConfigError(
             f"{settings.convene_prompts_dir / 'pipeline.yaml'}: {knob} uses anthropic "
             "but ANTHROPIC_API_KEY is not set"
         )
     if provider == "openai-compatible" and not (
-        settings.openai_base_url or settings.openai_api_key
+        settings.llm.openai_base_url or settings.llm.openai_api_key
     ):
         raise ConfigError(
             f"{settings.convene_prompts_dir / 'pipeline.yaml'}: {knob} uses openai-compatible "
@@ -89,7 +89,7 @@ def check_provider_settings(settings: Settings, prompts: Prompts) -> None:
     for prefix, knobs in variants:
         for section, provider in (("stt", knobs.stt.provider), ("tts", knobs.tts.provider)):
             field_name = _CLOUD_KEYS.get((section, provider))
-            if field_name is not None and not getattr(settings, field_name):
+            if field_name is not None and not settings.by_env(field_name):
                 raise ConfigError(
                     f"{pipeline_yaml}: {prefix}{section}.provider is {provider} "
                     f"but {field_name.upper()} is not set"
@@ -115,8 +115,8 @@ def check_provider_settings(settings: Settings, prompts: Prompts) -> None:
 async def open_store(settings: Settings) -> tuple[Store, EmbeddedPostgres | None]:
     """Postgres from DATABASE_URL, or the embedded one under CONVENE_HOME; migrated."""
     embedded: EmbeddedPostgres | None = None
-    if settings.database_url is not None:
-        dsn = settings.database_url.get_secret_value()
+    if settings.store.database_url is not None:
+        dsn = settings.store.database_url.get_secret_value()
     else:
         settings.convene_home.mkdir(parents=True, exist_ok=True)
         embedded = EmbeddedPostgres(settings.convene_home / "postgres")
@@ -177,8 +177,8 @@ class Runtime:
         store, embedded_pg = await open_store(settings)
 
         embedded_redis: EmbeddedRedis | None = None
-        if settings.redis_url is not None:
-            redis_url = settings.redis_url.get_secret_value()
+        if settings.store.redis_url is not None:
+            redis_url = settings.store.redis_url.get_secret_value()
         else:
             embedded_redis = EmbeddedRedis(home / "redis")
             redis_url = await asyncio.to_thread(embedded_redis.start)
@@ -197,23 +197,23 @@ class Runtime:
             store,
             redis,
             spool,
-            batch_size=settings.convene_writer_batch,
-            retry_secs=settings.convene_writer_retry_secs,
-            max_retry_secs=settings.convene_writer_max_retry_secs,
-            max_held=settings.convene_writer_max_held,
+            batch_size=settings.store.writer_batch,
+            retry_secs=settings.store.writer_retry_secs,
+            max_retry_secs=settings.store.writer_max_retry_secs,
+            max_held=settings.store.writer_max_held,
         )
         writer.start()
         journal = CallJournal(home / "open-calls.sqlite3")
         recover_crashed_calls(journal, writer)
 
-        model_name = resolve_whisper_model(settings.convene_whisper_model, home / "models")
+        model_name = resolve_whisper_model(settings.speech.whisper_model, home / "models")
         model = None
         if load_whisper:
             model = await asyncio.to_thread(
                 shared_whisper_model,
                 model_name,
-                device=settings.convene_whisper_device,
-                compute_type=settings.convene_whisper_compute_type,
+                device=settings.speech.whisper_device,
+                compute_type=settings.speech.whisper_compute_type,
             )
         if load_whisper:
             await asyncio.to_thread(warm_up, model, prompts.pipeline.tts.voice_model)
@@ -258,7 +258,7 @@ class Runtime:
             try:
                 await asyncio.to_thread(server.supervise)
             except Exception as exc:  # keep supervising: a later round tries again
-                wait = min(60.0, self.settings.convene_supervise_secs * 2 ** (failures + 1))
+                wait = min(60.0, self.settings.store.supervise_secs * 2 ** (failures + 1))
                 if failures == 0:
                     log.exception("supervisor: restarting %s failed", name)
                 else:
@@ -276,7 +276,7 @@ class Runtime:
 
     async def _supervise(self) -> None:
         while True:
-            await asyncio.sleep(self.settings.convene_supervise_secs)
+            await asyncio.sleep(self.settings.store.supervise_secs)
             await self.supervise_once()
 
     async def retry_llm_windows_once(self) -> int:
@@ -329,7 +329,7 @@ class Runtime:
 
     async def _retry_llm_windows(self) -> None:
         while True:
-            await asyncio.sleep(self.settings.convene_llm_retry_secs)
+            await asyncio.sleep(self.settings.llm.retry_secs)
             try:
                 merged = await self.retry_llm_windows_once()
             except Exception:
@@ -387,7 +387,7 @@ class Runtime:
         """The time zone a series' meeting dates are read in: `call.timezone` in
         prompts/pipeline.yaml (per series or global), else CONVENE_TIMEZONE."""
         zone = self.prompts.pipeline.for_series(series).call.timezone
-        return zone or self.settings.convene_timezone
+        return zone or self.settings.timezone
 
     def meeting_date_for(
         self, series: str | None, named: dt.date | None = None
@@ -401,8 +401,8 @@ class Runtime:
         if self.whisper_model is None:
             self.whisper_model = shared_whisper_model(
                 self.whisper_model_name,
-                device=self.settings.convene_whisper_device,
-                compute_type=self.settings.convene_whisper_compute_type,
+                device=self.settings.speech.whisper_device,
+                compute_type=self.settings.speech.whisper_compute_type,
             )
         return CallDeps(
             prompts=self.prompts,

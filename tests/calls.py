@@ -144,7 +144,7 @@ def overridden(
                 update={"pipeline": knobs.model_copy(update=update)}
             )
         if settings:
-            runtime.settings = saved_settings.model_copy(update=dict(settings))
+            runtime.settings = saved_settings.updated(**dict(settings))
         yield runtime
     finally:
         runtime.settings, runtime.prompts = saved_settings, saved_prompts

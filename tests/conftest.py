@@ -82,7 +82,7 @@ def make_settings(home: Path, **overrides: object) -> Settings:
     if os.environ.get("REDIS_URL"):
         values["redis_url"] = SecretStr(os.environ["REDIS_URL"])
     values.update(overrides)
-    return Settings(**values)  # type: ignore[arg-type]
+    return Settings.of(**values)
 
 
 @pytest.fixture(scope="session")

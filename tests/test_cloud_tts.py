@@ -388,7 +388,7 @@ def _cloud_provider(
         update={"series": {**saved_prompts.pipeline.series, series: {"tts": tts}}}
     )
     runtime.prompts = saved_prompts.model_copy(update={"pipeline": pipeline})
-    runtime.settings = saved_settings.model_copy(update=settings)
+    runtime.settings = saved_settings.updated(**settings)
     built: list[TTSService] = []
     original = call_module.build_cloud_tts
 

@@ -94,8 +94,8 @@ async def deepgram(runtime: Runtime, monkeypatch: pytest.MonkeyPatch) -> AsyncIt
     monkeypatch.setattr(call_module, "build_deepgram_stt", recording_build)
     saved_settings, saved_prompts = runtime.settings, runtime.prompts
     async with harness.fake.serve() as url:
-        runtime.settings = saved_settings.model_copy(
-            update={"deepgram_api_key": SecretStr(harness.fake.api_key), "deepgram_base_url": url}
+        runtime.settings = saved_settings.updated(
+            **{"deepgram_api_key": SecretStr(harness.fake.api_key), "deepgram_base_url": url}
         )
         harness.configure()
         try:
@@ -215,8 +215,8 @@ async def test_a_refused_key_fails_over_at_once_without_leaking_it(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     wrong_key = "dg-wrong-key-" + "7" * 27
-    deepgram.runtime.settings = deepgram.runtime.settings.model_copy(
-        update={"deepgram_api_key": SecretStr(wrong_key)}
+    deepgram.runtime.settings = deepgram.runtime.settings.updated(
+        **{"deepgram_api_key": SecretStr(wrong_key)}
     )
     with caplog.at_level(logging.DEBUG):
         result = await call(base_url, meeting_wav)

@@ -24,8 +24,8 @@ async def dialer(runtime: Runtime) -> AsyncIterator[tuple[str, FakeTwilio]]:
     fake = FakeTwilio()
     async with serve_in_process(fake.app()) as twilio_url:
         saved = runtime.settings
-        runtime.settings = saved.model_copy(
-            update={
+        runtime.settings = saved.updated(
+            **{
                 "twilio_account_sid": ACCOUNT,
                 "twilio_auth_token": SecretStr("secret-token-xyz"),
                 "twilio_from_number": "+15005550006",

@@ -135,8 +135,8 @@ async def test_a_series_override_changes_that_calls_pipeline(runtime: Runtime) -
         update={"series": {"board": {"tts": {"provider": "elevenlabs"}}}}
     )
     deps: CallDeps = runtime.call_deps()
-    settings = deps.settings.model_copy(
-        update={"elevenlabs_api_key": SecretStr("k"), "elevenlabs_base_url": None}
+    settings = deps.settings.updated(
+        **{"elevenlabs_api_key": SecretStr("k"), "elevenlabs_base_url": None}
     )
     deps = CallDeps(**{**deps.__dict__, "settings": settings})
     board = pipeline.for_series("board")

@@ -31,8 +31,8 @@ async def anthropic_backend(runtime: Runtime) -> AsyncIterator[FakeAnthropic]:
     fake = FakeAnthropic(api_key=KEY)
     async with serve_in_process(fake.app()) as url:
         saved_settings, saved_prompts = runtime.settings, runtime.prompts
-        runtime.settings = saved_settings.model_copy(
-            update={"anthropic_api_key": SecretStr(KEY), "anthropic_base_url": url}
+        runtime.settings = saved_settings.updated(
+            **{"anthropic_api_key": SecretStr(KEY), "anthropic_base_url": url}
         )
         extraction = saved_prompts.pipeline.extraction.model_copy(update={"backend": "anthropic"})
         pipeline = saved_prompts.pipeline.model_copy(update={"extraction": extraction})

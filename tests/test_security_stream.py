@@ -259,9 +259,7 @@ async def test_forged_handshake_signature_is_refused(
 async def test_a_socket_without_start_is_closed(
     base_url: str, override: Callable[..., Runtime], caplog: pytest.LogCaptureFixture
 ) -> None:
-    rt = override()
-    streams = rt.settings.streams.model_copy(update={"start_timeout_secs": 0.5})
-    override(settings={"streams": streams})
+    override(settings={"convene_stream_start_timeout_secs": 0.5})
     url = base_url.replace("http", "ws") + "/twilio/media"
     async with TwilioStreamClient(url) as client:
         await client.send_connected()
