@@ -298,9 +298,11 @@ async def run_call(
     call_id: str,
     meeting_date: dt.date,
     deps: CallDeps,
+    series: str | None = None,
 ) -> CallOutcome:
-    """Run the call's pipeline until Twilio says `stop` or the socket goes away."""
-    series = start.custom_parameters.get("series")
+    """Run the call's pipeline until Twilio says `stop`, the socket goes away or the call has
+    been silent for `call.idle_timeout_secs` (ended_by 'idle-timeout'). `series` and
+    `meeting_date` are the call record's, never what the stream's `start` says."""
     knobs = deps.prompts.pipeline.for_series(series)
     ended_by = "disconnect"
     stopped_at: dt.datetime | None = None
@@ -443,6 +445,8 @@ async def run_call(
         ),
         observers=[metrics],
         idle_timeout_secs=idle if idle > 0 else None,
+        # A silent call ends gracefully (below), so what it heard is still transcribed.
+        cancel_on_idle_timeout=False,
         enable_rtvi=False,
         enable_turn_tracking=False,
         name=f"call-{call_id}",
@@ -454,6 +458,11 @@ async def run_call(
         if not serializer.stopped:
             await end_call("disconnect")
 
+    @worker.event_handler("on_idle_timeout")  # type: ignore[misc, untyped-decorator]
+    async def _on_idle(_worker: object) -> None:
+        log.warning("call %s: nobody spoke for %.0f s; ending the call", call_id, idle)
+        await end_call("idle-timeout")
+
     runner = WorkerRunner(handle_sigint=False)
     log.info("call %s: pipeline started (stream %s)", call_id, start.stream_sid)
     await runner.add_workers(worker)
@@ -464,6 +473,7 @@ async def run_call(
             await extractor.aclose()
         await reporter.aclose()
         metrics.log_summary()
+        serializer.bad_messages.log_summary()
     log.info("call %s: pipeline finished by %s, %d segments", call_id, ended_by, segments)
     return CallOutcome(
         call_id=call_id,

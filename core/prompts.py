@@ -100,8 +100,8 @@ class SttKnobs(_Strict):
 
 
 class CallKnobs(_Strict):
-    # 0 disables the idle timeout: a meeting bot mostly listens.
-    idle_timeout_secs: float = Field(0, ge=0)
+    # A call nobody speaks in for this long ends (ended_by idle-timeout); 0: never.
+    idle_timeout_secs: float = Field(600, ge=0)
     max_message_bytes: int = Field(65536, ge=1024)
     pipeline_sample_rate: Literal[8000, 16000] = 16000
     # The time zone the meeting's date is read in (IANA name); null: CONVENE_TIMEZONE.

@@ -2,7 +2,8 @@
 
 Grouped by what they configure: `settings.store` (Postgres, Redis, the writers),
 `settings.twilio`, `settings.llm` (Anthropic, OpenAI-compatible), `settings.speech` (Whisper,
-Deepgram, Cartesia, ElevenLabs). Each field is read from the environment variable named in its
+Deepgram, Cartesia, ElevenLabs), `settings.streams` (media-stream tokens and socket bounds).
+Each field is read from the environment variable named in its
 `validation_alias` (the names `.env.example` documents); `Settings.updated(NAME=value, ...)`
 takes those names too (lower case), so callers never need to know which group holds a knob.
 Keys stay `SecretStr` until the SDK client that needs one is built (`reveal`).
@@ -115,6 +116,25 @@ class SpeechSettings(BaseSettings):
     elevenlabs_base_url: str | None = Field(None, validation_alias="ELEVENLABS_BASE_URL")
 
 
+class StreamSecuritySettings(BaseSettings):
+    """Who may open a media stream, and how long a socket may hold the server."""
+
+    model_config = _CONFIG
+
+    # HMAC key of the stream tokens; unset: one is generated once and kept in
+    # CONVENE_HOME/stream-token.key (0600), shared by every process on that home.
+    token_secret: SecretStr | None = Field(None, validation_alias="CONVENE_STREAM_TOKEN_SECRET")
+    # How long a minted stream token opens a stream: an outbound call rings and plays its
+    # DTMF digits before Twilio connects the stream.
+    token_ttl_secs: float = Field(300.0, gt=0, validation_alias="CONVENE_STREAM_TOKEN_TTL_SECS")
+    # A socket that sends no valid `start` within this long is closed.
+    start_timeout_secs: float = Field(
+        5.0, gt=0, validation_alias="CONVENE_STREAM_START_TIMEOUT_SECS"
+    )
+    # Refuse handshakes without X-Twilio-Signature (a present one is always checked).
+    require_signature: bool = Field(False, validation_alias="CONVENE_STREAM_REQUIRE_SIGNATURE")
+
+
 class Settings(BaseSettings):
     """Every knob that is not a prompt: where things live, which servers, which keys."""
 
@@ -132,6 +152,8 @@ class Settings(BaseSettings):
     twilio: TwilioSettings = Field(default_factory=TwilioSettings)
     llm: LlmSettings = Field(default_factory=LlmSettings)
     speech: SpeechSettings = Field(default_factory=SpeechSettings)
+    # Media-stream tokens and socket bounds (CONVENE_STREAM_*).
+    streams: StreamSecuritySettings = Field(default_factory=StreamSecuritySettings)
 
     @field_validator("convene_home", "convene_prompts_dir")
     @classmethod
@@ -202,6 +224,7 @@ _GROUPS: dict[str, type[BaseModel]] = {
     "twilio": TwilioSettings,
     "llm": LlmSettings,
     "speech": SpeechSettings,
+    "streams": StreamSecuritySettings,
 }
 
 

@@ -107,8 +107,11 @@ class StreamStarted:
 class CallEnded:
     """A call's end: written after all of its segments, so `completed` means complete.
 
-    `ended_by` says what ended it when that was not the call itself: 'crash' for a call a dead
-    process left open. Such an end only closes a call that is still open (never overwrites one).
+    `ended_by` says what ended it when that was not the call itself (Twilio's `stop`): 'crash'
+    for a call a dead process left open, 'disconnect' for a socket gone without `stop`,
+    'idle-timeout' for a call nobody spoke in, 'bad-start' / 'media-format' for a stream
+    refused at its `start`, 'error' for a failed pipeline. Such an end only closes a call that
+    is still open (never overwrites one).
     """
 
     call_id: str

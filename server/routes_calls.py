@@ -20,6 +20,7 @@ from memory.models import CallCreated as CallRecord
 from server.deps import RuntimeDep
 from server.dialer import missing_twilio_settings, place_call
 from server.runtime import Runtime
+from server.stream_tokens import TOKEN_PARAMETER
 from server.twiml import stream_twiml
 
 log = logging.getLogger(__name__)
@@ -73,7 +74,15 @@ async def create_call(body: CallRequest, runtime: RuntimeDep) -> CallCreated:
             time_zone=zone,
         )
     )
-    params = {"call_id": call_id, "series": series, "meeting_date": meeting_date.isoformat()}
+    token = runtime.stream_tokens.mint(
+        call_id=call_id, series=series, meeting_date=meeting_date, meeting_title=body.meeting_title
+    )
+    params = {
+        "call_id": call_id,
+        TOKEN_PARAMETER: token,
+        "series": series,
+        "meeting_date": meeting_date.isoformat(),
+    }
     if body.meeting_title:
         params["meeting_title"] = body.meeting_title
     twiml = stream_twiml(

@@ -36,6 +36,7 @@ from memory.spool import Spool
 from memory.store import Store
 from memory.writer import StoreWriter
 from processors.commitments import commitment_record
+from server.stream_tokens import StreamTokens, load_or_create_secret
 
 if TYPE_CHECKING:
     from faster_whisper import WhisperModel
@@ -177,6 +178,7 @@ class Runtime:
         default=None, repr=False
     )
     supervisor_task: asyncio.Task[None] | None = None
+    _stream_tokens: tuple[tuple[object, ...], StreamTokens] | None = field(default=None, repr=False)
     _supervise_backoff: dict[str, tuple[int, float]] = field(default_factory=dict)
 
     @classmethod
@@ -419,6 +421,18 @@ class Runtime:
             )
         )
         log.warning("Postgres unavailable: call %s streams; its start is spooled", call_id)
+
+    @property
+    def stream_tokens(self) -> StreamTokens:
+        """The stream-token signer: CONVENE_STREAM_TOKEN_SECRET, else the key kept in
+        CONVENE_HOME (generated on first use)."""
+        conf = self.settings.streams
+        secret = reveal(conf.token_secret)
+        key = (secret, conf.token_ttl_secs, self.settings.convene_home)
+        if self._stream_tokens is None or self._stream_tokens[0] != key:
+            raw = secret.encode() if secret else load_or_create_secret(self.settings.convene_home)
+            self._stream_tokens = (key, StreamTokens(raw, ttl_secs=conf.token_ttl_secs))
+        return self._stream_tokens[1]
 
     def time_zone_for(self, series: str | None) -> str:
         """The time zone a series' meeting dates are read in: `call.timezone` in

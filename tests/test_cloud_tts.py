@@ -498,7 +498,7 @@ async def _ask(base_url: str, runtime: Runtime, tmp_path: Path, series: str) -> 
             series=series,
             meeting_date=dt.date(2026, 11, 24),
             auth_token=TEST_AUTH_TOKEN,
-            call_sid="CA" + uuid.uuid4().hex,
+            call_sid=(call_sid := "CA" + uuid.uuid4().hex),
         )
         stream_url, params = stream_url_from_twiml(twiml)
         # The caller stays on the line until the answer has played (then hangs up).
@@ -506,6 +506,7 @@ async def _ask(base_url: str, runtime: Runtime, tmp_path: Path, series: str) -> 
             stream_url,
             ulaw,
             custom_parameters=params,
+            call_sid=call_sid,
             speed=0,
             hold_secs=1.0,
             hold_for_answer=True,

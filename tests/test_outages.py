@@ -225,7 +225,7 @@ async def _full_disk_call(rt: Runtime, disk: Path, meeting_wav: Path) -> None:
             series="full-disk",
             meeting_date=None,
             auth_token=TEST_AUTH_TOKEN,
-            call_sid="CA" + secrets.token_hex(16),
+            call_sid=(call_sid := "CA" + secrets.token_hex(16)),
         )
         stream_url, params = stream_url_from_twiml(twiml)
         call_id = params["call_id"]
@@ -234,6 +234,7 @@ async def _full_disk_call(rt: Runtime, disk: Path, meeting_wav: Path) -> None:
                 stream_url,
                 ulaw,
                 custom_parameters=params,
+                call_sid=call_sid,
                 speed=1.5,
                 close_timeout=180,
                 on_progress=progress,
@@ -405,6 +406,7 @@ async def test_call_arriving_while_postgres_is_down_is_answered_and_lands_later(
                 stream_url,
                 to_twilio_ulaw(meeting_wav),
                 custom_parameters=params,
+                call_sid=call_sid,
                 speed=0,
                 close_timeout=120,
             )

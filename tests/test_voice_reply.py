@@ -17,7 +17,7 @@ from server.audio import to_twilio_ulaw
 from server.runtime import Runtime
 from server.simulate import wait_completed
 from server.simulator import StreamResult, TwilioStreamClient
-from tests.calls import contains_close_to, simulate_meeting
+from tests.calls import answered_stream, contains_close_to, simulate_meeting
 from tests.speech import wer, write_meeting
 
 pytestmark = pytest.mark.dates  # resolves dates: re-run on other days by .ci/run
@@ -144,8 +144,7 @@ async def test_barge_in_clears_and_stops_the_reply(
 ) -> None:
     question = _ulaw(tmp_path / "q.wav", ["Convene, what can you do?"])
     interruption = _ulaw(tmp_path / "i.wav", ["Sorry, wait a moment, let me stop you there."])
-    ws_url = base_url.replace("http", "ws") + "/twilio/media"
-    async with TwilioStreamClient(ws_url, custom_parameters={"series": "barge"}) as client:
+    async with answered_stream(base_url, series="barge") as client:
         await client.send_connected()
         await client.send_start()
         # A second of room tone first, as on a real bridge before anyone speaks.
@@ -180,8 +179,7 @@ async def test_hang_up_before_any_audio_stores_a_silent_reply(
 ) -> None:
     """The caller asks and hangs up 100 ms later: the reply is recorded, as never heard."""
     question = _ulaw(tmp_path / "q.wav", ["Convene, what can you do?"])
-    ws_url = base_url.replace("http", "ws") + "/twilio/media"
-    async with TwilioStreamClient(ws_url, custom_parameters={"series": "hangup"}) as client:
+    async with answered_stream(base_url, series="hangup") as client:
         await client.send_connected()
         await client.send_start()
         # Unpaced: `stop` reaches the server before it has even heard the end of the turn.
@@ -202,8 +200,7 @@ async def test_hang_up_mid_reply_stores_what_was_sent(
     base_url: str, runtime: Runtime, tmp_path: Path
 ) -> None:
     question = _ulaw(tmp_path / "q.wav", ["Convene, what can you do?"])
-    ws_url = base_url.replace("http", "ws") + "/twilio/media"
-    async with TwilioStreamClient(ws_url, custom_parameters={"series": "hangup"}) as client:
+    async with answered_stream(base_url, series="hangup") as client:
         await client.send_connected()
         await client.send_start()
         await client.stream_audio(SILENCE * 50 + question + SILENCE * 50, speed=0)
