@@ -29,8 +29,8 @@ from server.app import create_app  # noqa: E402
 from server.audio import to_twilio_ulaw  # noqa: E402
 from server.local_server import serve_in_process  # noqa: E402
 from server.runtime import Runtime  # noqa: E402
-from server.simulate import wait_completed  # noqa: E402
-from server.simulator import TwilioStreamClient  # noqa: E402
+from server.simulate import request_twiml, wait_completed  # noqa: E402
+from server.simulator import TwilioStreamClient, new_sid, stream_url_from_twiml  # noqa: E402
 from tests.speech import write_meeting  # noqa: E402
 
 TURNS = ["Please write the release notes today.", "We shipped the new billing page."]
@@ -57,17 +57,30 @@ async def run(calls: int, speed: float) -> int:
             to_twilio_ulaw(write_meeting(home / f"{i}.wav", [t], pause_secs=0.2, lead_secs=0.5))
             for i, t in enumerate(TURNS)
         ]
+        auth_token = secrets.token_hex(16)
         settings = Settings.of(
-            convene_home=home, twilio_auth_token=SecretStr(secrets.token_hex(16)), public_host=None
+            convene_home=home, twilio_auth_token=SecretStr(auth_token), public_host=None
         )
         runtime = await Runtime.start(settings)
         delays: list[float] = []
         try:
             async with serve_in_process(create_app(runtime=runtime)) as base_url:
-                ws_url = base_url.replace("http", "ws") + "/twilio/media"
                 for i in range(calls):
-                    params = {"series": "completion-bench"}
-                    async with TwilioStreamClient(ws_url, custom_parameters=params) as client:
+                    # Answered as Twilio would be: TwiML with the call's stream token.
+                    call_sid = new_sid("CA")
+                    async with httpx.AsyncClient(timeout=30) as http:
+                        twiml = await request_twiml(
+                            http,
+                            base_url,
+                            series="completion-bench",
+                            meeting_date=None,
+                            auth_token=auth_token,
+                            call_sid=call_sid,
+                        )
+                    ws_url, params = stream_url_from_twiml(twiml)
+                    async with TwilioStreamClient(
+                        ws_url, custom_parameters=params, call_sid=call_sid
+                    ) as client:
                         await client.send_connected()
                         await client.send_start()
                         await client.stream_audio(audio[i % 2], speed=speed)

@@ -175,6 +175,28 @@ def bare_app(runtime: Runtime) -> FastAPI:
     return app
 
 
+async def answered(base_url: str, series: str, token: str) -> tuple[str, dict[str, str], str]:
+    """A call answered by /twilio/voice, as Twilio gets it: the stream URL, its parameters
+    (with the call's single-use stream token) and the CallSid."""
+    import httpx
+
+    from server.simulate import request_twiml
+    from server.simulator import new_sid, stream_url_from_twiml
+
+    call_sid = new_sid("CA")
+    async with httpx.AsyncClient(timeout=30) as http:
+        twiml = await request_twiml(
+            http,
+            base_url,
+            series=series,
+            meeting_date=dt.date(2026, 11, 24),
+            auth_token=token,
+            call_sid=call_sid,
+        )
+    ws, params = stream_url_from_twiml(twiml)
+    return ws, params, call_sid
+
+
 async def run_turns(
     url: str,
     questions: list[tuple[bytes, float]],
@@ -183,9 +205,10 @@ async def run_turns(
     *,
     label: str = "",
     verbose: bool = False,
+    call_sid: str | None = None,
 ) -> list[float]:
     latencies: list[float] = []
-    async with TwilioStreamClient(url, custom_parameters=params) as client:
+    async with TwilioStreamClient(url, custom_parameters=params, call_sid=call_sid) as client:
         await client.send_connected()
         await client.send_start()
         await client.stream_audio(b"\xff" * FRAME * 25, speed=1.0)
@@ -310,11 +333,16 @@ async def main() -> None:
                     speed=0,
                     auth_token=token,
                 )
-            ws = url.replace("http", "ws") + "/twilio/media"
-            params = {"series": series, "meeting_date": "2026-11-24"}
+            ws, params, call_sid = await answered(url, series, token)
             RECENT.clear()
             convene = await run_turns(
-                ws, questions, args.turns, params, label="convene", verbose=args.per_turn
+                ws,
+                questions,
+                args.turns,
+                params,
+                label="convene",
+                verbose=args.per_turn,
+                call_sid=call_sid,
             )
             service_metrics = {
                 f"{kind} {name}": statistics.median(values)
@@ -331,8 +359,15 @@ async def main() -> None:
             no_spec: list[float] = []
             try:
                 if not args.convene_only:
+                    ws, params, call_sid = await answered(url, series, token)
                     no_spec = await run_turns(
-                        ws, questions, args.turns, params, label="no-spec", verbose=args.per_turn
+                        ws,
+                        questions,
+                        args.turns,
+                        params,
+                        label="no-spec",
+                        verbose=args.per_turn,
+                        call_sid=call_sid,
                     )
             finally:
                 runtime.prompts = saved

@@ -18,9 +18,9 @@ from pipecat.frames.frames import EndFrame
 from pipecat.pipeline.pipeline import Pipeline
 from pipecat.pipeline.worker import PipelineParams, PipelineWorker
 from pipecat.processors.audio.vad_processor import VADProcessor
+from pipecat.processors.frame_processor import FrameProcessor
 from pipecat.serializers.twilio import TwilioFrameSerializer
 from pipecat.services.stt_service import STTService
-from pipecat.services.tts_service import TTSService
 from pipecat.services.whisper.stt import WhisperSTTService
 from pipecat.transports.websocket.fastapi import FastAPIWebsocketParams, FastAPIWebsocketTransport
 from pipecat.workers.runner import WorkerRunner
@@ -47,6 +47,8 @@ from processors.piper_tts import SharedPiperTTSService
 from processors.reply_tracker import ReplyMarks, ReplyTracker
 from processors.report import ReportProcessor
 from processors.stage_metrics import StageMetricsObserver
+from processors.stt_failover import build_stt_failover
+from processors.stt_timing import CallClock
 from processors.transcript import TranscriptRecorder
 from processors.wake import WakeGate, WakeMatcher
 from processors.whisper_stt import RemoteWhisperSTTService, SharedWhisperSTTService
@@ -57,6 +59,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 DRAIN_TIMEOUT_SECS = 30.0  # a safety net: the drain ends on an event
 SETTLE_SECS = 1.0
+CALL_OUT_RATE = 8000  # what a Twilio call plays (mu-law 8 kHz); the TTS speaks at this rate
 
 
 @dataclass(frozen=True)
@@ -108,42 +111,46 @@ def whisper_settings(deps: CallDeps, knobs: PipelineKnobs) -> Any:
     )
 
 
-def build_stt(deps: CallDeps, knobs: PipelineKnobs | None = None) -> STTService:
-    """The STT service prompts/pipeline.yaml names (`stt.provider`)."""
+def build_stt(deps: CallDeps, knobs: PipelineKnobs | None = None) -> FrameProcessor:
+    """The STT that prompts/pipeline.yaml names (`stt.provider`).
+
+    A remote or cloud provider comes behind Pipecat's `ServiceSwitcher` with local Whisper as
+    its failover (`stt.fallback: whisper-local`, processors/stt_failover.py); local providers,
+    or `stt.fallback: none`, come alone.
+    """
     knobs = knobs or deps.prompts.pipeline
     stt = knobs.stt
     settings = whisper_settings(deps, knobs)
-    fallback_model = deps.whisper_model if stt.fallback == "whisper-local" else None
+    clock = CallClock()
+    primary: STTService
     if stt.provider == "whisper-remote":
         remote_url = deps.settings.speech.whisper_remote_url
         if not remote_url:
             raise ConfigError("stt.provider: whisper-remote needs CONVENE_WHISPER_REMOTE_URL")
-        return RemoteWhisperSTTService(
+        primary = RemoteWhisperSTTService(
             base_url=remote_url,
             model=deps.settings.speech.whisper_remote_model,
-            fallback_model=deps.whisper_model,
-            fallback_settings=settings,
+            settings=settings,
             timeout_secs=stt.remote_timeout_secs,
             retries=stt.remote_retries,
             trailing_silence_secs=stt.trailing_silence_secs,
+            clock=clock,
         )
-    if stt.provider == "deepgram":
-        deepgram_key = reveal(deps.settings.speech.deepgram_api_key)
-        if not deepgram_key:
+    elif stt.provider == "deepgram":
+        deepgram_key = deps.settings.speech.deepgram_api_key
+        if deepgram_key is None or not deepgram_key.get_secret_value():
             raise ConfigError("stt.provider: deepgram needs DEEPGRAM_API_KEY")
         agent = deps.prompts.agent
-        return build_deepgram_stt(
+        primary = build_deepgram_stt(
             options=stt.deepgram,
             language=stt.language,
             api_key=deepgram_key,
             base_url=deps.settings.speech.deepgram_base_url,
             # Not the aliases: they are what recognisers mishear, not words to boost.
             keyterms=[agent.name, *agent.participants, *stt.deepgram.keyterms],
-            fallback_model=fallback_model,
-            fallback_settings=settings,
-            trailing_silence_secs=stt.trailing_silence_secs,
+            clock=clock,
         )
-    if stt.provider == "openai-whisper":
+    elif stt.provider == "openai-whisper":
         from processors.openai_whisper_stt import OpenAIWhisperSTTService
 
         return OpenAIWhisperSTTService(
@@ -151,17 +158,40 @@ def build_stt(deps: CallDeps, knobs: PipelineKnobs | None = None) -> STTService:
             settings=settings,
             trailing_silence_secs=stt.trailing_silence_secs,
         )
-    return SharedWhisperSTTService(
+    else:
+        return SharedWhisperSTTService(
+            model=deps.whisper_model,
+            model_name=deps.whisper_model_name,
+            settings=settings,
+            trailing_silence_secs=stt.trailing_silence_secs,
+            ttfs_p99_latency=1.0,
+        )
+    if stt.fallback == "none":
+        primary.add_event_handler("on_usable_changed", _untranscribed_from_now)
+        return primary
+    local = SharedWhisperSTTService(
         model=deps.whisper_model,
         model_name=deps.whisper_model_name,
         settings=settings,
         trailing_silence_secs=stt.trailing_silence_secs,
         ttfs_p99_latency=1.0,
+        clock=clock,
     )
+    return build_stt_failover(primary, local, clock)
 
 
-def build_tts(deps: CallDeps, knobs: PipelineKnobs | None = None) -> TTSService:
-    """The TTS service prompts/pipeline.yaml names (`tts.provider`), Piper as the fallback."""
+async def _untranscribed_from_now(service: FrameProcessor, usable: bool) -> None:
+    if not usable:
+        log.error(
+            "stt: %s can no longer transcribe and stt.fallback is none: the rest of the call "
+            "is not transcribed",
+            service.name,
+        )
+
+
+def build_tts(deps: CallDeps, knobs: PipelineKnobs | None = None) -> FrameProcessor:
+    """The voice prompts/pipeline.yaml names (`tts.provider`): Piper, or a cloud service with
+    Piper as the fallback (`ServiceSwitcher`, see processors/cloud_tts.py)."""
     tts = (knobs or deps.prompts.pipeline).tts
     piper = SharedPiperTTSService(model_path=tts.voice_model, length_scale=tts.length_scale)
     if tts.provider == "piper":
@@ -181,13 +211,13 @@ def build_tts(deps: CallDeps, knobs: PipelineKnobs | None = None) -> TTSService:
         ),
     }
     secret, base_url, env = keys[tts.provider]
-    api_key = reveal(secret)
-    if not api_key:
+    if secret is None or not reveal(secret):
         raise ConfigError(f"tts.provider: {tts.provider} needs {env}")
     return build_cloud_tts(
         knobs=tts,
-        api_key=api_key,
+        api_key=secret,
         base_url=base_url,
+        sample_rate=CALL_OUT_RATE,
         fallback=piper if tts.fallback == "piper" else None,
     )
 
@@ -268,9 +298,11 @@ async def run_call(
     call_id: str,
     meeting_date: dt.date,
     deps: CallDeps,
+    series: str | None = None,
 ) -> CallOutcome:
-    """Run the call's pipeline until Twilio says `stop` or the socket goes away."""
-    series = start.custom_parameters.get("series")
+    """Run the call's pipeline until Twilio says `stop`, the socket goes away or the call has
+    been silent for `call.idle_timeout_secs` (ended_by 'idle-timeout'). `series` and
+    `meeting_date` are the call record's, never what the stream's `start` says."""
     knobs = deps.prompts.pipeline.for_series(series)
     ended_by = "disconnect"
     stopped_at: dt.datetime | None = None
@@ -408,11 +440,13 @@ async def run_call(
         pipeline,
         params=PipelineParams(
             audio_in_sample_rate=knobs.call.pipeline_sample_rate,
-            audio_out_sample_rate=8000,
+            audio_out_sample_rate=CALL_OUT_RATE,
             enable_metrics=True,
         ),
         observers=[metrics],
         idle_timeout_secs=idle if idle > 0 else None,
+        # A silent call ends gracefully (below), so what it heard is still transcribed.
+        cancel_on_idle_timeout=False,
         enable_rtvi=False,
         enable_turn_tracking=False,
         name=f"call-{call_id}",
@@ -424,6 +458,11 @@ async def run_call(
         if not serializer.stopped:
             await end_call("disconnect")
 
+    @worker.event_handler("on_idle_timeout")  # type: ignore[misc, untyped-decorator]
+    async def _on_idle(_worker: object) -> None:
+        log.warning("call %s: nobody spoke for %.0f s; ending the call", call_id, idle)
+        await end_call("idle-timeout")
+
     runner = WorkerRunner(handle_sigint=False)
     log.info("call %s: pipeline started (stream %s)", call_id, start.stream_sid)
     await runner.add_workers(worker)
@@ -434,6 +473,7 @@ async def run_call(
             await extractor.aclose()
         await reporter.aclose()
         metrics.log_summary()
+        serializer.bad_messages.log_summary()
     log.info("call %s: pipeline finished by %s, %d segments", call_id, ended_by, segments)
     return CallOutcome(
         call_id=call_id,

@@ -1,10 +1,13 @@
 """Twilio Media Streams on our side of the socket: the handshake and a forgiving serializer.
 
 Pipecat's `TwilioFrameSerializer` reads only `media` and `dtmf`. Here the app reads `connected`
-and `start` itself (to learn streamSid, callSid and customParameters), treats `stop` as the end
-of the call, passes Twilio's `mark` echoes on as `PlaybackMarkFrame`s (what has played), notes the
-last inbound audio frame (so the call can wait for the STT to have it), and logs and skips anything malformed (non-JSON, unknown events,
-bad base64, oversized messages, media before start) so one bad message never ends a call.
+and `start` itself (to learn streamSid, callSid, mediaFormat and customParameters), treats
+`stop` as the end of the call, passes Twilio's `mark` echoes on as `PlaybackMarkFrame`s (what
+has played), notes the last inbound audio frame (so the call can wait for the STT to have it),
+and skips anything malformed (non-JSON, too large or too deeply nested to parse, unknown events,
+bad base64, bad DTMF, media before start) so one bad message never ends a call. Size and
+nesting are checked before a message is parsed. Each kind of bad message is logged the first
+time it comes and counted after that; the counts are logged once when the stream ends.
 """
 
 from __future__ import annotations
@@ -13,6 +16,7 @@ import base64
 import binascii
 import json
 import logging
+from collections import Counter
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -26,10 +30,28 @@ from processors.frames import PlaybackMarkFrame
 log = logging.getLogger(__name__)
 
 MAX_MESSAGES_BEFORE_START = 1000
+# Twilio's messages nest three deep (`start` > `mediaFormat`); deeper is not Twilio.
+MAX_JSON_DEPTH = 8
+DTMF_DIGITS = frozenset("0123456789*#")
+# The one audio format the pipeline decodes (what Twilio sends for a <Stream>).
+MEDIA_FORMAT = {"encoding": "audio/x-mulaw", "sampleRate": 8000, "channels": 1}
 
 
 class StreamEndedBeforeStart(Exception):
     """The socket closed (or only sent garbage) before Twilio's `start` message."""
+
+
+class BadStart(Exception):
+    """A `start` the call cannot run on (no streamSid, a wrong mediaFormat). It still carries
+    its custom parameters, so the call it names can be ended rather than left ringing."""
+
+    def __init__(
+        self, reason: str, custom_parameters: dict[str, str], call_sid: str | None = None
+    ) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.custom_parameters = custom_parameters
+        self.call_sid = call_sid
 
 
 @dataclass(frozen=True)
@@ -42,51 +64,137 @@ class StreamStart:
     custom_parameters: dict[str, str] = field(default_factory=dict)
 
 
+class SkippedMessages:
+    """Bad messages of one stream: the first of each kind logged, the rest counted."""
+
+    def __init__(self, stream: str = "(before start)") -> None:
+        self.stream = stream
+        self.counts: Counter[str] = Counter()
+
+    @property
+    def total(self) -> int:
+        return sum(self.counts.values())
+
+    def skip(self, kind: str, detail: str = "") -> None:
+        """`kind` is a fixed phrase (never the sender's data); `detail` describes the first."""
+        self.counts[kind] += 1
+        if self.counts[kind] == 1:
+            log.warning(
+                "twilio stream %s: skipped %s%s (more of this kind are counted, not logged)",
+                self.stream,
+                kind,
+                f" {detail}" if detail else "",
+            )
+
+    def log_summary(self) -> None:
+        repeated = {kind: n for kind, n in self.counts.items() if n > 1}
+        if repeated:
+            log.warning(
+                "twilio stream %s: skipped %d bad messages in all: %s",
+                self.stream,
+                self.total,
+                "; ".join(f"{n} x {kind}" for kind, n in sorted(repeated.items())),
+            )
+
+
 def _preview(data: str | bytes) -> str:
     text = data if isinstance(data, str) else repr(data[:60])
-    return text[:80]
+    return repr(text[:80])
 
 
-def parse_message(data: str | bytes, *, max_bytes: int) -> dict[str, Any] | None:
-    """Decode one Media Streams message, or log why it is skipped and return None."""
+def _too_deep(data: str | bytes, max_depth: int) -> bool:
+    """Whether JSON text nests arrays/objects deeper than `max_depth` (checked before it is
+    parsed: a 50,000-deep message never reaches the parser). Brackets inside strings are not
+    nesting."""
+    text = data.decode("utf-8", "replace") if isinstance(data, bytes) else data
+    if text.count("[") + text.count("{") <= max_depth:
+        return False
+    depth = 0
+    in_string = escaped = False
+    for char in text:
+        if in_string:
+            if escaped:
+                escaped = False
+            elif char == "\\":
+                escaped = True
+            elif char == '"':
+                in_string = False
+        elif char == '"':
+            in_string = True
+        elif char in "[{":
+            depth += 1
+            if depth > max_depth:
+                return True
+        elif char in "]}":
+            depth -= 1
+    return False
+
+
+def parse_message(
+    data: str | bytes, *, max_bytes: int, skipped: SkippedMessages | None = None
+) -> dict[str, Any] | None:
+    """Decode one Media Streams message, or count why it is skipped and return None."""
+    skipped = skipped if skipped is not None else SkippedMessages()
     if len(data) > max_bytes:
-        log.warning(
-            "twilio stream: skipped oversized message (%d bytes > %d)", len(data), max_bytes
-        )
+        skipped.skip("oversized message", f"({len(data)} bytes > {max_bytes})")
+        return None
+    if _too_deep(data, MAX_JSON_DEPTH):
+        skipped.skip("too deeply nested message", f"(> {MAX_JSON_DEPTH} levels)")
         return None
     try:
         message = json.loads(data)
-    except (json.JSONDecodeError, UnicodeDecodeError):
-        log.warning("twilio stream: skipped non-JSON message: %r", _preview(data))
+    except (json.JSONDecodeError, UnicodeDecodeError, RecursionError):
+        skipped.skip("non-JSON message", _preview(data))
         return None
     if not isinstance(message, dict) or not isinstance(message.get("event"), str):
-        log.warning("twilio stream: skipped message without an event: %r", _preview(data))
+        skipped.skip("message without an event")
         return None
     return message
 
 
-def parse_start(message: dict[str, Any]) -> StreamStart | None:
-    start = message.get("start")
-    if not isinstance(start, dict):
-        log.warning("twilio stream: skipped `start` without a start object")
-        return None
-    stream_sid = message.get("streamSid") or start.get("streamSid")
-    if not isinstance(stream_sid, str) or not stream_sid:
-        log.warning("twilio stream: skipped `start` without a streamSid")
-        return None
+def _custom_parameters(start: dict[str, Any]) -> dict[str, str]:
     params = start.get("customParameters") or {}
     if not isinstance(params, dict):
-        params = {}
+        return {}
+    return {str(k): str(v) for k, v in params.items()}
+
+
+def parse_start(message: dict[str, Any], skipped: SkippedMessages | None = None) -> StreamStart:
+    """A `start` message's stream; raises BadStart when the call cannot run on it."""
+    start = message.get("start")
+    if not isinstance(start, dict):
+        raise BadStart("`start` without a start object", {})
+    params = _custom_parameters(start)
+    call_sid = start.get("callSid")
+    call_sid = call_sid if isinstance(call_sid, str) else None
+    stream_sid = message.get("streamSid") or start.get("streamSid")
+    if not isinstance(stream_sid, str) or not stream_sid:
+        raise BadStart("`start` without a streamSid", params, call_sid)
+    media_format = start.get("mediaFormat")
+    if media_format != MEDIA_FORMAT:
+        shown = json.dumps(media_format)[:120] if media_format is not None else "none"
+        raise BadStart(
+            f"unsupported mediaFormat {shown} (only audio/x-mulaw, 8000 Hz, 1 channel)",
+            params,
+            call_sid,
+        )
+    account_sid = start.get("accountSid")
     return StreamStart(
         stream_sid=stream_sid,
-        call_sid=start.get("callSid"),
-        account_sid=start.get("accountSid"),
-        custom_parameters={str(k): str(v) for k, v in params.items()},
+        call_sid=call_sid,
+        account_sid=account_sid if isinstance(account_sid, str) else None,
+        custom_parameters=params,
     )
 
 
-async def read_stream_start(websocket: WebSocket, *, max_bytes: int) -> StreamStart:
-    """Read messages until `start`; skip `connected`, early media and malformed input."""
+async def read_stream_start(
+    websocket: WebSocket, *, max_bytes: int, skipped: SkippedMessages | None = None
+) -> StreamStart:
+    """Read messages until `start`; skip `connected`, early media and malformed input.
+
+    Raises BadStart for a `start` the call cannot run on, StreamEndedBeforeStart when the
+    socket goes away (or only sends garbage) first."""
+    skipped = skipped if skipped is not None else SkippedMessages()
     for _ in range(MAX_MESSAGES_BEFORE_START):
         try:
             raw = await websocket.receive()
@@ -97,20 +205,20 @@ async def read_stream_start(websocket: WebSocket, *, max_bytes: int) -> StreamSt
         data = raw.get("text") if raw.get("text") is not None else raw.get("bytes")
         if data is None:
             continue
-        message = parse_message(data, max_bytes=max_bytes)
+        message = parse_message(data, max_bytes=max_bytes, skipped=skipped)
         if message is None:
             continue
         event = message["event"]
         if event == "start":
-            start = parse_start(message)
-            if start is not None:
-                return start
-        elif event == "connected":
-            log.debug("twilio stream: connected %s", message.get("protocol"))
+            return parse_start(message, skipped)
+        if event == "connected":
+            log.debug("twilio stream: connected")
         elif event == "stop":
             raise StreamEndedBeforeStart("`stop` before `start`")
+        elif event == "media":
+            skipped.skip("`media` before `start`")
         else:
-            log.warning("twilio stream: skipped `%s` before `start`", event)
+            skipped.skip("event before `start`", f"`{event[:40]}`")
     raise StreamEndedBeforeStart(f"no `start` in the first {MAX_MESSAGES_BEFORE_START} messages")
 
 
@@ -130,16 +238,15 @@ class ConveneTwilioSerializer(TwilioFrameSerializer):  # type: ignore[misc]
         self._max_bytes = max_message_bytes
         self._on_stop = on_stop
         self.marks: list[str] = []
-        self.skipped = 0
+        self.bad_messages = SkippedMessages(stream_sid)
         self.stopped = False
         self.received_ms = 0.0  # inbound audio accepted so far (8 kHz mu-law: 8 bytes per ms)
         # The id of the last inbound audio frame handed to the pipeline (None before any).
         self.last_audio_frame_id: int | None = None
 
     async def deserialize(self, data: str | bytes) -> Frame | None:
-        message = parse_message(data, max_bytes=self._max_bytes)
+        message = parse_message(data, max_bytes=self._max_bytes, skipped=self.bad_messages)
         if message is None:
-            self.skipped += 1
             return None
         event = message["event"]
         if event == "media":
@@ -152,11 +259,18 @@ class ConveneTwilioSerializer(TwilioFrameSerializer):  # type: ignore[misc]
             except (binascii.Error, ValueError):
                 return self._skip("`media` with invalid base64")
             self.received_ms += len(decoded) / 8
-            frame: Frame | None = await super().deserialize(data)
+            try:
+                frame: Frame | None = await super().deserialize(data)
+            except Exception as exc:  # one undecodable message never ends the call
+                return self._skip("undecodable `media`", type(exc).__name__)
             if isinstance(frame, InputAudioRawFrame):
                 self.last_audio_frame_id = frame.id
             return frame
         if event == "dtmf":
+            dtmf = message.get("dtmf")
+            digit = dtmf.get("digit") if isinstance(dtmf, dict) else None
+            if not isinstance(digit, str) or digit not in DTMF_DIGITS:
+                return self._skip("malformed `dtmf`")
             result: Frame | None = await super().deserialize(data)
             return result
         if event == "stop":
@@ -173,9 +287,13 @@ class ConveneTwilioSerializer(TwilioFrameSerializer):  # type: ignore[misc]
             return None
         if event in ("connected", "start"):
             return self._skip(f"repeated `{event}`")
-        return self._skip(f"unknown event `{event}`")
+        return self._skip("unknown event", f"`{event[:40]}`")
 
-    def _skip(self, why: str) -> Frame | None:
-        self.skipped += 1
-        log.warning("twilio stream %s: skipped %s", self.stream_id, why)
+    @property
+    def skipped(self) -> int:
+        """Bad messages skipped so far."""
+        return self.bad_messages.total
+
+    def _skip(self, kind: str, detail: str = "") -> Frame | None:
+        self.bad_messages.skip(kind, detail)
         return None

@@ -69,9 +69,9 @@ class DeepgramOptions(_Strict):
     endpointing_ms: int = Field(300, ge=10, le=5000)
     # Terms boosted besides the bot's name and aliases and the participants (agent.yaml).
     keyterms: list[str] = Field(default_factory=list)
-    # Speech sent but not answered by a final result within this many seconds is a stall.
+    # A Finalize (sent on each VAD stop) with no result within this many seconds is a stall.
     timeout_secs: float = Field(5.0, gt=0)
-    # Reconnect attempts before the call fails over to `stt.fallback` for good.
+    # Connection errors in a row (Pipecat reconnects each) before failing over to `stt.fallback`.
     retries: int = Field(1, ge=0, le=5)
 
 
@@ -101,8 +101,8 @@ class SttKnobs(_Strict):
 
 
 class CallKnobs(_Strict):
-    # 0 disables the idle timeout: a meeting bot mostly listens.
-    idle_timeout_secs: float = Field(0, ge=0)
+    # A call nobody speaks in for this long ends (ended_by idle-timeout); 0: never.
+    idle_timeout_secs: float = Field(600, ge=0)
     max_message_bytes: int = Field(65536, ge=1024)
     pipeline_sample_rate: Literal[8000, 16000] = 16000
     # The time zone the meeting's date is read in (IANA name); null: CONVENE_TIMEZONE.
@@ -156,7 +156,8 @@ class TtsKnobs(_Strict):
     # piper: offline. cartesia / elevenlabs: cloud, Piper as the fallback.
     provider: Literal["piper", "cartesia", "elevenlabs"] = "piper"
     fallback: Literal["piper", "none"] = "piper"
-    # A cloud sentence with no audio by then is retried once, then spoken by the fallback.
+    # A cloud sentence with no audio by then (or an error) fails the call over to the fallback,
+    # which says it again; no retry.
     timeout_secs: float = Field(5.0, gt=0)
     voice_model: str | None = None  # a Piper .onnx path; default: the packaged en_US joe voice
     length_scale: float = Field(1.0, gt=0.2, le=3.0)  # > 1 speaks slower

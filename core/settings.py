@@ -2,7 +2,9 @@
 
 Grouped by what they configure: `settings.store` (Postgres, Redis, the writers),
 `settings.twilio`, `settings.llm` (Anthropic, OpenAI-compatible), `settings.speech` (Whisper,
-Deepgram, Cartesia, ElevenLabs), `settings.security` (the REST API's tokens, limits and caps). Each field is read from the environment variable named in its
+Deepgram, Cartesia, ElevenLabs), `settings.security` (the REST API's tokens, limits and
+caps), `settings.streams` (media-stream tokens and socket bounds). Each field is read from the
+environment variable named in its
 `validation_alias` (the names `.env.example` documents); `Settings.updated(NAME=value, ...)`
 takes those names too (lower case), so callers never need to know which group holds a knob.
 Keys stay `SecretStr` until the SDK client that needs one is built (`reveal`).
@@ -89,7 +91,7 @@ class LlmSettings(BaseSettings):
     # llm.provider: openai-compatible — any Chat Completions server (vLLM, Ollama, OpenAI).
     openai_api_key: SecretStr | None = Field(None, validation_alias="OPENAI_API_KEY")
     openai_base_url: str | None = Field(None, validation_alias="OPENAI_BASE_URL")
-    # Seconds between retries of windows the LLM extractor failed on (spooled).
+    # The longest pause between retries of windows the LLM extractor failed on (spooled).
     retry_secs: float = Field(60.0, validation_alias="CONVENE_LLM_RETRY_SECS")
 
 
@@ -184,6 +186,25 @@ class SecuritySettings(BaseSettings):
         return [h.strip() for h in self.trusted_hosts.split(",") if h.strip()]
 
 
+class StreamSecuritySettings(BaseSettings):
+    """Who may open a media stream, and how long a socket may hold the server."""
+
+    model_config = _CONFIG
+
+    # HMAC key of the stream tokens; unset: one is generated once and kept in
+    # CONVENE_HOME/stream-token.key (0600), shared by every process on that home.
+    token_secret: SecretStr | None = Field(None, validation_alias="CONVENE_STREAM_TOKEN_SECRET")
+    # How long a minted stream token opens a stream: an outbound call rings and plays its
+    # DTMF digits before Twilio connects the stream.
+    token_ttl_secs: float = Field(300.0, gt=0, validation_alias="CONVENE_STREAM_TOKEN_TTL_SECS")
+    # A socket that sends no valid `start` within this long is closed.
+    start_timeout_secs: float = Field(
+        5.0, gt=0, validation_alias="CONVENE_STREAM_START_TIMEOUT_SECS"
+    )
+    # Refuse handshakes without X-Twilio-Signature (a present one is always checked).
+    require_signature: bool = Field(False, validation_alias="CONVENE_STREAM_REQUIRE_SIGNATURE")
+
+
 class Settings(BaseSettings):
     """Every knob that is not a prompt: where things live, which servers, which keys."""
 
@@ -201,6 +222,8 @@ class Settings(BaseSettings):
     twilio: TwilioSettings = Field(default_factory=TwilioSettings)
     llm: LlmSettings = Field(default_factory=LlmSettings)
     speech: SpeechSettings = Field(default_factory=SpeechSettings)
+    # Media-stream tokens and socket bounds (CONVENE_STREAM_*).
+    streams: StreamSecuritySettings = Field(default_factory=StreamSecuritySettings)
 
     # The REST API's authentication, rate limits and caps.
     security: SecuritySettings = Field(default_factory=SecuritySettings)
@@ -253,6 +276,11 @@ class Settings(BaseSettings):
     def spool_path(self) -> Path:
         return self.convene_home / "spool.sqlite3"
 
+    @property
+    def llm_spool_path(self) -> Path:
+        """Where windows the LLM extractor failed on wait for a retry."""
+        return self.convene_home / "llm-spool.sqlite3"
+
 
 def _env_names(model: type[BaseModel]) -> dict[str, str]:
     """Environment name (lower case) -> field name, for one settings class."""
@@ -270,6 +298,7 @@ _GROUPS: dict[str, type[BaseModel]] = {
     "llm": LlmSettings,
     "speech": SpeechSettings,
     "security": SecuritySettings,
+    "streams": StreamSecuritySettings,
 }
 
 

@@ -25,12 +25,11 @@ Any problem rejects the answer, and so do an API error, a timeout, an empty or c
 or one too long to speak: then the deterministic `render(facts, templates)` answers, and
 `stats` counts it. The caller always gets something to say.
 
-Failures are explicit, as in `domain/llm_extraction.py`, whose retry policy this reuses:
-the SDK's own retries are off; 429, 529, other 5xx, timeouts and connection errors are retried
-with exponential backoff and jitter, under an overall deadline (people on the call are waiting).
-The API key comes from the constructor or the environment (`ANTHROPIC_API_KEY`;
-`OPENAI_API_KEY`, optional for a local server), never from YAML, and is never logged or put in
-an exception message.
+The model is asked through `domain/llm.py`, the client extraction uses too: one retry policy
+(429, 529, other 5xx, timeouts and connection errors retried with exponential backoff and
+jitter), here under an overall deadline (people on the call are waiting). The API key comes
+from the constructor or the environment (`ANTHROPIC_API_KEY`; `OPENAI_API_KEY`, optional for a
+local server), never from YAML, and is never logged or put in an exception message.
 """
 
 from __future__ import annotations
@@ -39,36 +38,33 @@ import asyncio
 import datetime as dt
 import json
 import logging
-import os
 import re
-from collections.abc import Awaitable, Callable, Iterable, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal, Protocol
 
-import anthropic
-import openai
-from anthropic.types import Message, TextBlock
-from openai.types.chat import ChatCompletion
 from pydantic import BaseModel, ConfigDict, Field
 
 from core.english import SENTENCE_END, STOP_WORDS, ordinal, verb_lemma
 from core.errors import ConfigError
 from core.prompts import ReportTemplates, load_yaml_model
-from domain.llm_extraction import (
+from domain.llm import (
     API_ERRORS,
-    API_KEY_ENV,
-    PROVIDERS,
+    BadOutput,
+    LlmClient,
     Provider,
     RetryPolicy,
+    Sleep,
+    TextAnswer,
+    api_key,
     describe_failure,
-    is_retryable,
-    openai_key,
     resolve_model,
 )
 from domain.report_text import Facts, TaskFact, render, say_due
 
 log = logging.getLogger(__name__)
+_FAILURES: tuple[type[Exception], ...] = (*API_ERRORS, BadOutput)
 
 #: Intents the LLM words; any other (stop, unknown) is answered by the templates directly.
 LLM_INTENTS = frozenset({"progress_report", "person_tasks", "today", "recall"})
@@ -411,7 +407,7 @@ def check_report(
 # --------------------------------------------------------------------------- the reporter
 
 
-class BadReport(Exception):
+class BadReport(BadOutput):
     """The model answered, but with nothing usable to speak."""
 
 
@@ -419,35 +415,11 @@ _MARKDOWN = re.compile(r"[*_#`>\[\]]+")
 _BULLET = re.compile(r"^\s*(?:[-\u2022]|\d+[.)])\s+", re.MULTILINE)
 
 
-def spoken_text(message: Message, *, max_chars: int) -> str:
-    """The reply's text as one line to speak, markdown stripped; BadReport when unusable."""
-    if message.stop_reason == "max_tokens":
-        raise BadReport("reply cut off at max_tokens")
-    raw = "\n".join(b.text for b in message.content if isinstance(b, TextBlock))
-    kinds = ", ".join(b.type for b in message.content) or "nothing"
-    return _speakable(raw, kinds, max_chars=max_chars)
-
-
-def chat_spoken_text(completion: ChatCompletion, *, max_chars: int) -> str:
-    """`spoken_text` for a Chat Completion: its first choice's content, checked alike."""
-    if not completion.choices:
-        raise BadReport("no choices in the reply")
-    choice = completion.choices[0]
-    if choice.finish_reason == "length":
-        raise BadReport("reply cut off at max_tokens")
-    message = choice.message
-    kinds = ", ".join(
-        (["text"] if message.content else [])
-        + [call.type for call in message.tool_calls or []]
-        + (["refusal"] if message.refusal else [])
-    )
-    return _speakable(message.content or "", kinds or "nothing", max_chars=max_chars)
-
-
-def _speakable(raw: str, kinds: str, *, max_chars: int) -> str:
-    text = " ".join(_MARKDOWN.sub("", _BULLET.sub("", raw)).split())
+def speakable(answer: TextAnswer, *, max_chars: int) -> str:
+    """The answer's text as one line to speak, markdown stripped; BadReport when unusable."""
+    text = " ".join(_MARKDOWN.sub("", _BULLET.sub("", answer.text)).split())
     if not text:
-        raise BadReport(f"no text in the reply (got {kinds})")
+        raise BadReport(f"no text in the reply (got {answer.kinds})")
     if len(text) > max_chars:
         raise BadReport(f"reply too long to speak ({len(text)} > {max_chars} characters)")
     return text
@@ -495,9 +467,6 @@ class TemplateReporter:
         return None
 
 
-Sleep = Callable[[float], Awaitable[None]]
-
-
 class LLMReporter:
     """Reports worded by an LLM, checked against the facts; the templates answer otherwise.
 
@@ -521,41 +490,46 @@ class LLMReporter:
         model: str | None = None,
     ) -> None:
         """`provider` picks the API; `model` overrides the prompt file's (None: keep it)."""
-        if provider not in PROVIDERS:
-            raise ConfigError(f"LLMReporter: unknown provider {provider!r}")
-        key = _api_key(api_key) if provider == "anthropic" else openai_key(api_key)
+        key = _key(provider, api_key)
         if not 0.0 < min_overlap <= 1.0:
             raise ConfigError("LLMReporter: min_overlap must be in (0, 1]")
-        self.provider: Provider = provider
-        self.model = resolve_model(model, prompt.model, provider)
         self.prompt = prompt
         self.templates = templates
         self.bot_names = tuple(bot_names)
         self.min_overlap = min_overlap
-        self.policy = RetryPolicy(
-            max_retries=prompt.max_retries,
-            backoff_base_secs=backoff_base_secs,
-            backoff_max_secs=backoff_max_secs,
-            retry_after_cap_secs=retry_after_cap_secs,
-        )
         self.stats = ReportStats()
-        self._sleep = sleep
-        self._client: anthropic.AsyncAnthropic | openai.AsyncOpenAI
-        if provider == "anthropic":
-            self._client = anthropic.AsyncAnthropic(
-                api_key=key, base_url=base_url, max_retries=0, timeout=prompt.timeout_secs
-            )
-        else:
-            self._client = openai.AsyncOpenAI(
-                api_key=key, base_url=base_url, max_retries=0, timeout=prompt.timeout_secs
-            )
+        self.llm = LlmClient(
+            provider=provider,
+            api_key=key,
+            base_url=base_url,
+            model=resolve_model(model, prompt.model, provider),
+            timeout_secs=prompt.timeout_secs,
+            policy=RetryPolicy(
+                max_retries=prompt.max_retries,
+                backoff_base_secs=backoff_base_secs,
+                backoff_max_secs=backoff_max_secs,
+                retry_after_cap_secs=retry_after_cap_secs,
+            ),
+            counts=self.stats,
+            label="LLM report",
+            logger=log,
+            sleep=sleep,
+        )
+
+    @property
+    def provider(self) -> Provider:
+        return self.llm.provider
+
+    @property
+    def model(self) -> str:
+        return self.llm.model
 
     def __repr__(self) -> str:
         return f"LLMReporter(provider={self.provider!r}, model={self.model!r})"
 
     async def aclose(self) -> None:
         """Close the HTTP client."""
-        await self._client.close()
+        await self.llm.aclose()
 
     async def __aenter__(self) -> LLMReporter:
         return self
@@ -580,7 +554,7 @@ class LLMReporter:
                 text = await self._ask(body)
         except TimeoutError:
             return self._fall_back(facts, f"no answer within {self.prompt.deadline_secs:g}s")
-        except (anthropic.AnthropicError, openai.OpenAIError, BadReport) as exc:
+        except _FAILURES as exc:
             return self._fall_back(facts, describe_failure(exc))
         except Exception as exc:  # the bot must answer whatever went wrong
             return self._fall_back(facts, f"unexpected {type(exc).__name__}")
@@ -596,47 +570,11 @@ class LLMReporter:
     # ----------------------------------------------------------------- internals
 
     async def _ask(self, body: str) -> str:
-        """One report through the API, retrying transient failures; raises the last failure."""
-        retry = 0
-        while True:
-            self.stats.calls += 1
-            try:
-                return await self._create(body)
-            except API_ERRORS as exc:
-                if not is_retryable(exc) or retry >= self.policy.max_retries:
-                    raise
-                retry += 1
-                delay = self.policy.delay(retry, exc)
-                self.stats.retries += 1
-                log.warning(
-                    "LLM report: %s; retry %d/%d in %.2fs [%s]",
-                    describe_failure(exc),
-                    retry,
-                    self.policy.max_retries,
-                    delay,
-                    self.stats,
-                )
-                await self._sleep(delay)
-
-    async def _create(self, body: str) -> str:
-        """One request; the text to speak (BadReport when unusable)."""
-        if isinstance(self._client, openai.AsyncOpenAI):
-            completion = await self._client.chat.completions.create(
-                model=self.model,
-                max_tokens=self.prompt.max_tokens,
-                messages=[
-                    {"role": "system", "content": self.prompt.system},
-                    {"role": "user", "content": body},
-                ],
-            )
-            return chat_spoken_text(completion, max_chars=self.prompt.max_chars)
-        message = await self._client.messages.create(
-            model=self.model,
-            max_tokens=self.prompt.max_tokens,
-            system=self.prompt.system,
-            messages=[{"role": "user", "content": body}],
+        """One report through the API (retried per the policy); raises the last failure."""
+        answer = await self.llm.ask_text(
+            system=self.prompt.system, user=body, max_tokens=self.prompt.max_tokens
         )
-        return spoken_text(message, max_chars=self.prompt.max_chars)
+        return speakable(answer, max_chars=self.prompt.max_chars)
 
     def _fall_back(self, facts: Facts, reason: str) -> str:
         self.stats.fallbacks += 1
@@ -644,14 +582,8 @@ class LLMReporter:
         return render(facts, self.templates)
 
 
-def _api_key(explicit: str | None) -> str:
-    key = explicit or os.environ.get(API_KEY_ENV, "")
-    if not key.strip():
-        raise ConfigError(
-            f"LLM reports need an Anthropic API key: set {API_KEY_ENV} (it is never read "
-            "from prompts/report_llm.yaml)"
-        )
-    return key.strip()
+def _key(provider: Provider, explicit: str | None) -> str:
+    return api_key(provider, explicit, needed_by="LLM reports need", prompt_file="report_llm.yaml")
 
 
 def build_llm_reporter(
@@ -672,8 +604,7 @@ def build_llm_reporter(
     (for `openai-compatible`, `api_key` may be None: a local server); `model` None keeps the
     prompt file's `model`.
     """
-    if provider == "anthropic":
-        _api_key(api_key)  # fail before reading anything else
+    _key(provider, api_key)  # fail before reading anything else
     prompt = load_report_prompt(prompt_path)
     return LLMReporter(
         prompt=prompt,

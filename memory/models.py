@@ -107,8 +107,11 @@ class StreamStarted:
 class CallEnded:
     """A call's end: written after all of its segments, so `completed` means complete.
 
-    `ended_by` says what ended it when that was not the call itself: 'crash' for a call a dead
-    process left open. Such an end only closes a call that is still open (never overwrites one).
+    `ended_by` says what ended it when that was not the call itself (Twilio's `stop`): 'crash'
+    for a call a dead process left open, 'disconnect' for a socket gone without `stop`,
+    'idle-timeout' for a call nobody spoke in, 'bad-start' / 'media-format' for a stream
+    refused at its `start`, 'error' for a failed pipeline. Such an end only closes a call that
+    is still open (never overwrites one).
     """
 
     call_id: str
@@ -224,7 +227,7 @@ class ReplyRecord:
 
 @dataclass(frozen=True)
 class SummaryRecord:
-    """A call's summary: short-term (Redis, per series) and long-term (embedded) memory."""
+    """A call's summary: stored on the call and embedded (long-term memory, for recall)."""
 
     call_id: str
     series: str | None
@@ -250,8 +253,39 @@ WriteOp = (
 
 
 @dataclass(frozen=True)
+class TaskChange:
+    """One entry of a task's history: what a meeting changed, and the words that did it."""
+
+    change: str  # created | redated | restated | done | cancelled
+    from_status: str | None
+    to_status: str
+    from_due: dt.date | None
+    to_due: dt.date | None
+    quote: str
+    call_id: str | None
+    seq: int | None
+    meeting_date: dt.date | None
+    at: dt.datetime
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "change": self.change,
+            "from_status": self.from_status,
+            "to_status": self.to_status,
+            "from_due": _iso(self.from_due),
+            "to_due": _iso(self.to_due),
+            "quote": self.quote,
+            "call_id": self.call_id,
+            "seq": self.seq,
+            "meeting_date": _iso(self.meeting_date),
+            "at": self.at.isoformat(),
+        }
+
+
+@dataclass(frozen=True)
 class TaskState:
-    """A task of a series as memory holds it now (dates as dates)."""
+    """A task of a series as memory holds it now (dates as dates), with its history when
+    asked for."""
 
     id: int
     owner: str | None
@@ -260,3 +294,21 @@ class TaskState:
     status: str
     created_in: dt.date | None  # the meeting that created it
     updated_in: dt.date | None  # the meeting that last changed it
+    history: tuple[TaskChange, ...] = ()
+
+    def as_json(self) -> dict[str, Any]:
+        """The REST API's and `convene tasks --json`'s shape (dates as ISO strings)."""
+        return {
+            "id": self.id,
+            "owner": self.owner,
+            "action": self.action,
+            "due": _iso(self.due),
+            "status": self.status,
+            "created_in": _iso(self.created_in),
+            "updated_in": _iso(self.updated_in),
+            "history": [h.as_json() for h in self.history],
+        }
+
+
+def _iso(value: dt.date | None) -> str | None:
+    return value.isoformat() if value is not None else None

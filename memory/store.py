@@ -6,11 +6,13 @@ import asyncio
 import datetime as dt
 import uuid
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import asyncpg
 from pgvector.asyncpg import register_vector
 
+from core import clock
 from core.errors import StorageUnavailable
 from memory.embeddings import Embedder, shared_embedder
 from memory.migrate import migrate
@@ -22,10 +24,38 @@ from memory.models import (
     SegmentRecord,
     StreamStarted,
     SummaryRecord,
+    TaskChange,
     TaskState,
     WriteOp,
 )
 from memory.tracking import Conn, apply_commitment
+
+
+class StreamNotAttached(Exception):
+    """A stream that may not attach to the call it names (the reason, for the log)."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+@dataclass(frozen=True)
+class StreamAttached:
+    """What the call record says about a stream just attached to it."""
+
+    meeting_date: dt.date
+    series_key: str | None
+
+
+@dataclass(frozen=True)
+class CallState:
+    """A call as a webhook needs to see it."""
+
+    call_id: str
+    streaming: bool
+    over: bool
+    meeting_date: dt.date | None
+
 
 # What asyncpg raises when the server is away or the connection broke.
 CONNECTION_ERRORS: tuple[type[BaseException], ...] = (
@@ -160,44 +190,132 @@ class Store:
         call_id: str,
         stream_sid: str,
         call_sid: str | None,
-        series_key: str | None,
         meeting_title: str | None,
-    ) -> dt.date:
-        """Mark a call as streaming, attach it to its series and to the meeting of the date
-        stored on the call when it was created; returns that date."""
+        token_nonce: str | None = None,
+        token_expires_at: dt.datetime | None = None,
+    ) -> StreamAttached:
+        """Attach a stream to its call: claim the stream token's nonce (once), mark the call as
+        streaming and attach it to the meeting of its series on the date stored when it was
+        created. Raises StreamNotAttached for an unknown call, a call already streaming or
+        over, or a token used before."""
         async with self.pool.acquire() as conn, conn.transaction():
+            row = await conn.fetchrow(
+                "SELECT call_sid, stream_sid, completed_at FROM calls WHERE id = $1 FOR UPDATE",
+                uuid.UUID(call_id),
+            )
+            if row is None:
+                raise StreamNotAttached("unknown call")
+            if row["completed_at"] is not None:
+                raise StreamNotAttached("the call is over")
+            if row["stream_sid"] is not None:
+                raise StreamNotAttached("the call is already streaming")
+            if call_sid and row["call_sid"] and row["call_sid"] != call_sid:
+                raise StreamNotAttached("the stream's CallSid is not the call's")
+            if token_nonce is not None:
+                claimed = await conn.fetchval(
+                    "INSERT INTO stream_token_uses(nonce, call_id, expires_at)"
+                    " VALUES ($1, $2, $3) ON CONFLICT DO NOTHING RETURNING nonce",
+                    token_nonce,
+                    uuid.UUID(call_id),
+                    token_expires_at or clock.now(),
+                )
+                if claimed is None:
+                    raise StreamNotAttached("reused stream token")
+                await conn.execute(
+                    "DELETE FROM stream_token_uses WHERE expires_at < now() - interval '1 day'"
+                )
             return await _start_stream(
                 conn,
                 call_id=call_id,
                 stream_sid=stream_sid,
                 call_sid=call_sid,
-                series_key=series_key,
+                series_key=None,
                 meeting_title=meeting_title,
                 started_at=None,
             )
 
+    async def end_unstarted_call(
+        self, *, call_id: str, token_nonce: str, token_expires_at: dt.datetime, ended_by: str
+    ) -> bool:
+        """End, as failed, a call whose stream was refused at its `start` (so it does not stay
+        `ringing`): claims the stream token like `start_stream`, and touches only a call that
+        has no stream and is not over. True when it ended the call."""
+        async with self.pool.acquire() as conn, conn.transaction():
+            claimed = await conn.fetchval(
+                "INSERT INTO stream_token_uses(nonce, call_id, expires_at)"
+                " SELECT $1, id, $3 FROM calls WHERE id = $2"
+                " ON CONFLICT DO NOTHING RETURNING nonce",
+                token_nonce,
+                uuid.UUID(call_id),
+                token_expires_at,
+            )
+            if claimed is None:
+                return False
+            ended = await conn.fetchval(
+                "UPDATE calls SET status = 'failed', ended_at = now(), completed_at = now(),"
+                " ended_by = $2 WHERE id = $1 AND stream_sid IS NULL AND completed_at IS NULL"
+                " RETURNING id",
+                uuid.UUID(call_id),
+                ended_by,
+            )
+        return ended is not None
+
+    async def call_by_sid(self, call_sid: str) -> CallState | None:
+        """The call Twilio knows by this CallSid: its id and whether it streams or is over."""
+        row = await self.pool.fetchrow(
+            "SELECT id, stream_sid, completed_at, meeting_date FROM calls WHERE call_sid = $1",
+            call_sid,
+        )
+        if row is None:
+            return None
+        return CallState(
+            call_id=str(row["id"]),
+            streaming=row["stream_sid"] is not None,
+            over=row["completed_at"] is not None,
+            meeting_date=row["meeting_date"],
+        )
+
     async def record_status(
         self, *, call_sid: str, status: str, payload: dict[str, Any]
-    ) -> str | None:
-        """Record a Twilio status callback; returns our call id if the call is known."""
+    ) -> tuple[str | None, bool]:
+        """Record a Twilio status callback once per (CallSid, status, SequenceNumber).
+
+        Returns our call id (if the call is known) and whether the callback was new: a replay
+        changes nothing, and a callback older (by SequenceNumber) than one already recorded
+        for the call is kept as an event without moving the call's status back."""
+        raw_seq = payload.get("SequenceNumber", "")
+        sequence = int(raw_seq) if raw_seq.isdigit() and len(raw_seq) <= 9 else None
         async with self.pool.acquire() as conn, conn.transaction():
             call_id = await conn.fetchval("SELECT id FROM calls WHERE call_sid = $1", call_sid)
-            if call_id is not None:
+            inserted = await conn.fetchval(
+                "INSERT INTO call_events(call_id, call_sid, kind, status, payload,"
+                " sequence_number) VALUES ($1, $2, 'status', $3, $4::jsonb, $5)"
+                " ON CONFLICT (call_sid, status, COALESCE(sequence_number, -1))"
+                " WHERE kind = 'status' AND NOT replayed DO NOTHING RETURNING id",
+                call_id,
+                call_sid,
+                status,
+                _json(payload),
+                sequence,
+            )
+            if inserted is None:
+                return (str(call_id) if call_id is not None else None), False
+            newer = None
+            if sequence is not None:
+                newer = await conn.fetchval(
+                    "SELECT 1 FROM call_events WHERE call_sid = $1 AND kind = 'status'"
+                    " AND sequence_number > $2 LIMIT 1",
+                    call_sid,
+                    sequence,
+                )
+            if call_id is not None and newer is None:
                 # A stream's own completion wins over Twilio's view of the phone leg.
                 await conn.execute(
                     "UPDATE calls SET status = $2 WHERE id = $1 AND completed_at IS NULL",
                     call_id,
                     status,
                 )
-            await conn.execute(
-                "INSERT INTO call_events(call_id, call_sid, kind, status, payload)"
-                " VALUES ($1, $2, 'status', $3, $4::jsonb)",
-                call_id,
-                call_sid,
-                status,
-                _json(payload),
-            )
-        return str(call_id) if call_id is not None else None
+        return (str(call_id) if call_id is not None else None), True
 
     # --- writes from the pipeline (through memory.writer) -----------------------------
 
@@ -360,8 +478,11 @@ class Store:
             for r in rows
         ]
 
-    async def tasks(self, series_key: str, *, status: str = "all") -> list[TaskState]:
-        """The series' tasks (none for an unknown series), oldest first."""
+    async def tasks(
+        self, series_key: str, *, status: str = "all", history: bool = False
+    ) -> list[TaskState]:
+        """The series' tasks (none for an unknown series), oldest first; with `history`, each
+        with its changes, oldest first."""
         rows = await self.pool.fetch(
             "SELECT t.id, t.owner, t.action, t.due, t.status, mc.meeting_date AS created_in,"
             " mu.meeting_date AS updated_in FROM tasks t JOIN series s ON s.id = t.series_id"
@@ -371,7 +492,30 @@ class Store:
             series_key,
             status,
         )
-        return [TaskState(**dict(r)) for r in rows]
+        changes: dict[int, list[TaskChange]] = {}
+        if history and rows:
+            for h in await self.pool.fetch(
+                "SELECT h.task_id, h.change, h.from_status, h.to_status, h.from_due, h.to_due,"
+                " h.quote, h.call_id, h.seq, m.meeting_date, h.created_at FROM task_history h"
+                " JOIN tasks t ON t.id = h.task_id JOIN series s ON s.id = t.series_id"
+                " LEFT JOIN meetings m ON m.id = h.meeting_id WHERE s.key = $1 ORDER BY h.id",
+                series_key,
+            ):
+                changes.setdefault(h["task_id"], []).append(
+                    TaskChange(
+                        change=h["change"],
+                        from_status=h["from_status"],
+                        to_status=h["to_status"],
+                        from_due=h["from_due"],
+                        to_due=h["to_due"],
+                        quote=h["quote"],
+                        call_id=str(h["call_id"]) if h["call_id"] else None,
+                        seq=h["seq"],
+                        meeting_date=h["meeting_date"],
+                        at=h["created_at"],
+                    )
+                )
+        return [TaskState(**dict(r), history=tuple(changes.get(r["id"], ()))) for r in rows]
 
     async def previous_meeting(self, series_key: str, *, before: dt.date) -> dt.date | None:
         """The date of the series' last meeting before `before`."""
@@ -410,48 +554,11 @@ class Store:
     async def list_tasks(
         self, series_key: str, *, status: str = "all"
     ) -> list[dict[str, Any]] | None:
-        """The series' tasks with their history, JSON-ready (the REST API's and `convene tasks
-        --json`'s shape); None when the series does not exist."""
-        series_id = await self.pool.fetchval("SELECT id FROM series WHERE key = $1", series_key)
-        if series_id is None:
+        """The series' tasks with their history as JSON (the REST API's and `convene tasks
+        --json`'s shape); None when the series does not exist. Typed: `tasks(history=True)`."""
+        if await self.pool.fetchval("SELECT id FROM series WHERE key = $1", series_key) is None:
             return None
-        tasks = await self.tasks(series_key, status=status)
-        history = await self.pool.fetch(
-            "SELECT h.task_id, h.change, h.from_status, h.to_status, h.from_due, h.to_due, h.quote,"
-            " h.call_id, h.seq, m.meeting_date, h.created_at FROM task_history h"
-            " JOIN tasks t ON t.id = h.task_id LEFT JOIN meetings m ON m.id = h.meeting_id"
-            " WHERE t.series_id = $1 ORDER BY h.id",
-            series_id,
-        )
-        by_task: dict[int, list[dict[str, Any]]] = {}
-        for h in history:
-            by_task.setdefault(h["task_id"], []).append(
-                {
-                    "change": h["change"],
-                    "from_status": h["from_status"],
-                    "to_status": h["to_status"],
-                    "from_due": _iso(h["from_due"]),
-                    "to_due": _iso(h["to_due"]),
-                    "quote": h["quote"],
-                    "call_id": str(h["call_id"]) if h["call_id"] else None,
-                    "seq": h["seq"],
-                    "meeting_date": _iso(h["meeting_date"]),
-                    "at": h["created_at"].isoformat(),
-                }
-            )
-        return [
-            {
-                "id": t.id,
-                "owner": t.owner,
-                "action": t.action,
-                "due": _iso(t.due),
-                "status": t.status,
-                "created_in": _iso(t.created_in),
-                "updated_in": _iso(t.updated_in),
-                "history": by_task.get(t.id, []),
-            }
-            for t in tasks
-        ]
+        return [t.as_json() for t in await self.tasks(series_key, status=status, history=True)]
 
     async def get_segments(self, call_id: str) -> list[dict[str, Any]]:
         rows = await self.pool.fetch(
@@ -498,7 +605,7 @@ async def _start_stream(
     series_key: str | None,
     meeting_title: str | None,
     started_at: dt.datetime | None,
-) -> dt.date:
+) -> StreamAttached:
     """`Store.start_stream` in a transaction of the caller's (also replayed from the spool)."""
     row = await conn.fetchrow(
         "SELECT series_id, meeting_date FROM calls WHERE id = $1", uuid.UUID(call_id)
@@ -540,11 +647,8 @@ async def _start_stream(
         meeting_id,
         started_at,
     )
-    return meeting_date
-
-
-def _iso(value: dt.date | None) -> str | None:
-    return value.isoformat() if value is not None else None
+    series = await conn.fetchval("SELECT key FROM series WHERE id = $1", series_id)
+    return StreamAttached(meeting_date=meeting_date, series_key=series)
 
 
 def _json(payload: dict[str, Any]) -> str:

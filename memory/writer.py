@@ -6,12 +6,13 @@ once it answers again. Each written segment is also published to the Redis Strea
 `convene:segments` (best effort: Postgres is the record).
 
 No storage error stops the writer. When neither Postgres nor the spool takes a batch (a full
-disk), it stays in memory and is retried with backoff (from `retry_secs`, doubling up to
-`max_retry_secs`) until one does; meanwhile `health()` says so (and `/ready` with it). What
-is held in memory is bounded (`max_held` writes): past that the oldest are dropped, logged
-and counted, a call's own record (created, started, ended) last. A write Postgres refuses
-for good (not an outage) is set aside in the spool's `failed_ops` table, logged, so the
-writes behind it still pass.
+disk), it stays in memory and is retried with backoff (`tenacity`: from `retry_secs`, doubling
+up to `max_retry_secs`) until one does; meanwhile `health()` says so (and `/ready` with it).
+The spool's replay backs off alike while Postgres is away. What is held in memory is bounded
+(`max_held` writes): past that the oldest are dropped, logged and counted, a call's own record
+(created, started, ended) last. A write Postgres refuses for good (not an outage) is set aside
+in the spool (`core/spool.py`'s `spool_failed` table), logged, so the writes behind it still
+pass.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from collections.abc import Sequence
 
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError
+from tenacity import AsyncRetrying, retry_if_exception_type, stop_never, wait_exponential
 
 from memory import keys
 from memory.models import (
@@ -35,7 +37,6 @@ from memory.models import (
     CommitmentRecord,
     SegmentRecord,
     StreamStarted,
-    SummaryRecord,
     WriteOp,
 )
 from memory.spool import Spool
@@ -47,6 +48,10 @@ _SPOOL_ERRORS: tuple[type[BaseException], ...] = (sqlite3.Error, OSError)
 _POISON_ATTEMPTS = 3  # a spooled batch refused this often, not for an outage, is split
 _PUBLISH_TIMEOUT_SECS = 5.0
 _CALL_RECORDS = (CallCreated, StreamStarted, CallEnded)
+
+
+class _Again(Exception):
+    """Nothing took the batch now (it is kept): try again after the backoff."""
 
 
 def _describe(exc: BaseException) -> str:
@@ -83,6 +88,8 @@ class StoreWriter:
         self._idle.set()
         self._task: asyncio.Task[None] | None = None
         self._drain_task: asyncio.Task[None] | None = None
+        self._drain_ended = asyncio.Event()  # set each time a replay of the spool ends
+        self._refused = 0  # times in a row Postgres refused the spool's oldest batch for good
         self._spool_rows = 0  # the spool's size as last seen by this writer
         self.spooled_total = 0
         self.dropped_total = 0
@@ -158,10 +165,13 @@ class StoreWriter:
     async def drained(self, timeout: float) -> None:
         """Wait until the spool is empty too (Postgres has everything)."""
         async with asyncio.timeout(timeout):
-            await self._idle.wait()
-            while await self._spool_count():
+            while True:
+                await self._idle.wait()
+                self._drain_ended.clear()
+                if await self._spool_count() == 0:
+                    return
                 self._kick_drain()
-                await asyncio.sleep(0.05)
+                await self._drain_ended.wait()  # it ends once the spool is empty: look again
 
     async def close(self, timeout: float = 10.0) -> None:
         with contextlib.suppress(TimeoutError):
@@ -184,36 +194,45 @@ class StoreWriter:
 
     # --- the write loop ------------------------------------------------------------------
 
+    def _backoff(self) -> AsyncRetrying:
+        """Retry on `_Again` until it works: `retry_secs`, doubling up to `max_retry_secs`."""
+        return AsyncRetrying(
+            retry=retry_if_exception_type(_Again),
+            wait=wait_exponential(
+                multiplier=self._retry_secs, min=self._retry_secs, max=self._max_retry_secs
+            ),
+            stop=stop_never,
+            reraise=True,
+        )
+
     async def _run(self) -> None:
-        delay = self._retry_secs
         while True:
             if not self._pending:
                 self._idle.set()
                 self._wake.clear()
                 await self._wake.wait()
                 continue
-            batch = [
-                self._pending.popleft() for _ in range(min(self._batch_size, len(self._pending)))
-            ]
-            self._inflight = len(batch)
-            try:
-                placed = await self._place(batch)
-            except Exception as exc:  # the writer must outlive any bug in one batch
-                log.exception("writer: unexpected error; batch kept for a retry")
-                self.spool_error = self.spool_error or _describe(exc)
-                placed = False
-            finally:
-                self._inflight = 0
-            if placed:
-                delay = self._retry_secs
-                continue
-            # Nowhere to put it now: back at the front, in order; retry after a pause (new
-            # writes keep arriving in _pending meanwhile, within the bound).
+            await self._backoff()(self._place_next)
+
+    async def _place_next(self) -> None:
+        """The next batch to Postgres or the spool; `_Again` when neither took it (it is back
+        at the front, in order; new writes keep arriving in _pending meanwhile, within the
+        bound)."""
+        batch = [self._pending.popleft() for _ in range(min(self._batch_size, len(self._pending)))]
+        self._inflight = len(batch)
+        try:
+            placed = await self._place(batch)
+        except Exception as exc:  # the writer must outlive any bug in one batch
+            log.exception("writer: unexpected error; batch kept for a retry")
+            self.spool_error = self.spool_error or _describe(exc)
+            placed = False
+        finally:
+            self._inflight = 0
+        if not placed:
             self._pending.extendleft(reversed(batch))
             while len(self._pending) > self._max_held:
                 self._drop_one()
-            await asyncio.sleep(delay)
-            delay = min(delay * 2, self._max_retry_secs)
+            raise _Again
 
     async def _place(self, batch: list[WriteOp]) -> bool:
         """Postgres, else the spool; False when neither took the batch (kept in memory)."""
@@ -281,48 +300,49 @@ class StoreWriter:
     def _kick_drain(self) -> None:
         if self._drain_task is None or self._drain_task.done():
             self._drain_task = asyncio.create_task(self._drain(), name="convene-spool-drain")
+            self._drain_task.add_done_callback(lambda _: self._drain_ended.set())
 
     async def _drain(self) -> None:
-        delay = self._retry_secs
-        refused = 0
-        while True:
-            try:
-                rows = await self._spool.peek(self._batch_size)
-            except _SPOOL_ERRORS as exc:
-                log.warning("writer: spool unreadable (%s); retrying", _describe(exc))
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, self._max_retry_secs)
-                continue
-            if not rows:
-                self._spool_rows = 0
-                return
-            ops = [op for _, op in rows]
-            try:
-                await self._store.apply(ops)
-            except Exception as exc:
-                self._store_failed(exc, len(ops))
-                if not is_transient(exc):
-                    refused += 1
-                    if refused >= _POISON_ATTEMPTS:
-                        await self._set_aside(rows)
-                        refused = 0
-                        continue
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, self._max_retry_secs)
-                continue
-            self._store_ok()
-            refused = 0
-            delay = self._retry_secs
-            try:
-                await self._spool.delete_through(rows[-1][0])
-            except _SPOOL_ERRORS as exc:
-                # Replay is idempotent: the batch is applied again next time, no harm.
-                log.warning("writer: could not trim the spool (%s); retrying", _describe(exc))
-                await asyncio.sleep(delay)
-                continue
-            self._spool_rows = max(0, self._spool_rows - len(rows))
-            log.info("writer: replayed %d spooled writes", len(ops))
-            await self._publish(ops)
+        """Replay the spool, oldest first, batch by batch, until it is empty."""
+        self._refused = 0
+        while await self._backoff()(self._replay_next):
+            pass
+
+    async def _replay_next(self) -> bool:
+        """Replay the oldest spooled batch: False when the spool is empty; `_Again` when it
+        cannot now (the spool unreadable, Postgres away)."""
+        try:
+            rows = await self._spool.peek(self._batch_size)
+        except _SPOOL_ERRORS as exc:
+            log.warning("writer: spool unreadable (%s); retrying", _describe(exc))
+            raise _Again from exc
+        if not rows:
+            self._spool_rows = 0
+            return False
+        ops = [op for _, op in rows]
+        try:
+            await self._store.apply(ops)
+        except Exception as exc:
+            self._store_failed(exc, len(ops))
+            if not is_transient(exc):
+                self._refused += 1
+                if self._refused >= _POISON_ATTEMPTS:
+                    await self._set_aside(rows)
+                    self._refused = 0
+                    return True
+            raise _Again from exc
+        self._store_ok()
+        self._refused = 0
+        try:
+            await self._spool.delete_through(rows[-1][0])
+        except _SPOOL_ERRORS as exc:
+            # Replay is idempotent: the batch is applied again next time, no harm.
+            log.warning("writer: could not trim the spool (%s); retrying", _describe(exc))
+            raise _Again from exc
+        self._spool_rows = max(0, self._spool_rows - len(rows))
+        log.info("writer: replayed %d spooled writes", len(ops))
+        await self._publish(ops)
+        return True
 
     async def _set_aside(self, rows: list[tuple[int, WriteOp]]) -> None:
         """Apply a refused batch one write at a time; set aside those refused alone."""
@@ -336,7 +356,7 @@ class StoreWriter:
                 self.failed_total += 1
                 log.error(
                     "writer: Postgres refused a %s of call %s for good (%s); set aside in the "
-                    "spool's failed_ops",
+                    "spool's spool_failed table",
                     type(op).__name__,
                     op.call_id,
                     _describe(exc),
@@ -346,13 +366,16 @@ class StoreWriter:
                 await self._publish([op])
 
     async def _publish(self, ops: Sequence[WriteOp]) -> None:
-        """Redis: the segment and commitment streams, working and short-term memory."""
+        """Redis: the segment and commitment streams, for consumers outside this process.
+
+        Only what Postgres has just committed, best effort (a failed publish is logged, not
+        retried): the streams are a feed, never read back as memory (Postgres is the record).
+        """
         if self._redis is None:
             return
         segments = [op for op in ops if isinstance(op, SegmentRecord)]
         commitments = [op for op in ops if isinstance(op, CommitmentRecord)]
-        summaries = [op for op in ops if isinstance(op, SummaryRecord) and op.series]
-        if not segments and not commitments and not summaries:
+        if not segments and not commitments:
             return
         try:
             async with (
@@ -360,32 +383,17 @@ class StoreWriter:
                 self._redis.pipeline(transaction=False) as pipe,
             ):
                 for item in commitments:
-                    payload = json.dumps(item.as_json())
                     pipe.xadd(
                         keys.COMMITMENTS_STREAM,
                         {
                             "call_id": item.call_id,
                             "series": item.series or "",
-                            "commitment": payload,
+                            "commitment": json.dumps(item.as_json()),
                         },
                         maxlen=keys.STREAM_MAXLEN,
                         approximate=True,
                     )
-                    if item.series:
-                        recent = keys.series_recent(item.series)
-                        pipe.lpush(recent, payload)
-                        pipe.ltrim(recent, 0, keys.SERIES_RECENT_SIZE - 1)
-                        pipe.expire(recent, keys.SERIES_TTL_SECS)
-                for summary in summaries:
-                    key = keys.series_summaries(summary.series or "")
-                    pipe.lpush(key, json.dumps(summary.as_json()))
-                    pipe.ltrim(key, 0, keys.SERIES_SUMMARIES_SIZE - 1)
-                    pipe.expire(key, keys.SERIES_TTL_SECS)
                 for seg in segments:
-                    window = keys.call_window(seg.call_id)
-                    pipe.rpush(window, json.dumps(seg.as_json()))
-                    pipe.ltrim(window, -keys.WINDOW_SIZE, -1)
-                    pipe.expire(window, keys.CALL_TTL_SECS)
                     pipe.xadd(
                         keys.SEGMENTS_STREAM,
                         {

@@ -1,571 +1,258 @@
-"""Deepgram streaming STT (the official deepgram-sdk through Pipecat's service), with failover.
+"""`stt.provider: deepgram`: Pipecat's own `DeepgramSTTService`, configured from prompts.
 
-`DeepgramFailoverSTTService` is Pipecat's `DeepgramSTTService` (its settings, query building,
-SDK client and result handling: `TranscriptionFrame` for finals, `InterimTranscriptionFrame`
-for interims) with what a meeting bot needs on top:
+Pipecat's service does the work: the official deepgram-sdk's listen websocket, interims
+(`InterimTranscriptionFrame`) and finals (`TranscriptionFrame`), a `Finalize` on each VAD stop,
+KeepAlive, and reconnection with backoff (a 4xx handshake, or three quick failures in a row,
+leave it unusable, which is what `ServiceSwitcher` fails over on: processors/stt_failover.py).
 
-- Each finished Deepgram utterance (`speech_final`, or the answer to the `Finalize` sent when
-  the VAD says the speaker stopped) also becomes a `TranscriptSegmentFrame` with its place in
-  the call's audio, so the transcript recorder, wake gate and commitments work unchanged.
-  Interim results never do.
-- The call's audio is kept in a buffer back to the oldest utterance Deepgram has not finalized
-  yet. Audio goes to the socket from a sender task, never from `process_frame`.
-- A socket that fails (handshake refused, error, disconnect) or stalls (a finished utterance
-  without a final result within `timeout_secs`) is reconnected up to `retries` times in a row;
-  the buffered audio is replayed into the new socket, so nothing is lost. A 4xx handshake
-  (a bad key) is not retried. Then the call fails over to local Whisper for good: the buffered
-  utterances are transcribed locally, and later ones are cut by the VAD frames and transcribed
-  locally too. Every failover is logged (never with the key) and counted.
+This subclass adds, on public hooks only (`push_frame`, `process_frame`, `process_audio_frame`,
+`request_finalize`, `confirm_finalize`, `push_error_frame`):
+
+- a `TranscriptSegmentFrame` for each finished Deepgram utterance (`speech_final`, or the
+  answer to a `Finalize`), with its place in the call, for the recorder, wake gate and
+  commitments; interims never become segments;
+- `transcribed_ms`: how far into the call Deepgram has answered for, so a failover hands the
+  fallback only what Deepgram never finalized;
+- a stall: a `Finalize` not answered within `deepgram.timeout_secs`, or an utterance ending
+  while the socket is down (its audio went nowhere), leaves the service unusable;
+- `deepgram.retries`: connection errors tolerated in a row (Pipecat reconnects them) before
+  the service gives up.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
-import time
 from collections import deque
-from functools import partial
-from typing import TYPE_CHECKING, Any, Literal, NamedTuple
+from typing import Any
 
-from deepgram.core import ApiError
-from deepgram.core.events import EventType
-from deepgram.listen.v1.types import (
-    ListenV1CloseStream,
-    ListenV1Finalize,
-    ListenV1Results,
-)
+from deepgram.listen.v1.types import ListenV1Results
 from pipecat.frames.frames import (
-    CancelFrame,
     EndFrame,
+    ErrorFrame,
     Frame,
     InputAudioRawFrame,
+    InterimTranscriptionFrame,
     TranscriptionFrame,
     VADUserStartedSpeakingFrame,
     VADUserStoppedSpeakingFrame,
 )
 from pipecat.processors.frame_processor import FrameDirection
-from pipecat.services.deepgram.stt import DeepgramSTTService
-from pipecat.services.stt_service import STTService
-from pipecat.utils.time import time_now_iso8601
+from pipecat.services.deepgram.stt import DeepgramSTTService, DeepgramSTTSettings
+from pydantic import SecretStr
 
 from core.prompts import DeepgramOptions
-from processors.stt_timing import SegmentTimingMixin
-from processors.whisper_stt import transcribe_local
-
-if TYPE_CHECKING:
-    from faster_whisper import WhisperModel
+from processors.stt_timing import CallClock, SegmentTimingMixin
 
 log = logging.getLogger(__name__)
 
-PREROLL_SECS = 1.0  # audio kept before a VAD start: the VAD starts late (as SegmentedSTTService)
-IDLE_KEEP_SECS = 1.0  # audio kept while nobody speaks
-MAX_SEND_BYTES = 32000  # one websocket message of replayed audio (1 s at 16 kHz)
-CLOSE_TIMEOUT_SECS = 2.0
+
+def deepgram_settings(
+    options: DeepgramOptions, language: str, keyterms: list[str]
+) -> DeepgramSTTSettings:
+    """Pipecat's Deepgram settings from `stt.deepgram`: model, language, boosted terms."""
+    boost: dict[str, Any] = {}
+    if keyterms and options.model.startswith("nova-3"):
+        boost["keyterm"] = keyterms  # nova-3: key term prompting (phrases too)
+    elif keyterms:  # older models boost single keywords
+        boost["keywords"] = [f"{t}:2" for t in keyterms if " " not in t] or None
+    return DeepgramSTTSettings(
+        model=options.model,
+        language=language,
+        interim_results=options.interim_results,
+        smart_format=options.smart_format,
+        endpointing=options.endpointing_ms,
+        punctuate=True,
+        **boost,
+    )
 
 
-class _Span(NamedTuple):
-    """A VAD utterance, in bytes of call audio: speech start, speech end, and where it was cut."""
-
-    start: int
-    end: int
-    cut: int
-
-
-class DeepgramFailoverSTTService(DeepgramSTTService):  # type: ignore[misc]
-    """Deepgram over its listen websocket; reconnects, then fails over to local Whisper."""
+class DeepgramSegmentsSTTService(DeepgramSTTService):  # type: ignore[misc]
+    """Pipecat's Deepgram service, with transcript segments and a stall watchdog."""
 
     def __init__(
         self,
         *,
         options: DeepgramOptions,
         language: str,
-        api_key: str,
+        api_key: SecretStr,
         base_url: str | None,
         keyterms: list[str],
-        fallback_model: WhisperModel | None,
-        fallback_settings: Any,  # WhisperSTTService.Settings
-        trailing_silence_secs: float,
+        clock: CallClock | None = None,
     ) -> None:
-        terms = _unique(keyterms)
-        boost: dict[str, Any] = {}
-        if terms and options.model.startswith("nova-3"):
-            boost["keyterm"] = terms  # nova-3: key term prompting (phrases too)
-        elif terms:  # older models boost single keywords
-            boost["keywords"] = [f"{t}:2" for t in terms if " " not in t] or None
+        self.keyterms = _unique(keyterms)
         super().__init__(
-            api_key=api_key,
+            api_key=api_key.get_secret_value(),
             base_url=base_url or "",
-            settings=DeepgramSTTService.Settings(
-                model=options.model,
-                language=language,
-                interim_results=options.interim_results,
-                smart_format=options.smart_format,
-                endpointing=options.endpointing_ms,
-                punctuate=True,
-                **boost,
-            ),
+            settings=deepgram_settings(options, language, self.keyterms),
         )
-        self._fallback_model = fallback_model
-        self._fallback_settings = fallback_settings
-        self._timeout = options.timeout_secs
-        self._retries = options.retries
-        self._trailing_silence_secs = trailing_silence_secs
-        self.keyterms = terms
-        # Counters: finals and interims from Deepgram, reconnects, failovers, local segments.
-        self.deepgram_ok = 0
+        self.stall_secs = options.timeout_secs
+        self.retries = options.retries
+        self.transcribed_ms = 0
+        # Counters: final and interim results, connection errors in a row, stalls.
+        self.finals = 0
         self.interims = 0
-        self.reconnects = 0
-        self.failovers = 0
-        self.local_segments = 0
-        self.mode: Literal["deepgram", "local", "none"] = "deepgram"
-        # The call's audio, in bytes of 16-bit mono PCM from the stream's start.
-        self._total = 0
-        self._buf = bytearray()
-        self._buf_start = 0
-        # The socket now open: where its audio starts, how much it has had, whether it is up.
-        self._generation = 0
-        self._conn_offset = 0
-        self._sent = 0
-        self._live = False
-        self._closing = False
-        self._progress = False
-        self._wake = asyncio.Event()
-        self._broken = asyncio.Event()
-        self._broken_reason = ""
-        self._socket_error: str | None = None
-        self._finalize_wanted = False
-        self._finalize_marks: deque[int] = deque()  # audio sent before each Finalize
-        self._close_wanted = False
-        # Speech: the utterance being spoken, finished ones not yet finalized by Deepgram.
-        self._speaking = False
-        self._cur_start: int | None = None
-        self._spans: list[_Span] = []
-        self._final_until = 0
-        self._awaiting_since: float | None = None
-        # Final results of the Deepgram utterance in progress.
-        self._parts: list[str] = []
-        self._confidences: list[float] = []
-        self._utt_start: int | None = None
-        self._utt_end = 0
-        # Local Whisper after a failover.
-        self._local_queue: asyncio.Queue[tuple[bytes, tuple[int, int]] | None] = asyncio.Queue()
-        self._local_task: asyncio.Task[None] | None = None
-        self._watchdog_task: asyncio.Task[None] | None = None
+        self.errors_in_a_row = 0
+        self.stalls = 0
+        self.call_clock = clock
+        self.heard_at_ms = 0  # the call's time at the last audio frame received
+        self.speaking = False
+        self.finalize_sent = False
+        # The call's time at each Finalize sent, with the event its answer sets.
+        self.awaiting: deque[tuple[int, asyncio.Event]] = deque()
+        self.watchdog: asyncio.Task[None] | None = None
+        # Where the current socket's audio starts in the call (Deepgram's times are the socket's).
+        self.socket_id: str | None = None
+        self.socket_offset_ms = 0
+        # The Deepgram utterance in progress: its finals' text, confidences and span.
+        self.parts: list[str] = []
+        self.confidences: list[float] = []
+        self.span: tuple[int, int] | None = None
 
-    # -- audio accounting -------------------------------------------------------------------
-
-    @property
-    def _rate(self) -> int:
-        rate: int = self.sample_rate or 16000
-        return rate
-
-    def _bytes(self, secs: float) -> int:
-        return int(secs * self._rate) * 2
-
-    def _ms(self, offset: int) -> int:
-        return offset * 1000 // (2 * self._rate)
-
-    @property
-    def heard_ms(self) -> int:
-        """How much of the call's audio has reached this service (ms)."""
-        return self._ms(self._total)
-
-    def _keep_from(self, *, unsent: bool = True) -> int:
-        starts = [s.start for s in self._spans]
-        if self._cur_start is not None:
-            starts.append(self._cur_start)
-        keep = min(starts) - self._bytes(PREROLL_SECS) if starts else self._total
-        keep = min(keep, self._total - self._bytes(IDLE_KEEP_SECS))
-        keep = max(keep, self._final_until)
-        if unsent and self.mode == "deepgram":
-            keep = min(keep, self._sent)  # the socket has not had it yet
-        return max(keep, self._buf_start)
-
-    def _trim(self, *, unsent: bool = True) -> None:
-        keep = self._keep_from(unsent=unsent)
-        if keep > self._buf_start:
-            del self._buf[: keep - self._buf_start]
-            self._buf_start = keep
-
-    def _audio(self, start: int, end: int) -> bytes:
-        lo, hi = max(start, self._buf_start), min(end, self._total)
-        return bytes(self._buf[lo - self._buf_start : hi - self._buf_start]) if hi > lo else b""
-
-    # -- frames -----------------------------------------------------------------------------
-
-    async def process_frame(self, frame: Frame, direction: FrameDirection) -> None:
-        if isinstance(frame, VADUserStartedSpeakingFrame):
-            self._speaking = True
-            if self._cur_start is None:
-                self._cur_start = max(0, self._total - self._bytes(frame.start_secs))
-        elif isinstance(frame, VADUserStoppedSpeakingFrame):
-            self._end_utterance(frame.stop_secs)
-        # STTService's handling (audio, VAD metrics, lifecycle); DeepgramSTTService's own only
-        # adds a Finalize on VAD stop, which `_end_utterance` sends through the sender task.
-        await STTService.process_frame(self, frame, direction)
+    # -- the call's time --------------------------------------------------------------------
 
     async def process_audio_frame(
         self, frame: InputAudioRawFrame, direction: FrameDirection
     ) -> None:
-        audio = frame.audio if not self._muted else bytes(len(frame.audio))
-        self._user_id = ""
-        self._total += len(audio)
-        if self.mode == "none":
-            self._buf_start = self._total
+        at = self.call_clock.at(frame) if self.call_clock is not None else None
+        if at is None:
+            rate = self.sample_rate or 16000
+            at = self.heard_at_ms + len(frame.audio) * 1000 // (2 * rate)
+        self.heard_at_ms = at
+        await super().process_audio_frame(frame, direction)
+
+    def _call_ms(self, socket_secs: float) -> int:
+        return self.socket_offset_ms + int(socket_secs * 1000)
+
+    def _follow_socket(self, result: ListenV1Results) -> None:
+        """A result from a new socket: where its audio started in the call.
+
+        The first socket is up before the call's first audio (Pipecat connects in `setup`). A
+        reconnected one started when it came up, which no hook tells: it is estimated from the
+        result itself (its audio ends about now), to within Deepgram's latency.
+        """
+        socket_id = result.metadata.request_id if result.metadata is not None else None
+        if socket_id == self.socket_id:
             return
-        self._buf += audio
-        self._trim()
-        if self.mode == "deepgram":
-            self._record_stt_audio_usage(audio)
-            if self._live:
-                self._wake.set()
+        if self.socket_id is not None:
+            estimate = self.heard_at_ms - int((result.start + result.duration) * 1000)
+            self.socket_offset_ms = max(self.transcribed_ms, estimate, 0)
+        self.socket_id = socket_id
 
-    def _end_utterance(self, stop_secs: float) -> None:
-        self._speaking = False
-        if self._cur_start is None:
-            return
-        end = max(self._cur_start, self._total - self._bytes(stop_secs))
-        span = _Span(self._cur_start, end, self._total)
-        self._cur_start = None
-        if self.mode == "deepgram":
-            final = span.end <= self._final_until  # Deepgram's endpointing was first
-            if not final:
-                self._spans.append(span)
-            if self._live:
-                self._ask_finalize(wait=not final)
-        elif self.mode == "local":
-            self._enqueue_local(span)
+    # -- results ----------------------------------------------------------------------------
 
-    def _ask_finalize(self, *, wait: bool = True) -> None:
-        """Send `Finalize` after the audio so far; `wait`: its answer is due within the timeout."""
-        self.request_finalize()  # type: ignore[no-untyped-call]
-        self._finalize_wanted = True
-        if wait and self._awaiting_since is None:
-            self._awaiting_since = time.monotonic()
-        self._wake.set()
+    async def push_frame(
+        self, frame: Frame, direction: FrameDirection = FrameDirection.DOWNSTREAM
+    ) -> None:
+        await super().push_frame(frame, direction)
+        result = getattr(frame, "result", None)
+        if isinstance(frame, InterimTranscriptionFrame):
+            self.interims += 1
+        elif isinstance(frame, TranscriptionFrame) and isinstance(result, ListenV1Results):
+            await self._on_final(frame.text, result)
 
-    # -- the Deepgram socket ----------------------------------------------------------------
-
-    async def _connect(self) -> None:
-        # Never waits: audio is buffered until a socket is up, then replayed.
-        if self._connection_task is None and self.mode == "deepgram":
-            self._closing = False
-            self._connection_task = self.create_task(  # type: ignore[assignment]
-                self._connection_handler(), f"{self}::deepgram"
-            )
-        if self._watchdog_task is None:
-            self._watchdog_task = self.create_task(self._watchdog(), f"{self}::watchdog")
-
-    async def _disconnect(self) -> None:
-        self._closing = True
-        for name in ("_connection_task", "_watchdog_task"):
-            task = getattr(self, name)
-            if task is not None:
-                setattr(self, name, None)
-                await self.cancel_task(task)
-
-    async def _connection_handler(self) -> None:
-        failures = 0
-        while self.mode == "deepgram" and not self._closing:
-            try:
-                reason, permanent = await self._run_connection()
-            except Exception as exc:  # a bug must not leave the call buffering forever
-                reason, permanent = f"unexpected error ({type(exc).__name__})", False
-            if reason is None or self._closing or self.mode != "deepgram":
-                return
-            failures = 1 if self._progress else failures + 1
-            log.warning(
-                "deepgram: connection failed: reason=%s attempt=%d of %d",
-                reason,
-                failures,
-                self._retries + 1,
-            )
-            if permanent or failures > self._retries:
-                await self._failover(reason)
-                return
-            self.reconnects += 1
-            await asyncio.sleep(min(0.2 * failures, 2.0))
-
-    async def _run_connection(self) -> tuple[str | None, bool]:
-        """One socket, until it fails (reason, permanent) or is closed on purpose (None)."""
-        self._generation += 1
-        generation = self._generation
-        self._progress = False
-        self._socket_error = None
-        self._broken = asyncio.Event()
-        stack = contextlib.AsyncExitStack()
-        tasks: list[asyncio.Task[Any]] = []
-        try:
-            try:
-                async with asyncio.timeout(self._timeout):
-                    connection = await stack.enter_async_context(
-                        self._client.listen.v1.connect(**self._build_connect_kwargs())
-                    )
-            except ApiError as exc:  # its text carries the request headers: never log it
-                status = exc.status_code
-                permanent = status is not None and 400 <= status < 500 and status not in (408, 429)
-                return f"handshake refused (HTTP {status})", permanent
-            except Exception as exc:  # refused, reset, handshake timeout
-                return f"connect failed ({type(exc).__name__})", False
-            connection.on(EventType.MESSAGE, partial(self._on_socket_message, generation))
-            connection.on(EventType.ERROR, partial(self._on_socket_error, generation))
-            # Replay what Deepgram has not finalized: the new socket's audio starts there.
-            self._trim(unsent=False)
-            self._conn_offset = self._sent = self._buf_start
-            self._finalize_wanted = self._close_wanted = False
-            self._finalize_marks = deque()
-            self._awaiting_since = None
-            self._live = True
-            self._connection = connection
-            if self._spans and not self._speaking:
-                self._ask_finalize()
-            self._wake.set()
-            log.info(
-                "deepgram: connected: replaying_ms=%d pending_utterances=%d",
-                self._ms(self._total - self._sent),
-                len(self._spans),
-            )
-            listener = self.create_task(connection.start_listening(), f"{self}::listen")
-            broken = self.create_task(self._broken.wait(), f"{self}::broken")
-            tasks = [
-                listener,
-                broken,
-                self.create_task(self._sender(connection), f"{self}::send"),
-                self.create_task(
-                    self._keepalive_handler(),  # type: ignore[no-untyped-call]
-                    f"{self}::keepalive",
-                ),
-            ]
-            await asyncio.wait([listener, broken], return_when=asyncio.FIRST_COMPLETED)
-            if self._broken.is_set():
-                return self._broken_reason, False
-            if self._closing:
-                return None, False
-            return f"connection lost ({self._socket_error or 'closed by the server'})", False
-        finally:
-            self._live = False
-            self._connection = None
-            for task in tasks:
-                if not task.done():
-                    await self.cancel_task(task)
-            with contextlib.suppress(Exception):
-                async with asyncio.timeout(CLOSE_TIMEOUT_SECS):
-                    await stack.aclose()
-
-    def _break(self, reason: str) -> None:
-        if self._live and not self._broken.is_set():
-            self._live = False
-            self._broken_reason = reason
-            self._broken.set()
-
-    async def _sender(self, connection: Any) -> None:
-        """Send the buffered audio in order, then a pending Finalize or CloseStream."""
-        try:
-            while True:
-                await self._wake.wait()
-                self._wake.clear()
-                while self._live:
-                    if self._sent < self._total:
-                        lo = self._sent - self._buf_start
-                        chunk = bytes(self._buf[lo : lo + MAX_SEND_BYTES])
-                        await connection.send_media(chunk)
-                        self._sent += len(chunk)
-                    elif self._finalize_wanted:
-                        self._finalize_wanted = False
-                        self._finalize_marks.append(self._sent)
-                        await connection.send_finalize(ListenV1Finalize(type="Finalize"))
-                    elif self._close_wanted:
-                        self._close_wanted = False
-                        await connection.send_close_stream(ListenV1CloseStream(type="CloseStream"))
-                    else:
-                        break
-        except Exception as exc:
-            self._break(f"send failed ({type(exc).__name__})")
-
-    async def _watchdog(self) -> None:
-        """A finished utterance with no final result within the timeout: the socket stalled."""
-        while True:
-            await asyncio.sleep(0.1)
-            since = self._awaiting_since
-            if self.mode != "deepgram" or not self._live or since is None:
-                continue
-            if time.monotonic() - since > self._timeout:
-                self._awaiting_since = None
-                self._break(f"stalled (no final result within {self._timeout:g}s)")
-
-    async def _on_socket_error(self, generation: int, error: Any) -> None:
-        if generation == self._generation:
-            self._socket_error = type(error).__name__
-
-    async def _on_socket_message(self, generation: int, message: Any) -> None:
-        if generation != self._generation or not self._live or self.mode != "deepgram":
-            return  # a late message from a socket given up on: its audio is replayed
-        if not isinstance(message, ListenV1Results):
-            return
-        try:
-            await self._on_results(message)
-        except Exception as exc:
-            self._break(f"bad result ({type(exc).__name__})")
-
-    async def _on_results(self, message: ListenV1Results) -> None:
-        # Pipecat: a TranscriptionFrame for a final, an InterimTranscriptionFrame otherwise.
-        await self._on_message(message)  # type: ignore[no-untyped-call]
-        alternative = message.channel.alternatives[0] if message.channel.alternatives else None
-        text = alternative.transcript.strip() if alternative is not None else ""
-        if not message.is_final:
-            self.interims += 1 if text else 0
-            return
-        self.deepgram_ok += 1
-        self._progress = True
-        offset = self._conn_offset
-        end = offset + self._bytes(message.start + message.duration)
-        self._final_until = max(self._final_until, min(end, self._sent))
-        if message.from_finalize and self._finalize_marks:
-            # Everything sent before that Finalize is final now.
-            self._final_until = max(self._final_until, self._finalize_marks.popleft())
-        if alternative is not None and text:
-            words = alternative.words
-            first = offset + self._bytes(words[0].start if words else message.start)
-            last = offset + self._bytes(words[-1].end) if words else end
-            if self._utt_start is None:
-                self._utt_start = first
-            self._utt_end = max(self._utt_end, last)
-            self._parts.append(text)
-            self._confidences.append(alternative.confidence)
-        self._spans = [s for s in self._spans if s.end > self._final_until]
-        self._awaiting_since = time.monotonic() if self._spans else None
-        if message.speech_final or message.from_finalize:
-            await self._flush_parts()
-
-    async def _flush_parts(self) -> None:
-        """The Deepgram utterance is over: one transcript segment for its final results."""
-        if not self._parts or self._utt_start is None:
-            return
-        text = " ".join(self._parts)
-        confidence = sum(self._confidences) / len(self._confidences)
-        timing = (self._ms(self._utt_start), self._ms(self._utt_end))
-        self._parts, self._confidences, self._utt_start, self._utt_end = [], [], None, 0
-        await self.push_frame(SegmentTimingMixin.segment_frame(text, timing, confidence))
-
-    # -- failover ---------------------------------------------------------------------------
-
-    async def _failover(self, reason: str) -> None:
-        if self.mode != "deepgram":
-            return
-        local = self._fallback_model is not None
-        self._break(reason)  # a socket still open (the call is ending) is given up on
-        self.mode = "local" if local else "none"
-        self.failovers += 1
-        self._live = False
-        self._awaiting_since = None
-        pending, self._spans = self._spans, []
-        log.warning(
-            "deepgram: failover: reason=%s failovers=%d fallback=%s pending_utterances=%d "
-            "speaking=%s",
-            reason,
-            self.failovers,
-            "whisper-local" if local else "none",
-            len(pending),
-            self._speaking,
+    async def _on_final(self, text: str, result: ListenV1Results) -> None:
+        self.finals += 1
+        self.errors_in_a_row = 0  # Deepgram answers: the socket works
+        self._follow_socket(result)
+        alternative = result.channel.alternatives[0]
+        words = alternative.words
+        first = self._call_ms(words[0].start if words else result.start)
+        last = self._call_ms(words[-1].end if words else result.start + result.duration)
+        self.transcribed_ms = max(
+            self.transcribed_ms, self._call_ms(result.start + result.duration)
         )
-        await self._flush_parts()
-        if not local:
-            log.error(
-                "deepgram: failover: reason=%s: stt.fallback is none, the rest of the call "
-                "is not transcribed",
-                reason,
-            )
-            self._cur_start = None
-            self._buf.clear()
-            self._buf_start = self._total
-            return
-        self._local_task = self.create_task(self._local_worker(), f"{self}::whisper")
-        for span in pending:
-            self._enqueue_local(span)
-        self._trim()
+        self.parts.append(text.strip())
+        self.confidences.append(alternative.confidence)
+        self.span = (first, last) if self.span is None else (self.span[0], max(self.span[1], last))
+        if result.speech_final or result.from_finalize:
+            await self._flush()
 
-    def _enqueue_local(self, span: _Span) -> None:
-        start = max(span.start, self._final_until)
-        pcm = self._audio(max(start - self._bytes(PREROLL_SECS), self._final_until), span.cut)
-        if not pcm:
+    async def _flush(self) -> None:
+        """The Deepgram utterance is over: one transcript segment for its finals."""
+        if not self.parts or self.span is None:
             return
-        pcm += bytes(self._bytes(self._trailing_silence_secs))
-        timing = (self._ms(start), self._ms(max(span.end, start)))
-        self._final_until = max(self._final_until, span.cut)  # the next segment starts after
-        self._local_queue.put_nowait((pcm, timing))
+        text = " ".join(self.parts)
+        confidence = sum(self.confidences) / len(self.confidences)
+        segment = SegmentTimingMixin.segment_frame(text, self.span, confidence)
+        self.parts, self.confidences, self.span = [], [], None
+        await super().push_frame(segment)
 
-    async def _local_worker(self) -> None:
-        model = self._fallback_model
-        assert model is not None
-        settings = self._fallback_settings
-        while (item := await self._local_queue.get()) is not None:
-            pcm, timing = item
+    # -- Finalize, answered or not ----------------------------------------------------------
+
+    async def process_frame(self, frame: Frame, direction: FrameDirection) -> None:
+        if isinstance(frame, VADUserStartedSpeakingFrame):
+            self.speaking = True
+        stopped = isinstance(frame, VADUserStoppedSpeakingFrame) and self.speaking
+        self.finalize_sent = False
+        await super().process_frame(frame, direction)  # sends Finalize on a VAD stop
+        if stopped:
+            self.speaking = False
+            if not self.finalize_sent and self.is_usable:
+                # The socket is down (Pipecat is reconnecting): this utterance reached nobody.
+                await self._give_up("an utterance ended while the socket was down")
+
+    def request_finalize(self) -> None:
+        super().request_finalize()  # type: ignore[no-untyped-call]
+        self.finalize_sent = True
+        self.awaiting.append((self.heard_at_ms, asyncio.Event()))
+        if self.watchdog is None or self.watchdog.done():
+            self.watchdog = self.create_task(self._watch(), f"{self}::finalize-watch")
+
+    def confirm_finalize(self) -> None:
+        super().confirm_finalize()  # type: ignore[no-untyped-call]
+        if self.awaiting:
+            sent_at, answered = self.awaiting.popleft()
+            self.transcribed_ms = max(self.transcribed_ms, sent_at)
+            answered.set()
+
+    async def _watch(self) -> None:
+        """While a `Finalize` waits for its answer: a stall is `stall_secs` without any result."""
+        while self.awaiting:
+            seen = self.finals + self.interims
             try:
-                text, confidence = await asyncio.to_thread(transcribe_local, model, pcm, settings)
-            except Exception as exc:
-                log.error("deepgram: local Whisper failed: error=%s", type(exc).__name__)
-                continue
-            self.local_segments += 1
-            log.debug(
-                "deepgram: local Whisper: segment_ms=%d-%d chars=%d",
-                timing[0],
-                timing[1],
-                len(text),
-            )
-            if not text:
-                continue
-            frame = TranscriptionFrame(text, self._user_id, time_now_iso8601(), settings.language)
-            frame.finalized = True
-            await self.push_frame(frame)
-            await self.push_frame(SegmentTimingMixin.segment_frame(text, timing, confidence))
+                async with asyncio.timeout(self.stall_secs):
+                    await self.awaiting[0][1].wait()
+            except TimeoutError:
+                if self.finals + self.interims == seen:
+                    await self._give_up(f"stalled: no result within {self.stall_secs:g}s")
+                    return
 
-    # -- lifecycle --------------------------------------------------------------------------
+    async def _give_up(self, reason: str) -> None:
+        if not self.is_usable:
+            return
+        self.stalls += 1
+        log.warning("deepgram: giving up: reason=%s", reason)
+        await self.push_error(f"Deepgram {reason}", force_treat_as_permanent=True)
+
+    async def push_error_frame(
+        self, error: ErrorFrame, force_treat_as_permanent: bool = False
+    ) -> None:
+        if not force_treat_as_permanent and self.is_usable:
+            self.errors_in_a_row += 1
+            force_treat_as_permanent = self.errors_in_a_row > self.retries
+            log.warning(
+                "deepgram: connection error %d in a row (%d tolerated)%s",
+                self.errors_in_a_row,
+                self.retries,
+                ": giving up" if force_treat_as_permanent else ": Pipecat reconnects",
+            )
+        await super().push_error_frame(error, force_treat_as_permanent=force_treat_as_permanent)
+
+    async def settle(self) -> None:
+        """Wait until every `Finalize` sent is answered, or Deepgram has been given up on."""
+        if self.watchdog is not None and not self.watchdog.done():
+            await asyncio.wait([self.watchdog])  # it ends once none is awaited, or on a stall
 
     async def stop(self, frame: EndFrame) -> None:
-        # The call ended mid-utterance: transcribe what was said instead of dropping it.
-        if self._cur_start is not None:
-            self._end_utterance(0.0)
-        if self.mode == "deepgram":
-            await self._settle()
-        await self._flush_parts()
-        if self._local_task is not None:
-            await self._local_queue.put(None)
-            await self._local_task
-            self._local_task = None
+        await self.settle()
+        await self._flush()
         await super().stop(frame)
 
-    async def _settle(self) -> None:
-        """Wait for Deepgram's last finals (failing over if they never come), then close."""
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + (self._timeout + 1.0) * (self._retries + 2)
-        while self.mode == "deepgram" and self._spans and loop.time() < deadline:  # noqa: ASYNC110
-            await asyncio.sleep(0.02)
-        if self.mode == "deepgram" and self._spans:
-            await self._failover("no final result before the call ended")
-        if self.mode != "deepgram":
-            return
-        self._closing = True
-        task = self._connection_task
-        if self._live:
-            self._connection = None  # no KeepAlive after CloseStream
-            self._close_wanted = True
-            self._wake.set()
-        if task is not None:
-            await asyncio.wait([task], timeout=CLOSE_TIMEOUT_SECS)
-
-    async def cancel(self, frame: CancelFrame) -> None:
-        await self._cancel_local()
-        await super().cancel(frame)
-
     async def cleanup(self) -> None:
-        await self._cancel_local()
+        if self.watchdog is not None:
+            await self.cancel_task(self.watchdog)
         await super().cleanup()  # type: ignore[no-untyped-call]
-
-    async def _cancel_local(self) -> None:
-        if self._local_task is not None:
-            task, self._local_task = self._local_task, None
-            await self.cancel_task(task)
 
 
 def _unique(terms: list[str]) -> list[str]:
@@ -582,21 +269,17 @@ def build_deepgram_stt(
     *,
     options: DeepgramOptions,
     language: str,
-    api_key: str,
+    api_key: SecretStr,
     base_url: str | None,
     keyterms: list[str],
-    fallback_model: WhisperModel | None,
-    fallback_settings: Any,
-    trailing_silence_secs: float,
-) -> STTService:
-    """The `deepgram` STT provider: streaming, keyterms boosted, local Whisper as failover."""
-    return DeepgramFailoverSTTService(
+    clock: CallClock | None = None,
+) -> DeepgramSegmentsSTTService:
+    """The `deepgram` STT provider: streaming, keyterms boosted (the key revealed only here)."""
+    return DeepgramSegmentsSTTService(
         options=options,
         language=language,
         api_key=api_key,
         base_url=base_url,
         keyterms=keyterms,
-        fallback_model=fallback_model,
-        fallback_settings=fallback_settings,
-        trailing_silence_secs=trailing_silence_secs,
+        clock=clock,
     )

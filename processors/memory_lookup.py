@@ -1,8 +1,9 @@
 """Memory lookup: for a question addressed to the bot, gather the facts that answer it.
 
-Reads the structured layer (the series' tasks and their history), the long-term layer
-(pgvector similarity over the series' segments and commitments) and this call's working memory,
-in a task, and pushes a `MemoryFactsFrame`. The frame path never waits on the database.
+Asks memory's typed reads, in a task, and pushes a `MemoryFactsFrame`: the series' tasks (the
+structured layer), the date of its previous meeting, and for a recall question what was said
+closest in meaning (the long-term layer: this series' and this call's segments and summaries).
+It runs no SQL and embeds nothing itself. The frame path never waits on the database.
 """
 
 from __future__ import annotations

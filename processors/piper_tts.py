@@ -13,6 +13,8 @@ from pipecat.services.tts_service import TTSService
 from processors.piper_voice import load_voice
 from processors.tts_audio import pcm_frames
 
+STOP_FRAME_TIMEOUT_SECS = 20.0
+
 
 class SharedPiperTTSService(TTSService):  # type: ignore[misc]
     """Speaks with a Piper voice (default: the packaged en_US joe voice), streaming chunks."""
@@ -21,6 +23,11 @@ class SharedPiperTTSService(TTSService):  # type: ignore[misc]
         self, *, model_path: str | None = None, length_scale: float | None = None, **kwargs: Any
     ) -> None:
         settings = TTSSettings(model=model_path or "en_US-joe-medium", voice=None, language="en")
+        # Piper's first audio of a sentence comes when the whole sentence is synthesised (its
+        # chunks are sentences): seconds on a slow CPU. Pipecat would end the audio context
+        # (and count a silent one against the service) after `stop_frame_timeout_s` without
+        # audio; the context's real end comes from the base class once `run_tts` returns.
+        kwargs.setdefault("stop_frame_timeout_s", STOP_FRAME_TIMEOUT_SECS)
         super().__init__(push_start_frame=True, push_stop_frames=True, settings=settings, **kwargs)
         self._voice = load_voice(model_path)
         self._length_scale = length_scale

@@ -1,4 +1,4 @@
-"""Whisper STT: in-process (faster-whisper) or a remote OpenAI-compatible server with failover.
+"""Whisper STT: in-process (faster-whisper) or a remote OpenAI-compatible server.
 
 Pipecat's `WhisperSTTService` loads a model in its constructor; `SharedWhisperSTTService` takes
 the process-wide model instead, so a second caller never waits for a load. Each transcript is
@@ -6,14 +6,15 @@ followed by a `TranscriptSegmentFrame` (see `processors/stt_timing.py`).
 
 `RemoteWhisperSTTService` sends each VAD segment to a Whisper server speaking
 `/v1/audio/transcriptions` (a DGX Spark running charts/stt) through the official `openai` SDK
-(Pipecat's `OpenAISTTService`). A server that errors or stalls past its timeout is retried once;
-then the segment is transcribed by the local model within the same call, so no speech is lost.
-Every failover is logged and counted.
+(Pipecat's `OpenAISTTService`). A server that errors or stalls past its timeout is retried by
+the SDK; then the service gives up, and `ServiceSwitcher` fails the call over to the local model
+(processors/stt_failover.py), which is handed the segment, so no speech is lost.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import math
 import re
@@ -30,7 +31,7 @@ from pipecat.services.whisper.stt import WhisperSTTService
 from pipecat.utils.time import time_now_iso8601
 
 from processors.frames import EarlyTranscriptFrame, SpeechPausedFrame, SpeechResumedFrame
-from processors.stt_timing import SegmentTimingMixin
+from processors.stt_timing import CallClock, SegmentTimingMixin
 
 if TYPE_CHECKING:
     from faster_whisper import WhisperModel
@@ -246,12 +247,13 @@ class SharedWhisperSTTService(SegmentTimingMixin, SegmentedSTTService):  # type:
         settings: Any = None,  # WhisperSTTService.Settings
         trailing_silence_secs: float = 0.5,
         speculate_max_secs: float = SHORT_MAX_SECS,
+        clock: CallClock | None = None,
         **kwargs: Any,
     ) -> None:
         settings = settings or WhisperSTTService.Settings()
         settings.model = model_name
         super().__init__(settings=settings, trailing_silence_secs=trailing_silence_secs, **kwargs)
-        self._timing_init()
+        self._timing_init(clock)
         self._whisper_model = model
         self._whisper = settings
         self._pad_secs = trailing_silence_secs
@@ -371,82 +373,83 @@ class SharedWhisperSTTService(SegmentTimingMixin, SegmentedSTTService):  # type:
 
 
 class RemoteWhisperSTTService(SegmentTimingMixin, SegmentedSTTService):  # type: ignore[misc]
-    """Whisper on a remote OpenAI-compatible server (the official `openai` SDK, WAV segments);
-    the local model takes over on failure."""
+    """Whisper on a remote OpenAI-compatible server (the official `openai` SDK, WAV segments).
+
+    The SDK retries a failed or timed-out request `retries` times; a segment still not
+    transcribed leaves the service unusable (`ServiceSwitcher` then fails over, and the segment
+    is handed to the fallback: processors/stt_failover.py)."""
 
     def __init__(
         self,
         *,
         base_url: str,
         model: str,
-        fallback_model: WhisperModel,
-        fallback_settings: Any,  # WhisperSTTService.Settings
+        settings: Any,  # WhisperSTTService.Settings: language and prompt
         timeout_secs: float = 10.0,
         retries: int = 1,
         api_key: str | None = None,
+        clock: CallClock | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
-        self._timing_init()
-        # Retries are ours (then the local fallback), so the SDK's own are off.
-        self._client = AsyncOpenAI(
+        self._timing_init(clock)
+        self.client = AsyncOpenAI(
             base_url=base_url.rstrip("/") + "/v1",
             api_key=api_key or "not-needed",
-            max_retries=0,
+            max_retries=retries,
+            timeout=timeout_secs,
         )
-        self._remote_model = model
-        self._fallback_model = fallback_model
-        self._fallback_settings = fallback_settings
-        self._timeout = timeout_secs
-        self._retries = retries
-        self.failovers = 0
+        self.remote_model = model
+        self.whisper_settings = settings
+        self.settle_secs = timeout_secs * (retries + 1) + 10.0 * retries  # with SDK backoff
         self.remote_ok = 0
+        self.remote_failed = 0
+        self.idle = asyncio.Event()
+        self.idle.set()
 
     def can_generate_metrics(self) -> bool:
         return True
 
-    async def _transcribe_remote(self, wav: bytes) -> str:
-        settings = self._fallback_settings
-        response = await self._client.audio.transcriptions.create(
-            file=("audio.wav", wav, "audio/wav"),
-            model=self._remote_model,
-            language=str(settings.language or "en"),
-            prompt=str(settings.initial_prompt or ""),
-        )
-        text: str = response.text
-        return text.strip()
+    async def process_frame(self, frame: Frame, direction: FrameDirection) -> None:
+        await super().process_frame(frame, direction)
+        if self.pending_segments:
+            self.idle.clear()
 
-    async def _remote(self, audio: bytes) -> str:
-        for attempt in range(self._retries + 1):
-            try:
-                async with asyncio.timeout(self._timeout):
-                    return await self._transcribe_remote(audio)
-            except Exception as exc:  # SDK errors, timeouts, refused connections
-                log.warning(
-                    "whisper-remote: attempt %d failed (%s)", attempt + 1, type(exc).__name__
-                )
-        raise ConnectionError("whisper-remote unavailable")
+    async def settle(self) -> None:
+        """Wait until the segments cut so far are transcribed (or the service gave up)."""
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(self.settle_secs):
+                await self.idle.wait()
 
     async def run_stt(self, audio: bytes) -> AsyncGenerator[Frame, None]:
         timing = self.next_timing()
+        settings = self.whisper_settings
         await self.start_processing_metrics()
-        confidence: float | None = None
         try:
-            text = await self._remote(audio)
-            self.remote_ok += 1
-        except ConnectionError:
-            self.failovers += 1
-            log.warning(
-                "whisper-remote: failover %d: local Whisper transcribes this segment",
-                self.failovers,
+            response = await self.client.audio.transcriptions.create(
+                file=("audio.wav", audio, "audio/wav"),
+                model=self.remote_model,
+                language=str(settings.language or "en"),
+                prompt=str(settings.initial_prompt or ""),
             )
-            pcm = audio[WAV_HEADER_BYTES:] if audio[:4] == b"RIFF" else audio
-            text, confidence = await asyncio.to_thread(
-                transcribe_local, self._fallback_model, pcm, self._fallback_settings
+        except Exception as exc:  # SDK errors after its retries, timeouts, refused connections
+            self.remote_failed += 1
+            log.warning("whisper-remote: segment failed after retries (%s)", type(exc).__name__)
+            await self.push_error(
+                f"whisper-remote failed: {type(exc).__name__}",
+                exception=exc,
+                force_treat_as_permanent=True,
             )
-        await self.stop_processing_metrics()
+            return
+        finally:
+            await self.stop_processing_metrics()
+            if not self.pending_segments:
+                self.idle.set()
+        self.remote_ok += 1
+        self.segment_done()
+        text = response.text.strip()
         if not text:
             return
-        language: Any = self._fallback_settings.language
+        language: Any = settings.language
         yield TranscriptionFrame(text, self.speaker_id, time_now_iso8601(), language)
-        yield self.segment_frame(text, timing, confidence)
+        yield self.segment_frame(text, timing, None)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from typing import Annotated
+from urllib.parse import parse_qsl
 
 from fastapi import Depends, HTTPException, Request
 from twilio.request_validator import RequestValidator
@@ -35,13 +36,32 @@ def media_stream_url(request: Request, runtime: Runtime) -> str:
     return f"{scheme}://{request.url.netloc}/twilio/media"
 
 
+# Twilio's webhook forms are a few kB; a larger body is refused before it is read.
+MAX_TWILIO_FORM_BYTES = 64 * 1024
+
+
+async def _bounded_form(request: Request) -> dict[str, str]:
+    """The form fields, read only up to MAX_TWILIO_FORM_BYTES (413 past it)."""
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > MAX_TWILIO_FORM_BYTES:
+        raise HTTPException(status_code=413, detail="webhook body too large")
+    body = bytearray()
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > MAX_TWILIO_FORM_BYTES:
+            raise HTTPException(status_code=413, detail="webhook body too large")
+    pairs = parse_qsl(body.decode("utf-8", "replace"), keep_blank_values=True)
+    return dict(pairs)
+
+
 async def verified_twilio_form(request: Request, runtime: RuntimeDep) -> dict[str, str]:
-    """The webhook's form fields, after checking X-Twilio-Signature (403 when absent or wrong)."""
-    form = await request.form()
-    params = {key: str(value) for key, value in form.multi_items()}
+    """The webhook's form fields, after checking X-Twilio-Signature (403 when absent or wrong).
+
+    A request without a signature is refused before its body is read; a body over
+    MAX_TWILIO_FORM_BYTES is refused (413) without reading the rest."""
     settings = runtime.settings
     if settings.twilio.dev_skip_signature:
-        return params
+        return await _bounded_form(request)
     if settings.twilio.auth_token is None:
         raise HTTPException(
             status_code=403,
@@ -51,6 +71,7 @@ async def verified_twilio_form(request: Request, runtime: RuntimeDep) -> dict[st
     signature = request.headers.get("X-Twilio-Signature")
     if not signature:
         raise HTTPException(status_code=403, detail="missing X-Twilio-Signature header")
+    params = await _bounded_form(request)
     validator = RequestValidator(settings.twilio.auth_token.get_secret_value())
     if not validator.validate(public_url(request, runtime), params, signature):
         raise HTTPException(

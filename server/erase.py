@@ -1,17 +1,16 @@
 """Deleting calls and series everywhere Convene keeps them: Postgres (transcripts, replies,
-commitments, embeddings, tasks), Redis (working memory, the streams, the series' recent lists)
+commitments, embeddings, tasks), Redis (the segment and commitment streams)
 and the local spools; and the retention that purges old calls."""
 
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 from pathlib import Path
 
 import redis.asyncio as aioredis
 
-from domain.llm_extraction import PendingSpool
+from domain.llm_pending import PendingSpool
 from memory import keys
 from memory.access import AccessStore, Deleted
 from server.guard import REDIS_ERRORS
@@ -24,7 +23,7 @@ RETENTION_EVERY_SECS = 3600.0
 
 def _llm_spool(runtime: Runtime) -> Path:
     """The file `CallDeps.llm_spool` names: windows the LLM extractor failed on."""
-    return runtime.settings.convene_home / "llm-spool.sqlite3"
+    return runtime.settings.llm_spool_path
 
 
 async def erase_calls(runtime: Runtime, call_ids: list[str]) -> Deleted:
@@ -47,7 +46,6 @@ async def _erase_elsewhere(runtime: Runtime, deleted: Deleted) -> None:
     try:
         await _erase_redis(runtime.redis, set(calls), series)
     except REDIS_ERRORS as exc:
-        # Working memory expires on its own (keys.CALL_TTL_SECS, SERIES_TTL_SECS).
         log.warning("deletion: Redis unavailable (%s); its copies expire", type(exc).__name__)
 
 
@@ -61,11 +59,7 @@ def _discard_llm_windows(path: Path, calls: set[str], series: set[str]) -> None:
 
 
 async def _erase_redis(redis: aioredis.Redis, calls: set[str], series: list[str]) -> None:
-    doomed = [keys.call_window(c) for c in calls]
-    for key in series:
-        doomed += [keys.series_recent(key), keys.series_summaries(key)]
-    if doomed:
-        await redis.delete(*doomed)
+    """Remove the deleted calls' and series' entries from the two Redis streams."""
     for stream in (keys.SEGMENTS_STREAM, keys.COMMITMENTS_STREAM):
         gone: list[str] = []
         for entry_id, fields in await redis.xrange(stream) or []:
@@ -75,18 +69,6 @@ async def _erase_redis(redis: aioredis.Redis, calls: set[str], series: list[str]
                 gone.append(str(entry_id))
         if gone:
             await redis.xdel(stream, *gone)
-    if not calls:
-        return
-    # The series' recent lists and summaries that hold something of the deleted calls.
-    for pattern in (keys.series_recent("*"), keys.series_summaries("*")):
-        async for key in redis.scan_iter(match=pattern):
-            for item in await redis.lrange(key, 0, -1):
-                try:
-                    owner = json.loads(item).get("call_id")
-                except ValueError:
-                    continue
-                if owner in calls:
-                    await redis.lrem(key, 0, str(item))
 
 
 async def purge_expired(runtime: Runtime) -> list[str]:

@@ -32,6 +32,7 @@ from server.dialer import missing_twilio_settings, place_call
 from server.erase import erase_calls, erase_series
 from server.guard import HangUps
 from server.runtime import Runtime
+from server.stream_tokens import TOKEN_PARAMETER
 from server.twiml import stream_twiml
 
 log = logging.getLogger(__name__)
@@ -167,7 +168,15 @@ async def create_call(
             time_zone=zone,
         )
     )
-    params = {"call_id": call_id, "series": series, "meeting_date": meeting_date.isoformat()}
+    token = runtime.stream_tokens.mint(
+        call_id=call_id, series=series, meeting_date=meeting_date, meeting_title=body.meeting_title
+    )
+    params = {
+        "call_id": call_id,
+        TOKEN_PARAMETER: token,
+        "series": series,
+        "meeting_date": meeting_date.isoformat(),
+    }
     if body.meeting_title:
         params["meeting_title"] = body.meeting_title
     twiml = stream_twiml(

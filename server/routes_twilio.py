@@ -7,17 +7,28 @@ import contextlib
 import datetime as dt
 import logging
 import uuid
+from dataclasses import dataclass
 
 from fastapi import APIRouter, HTTPException, Request, Response, WebSocket
+from starlette.status import WS_1008_POLICY_VIOLATION
 from starlette.websockets import WebSocketState
+from twilio.request_validator import RequestValidator
 
 from bot.call import run_call
-from bot.twilio_stream import StreamEndedBeforeStart, StreamStart, read_stream_start
+from bot.twilio_stream import (
+    BadStart,
+    SkippedMessages,
+    StreamEndedBeforeStart,
+    StreamStart,
+    read_stream_start,
+)
+from core.settings import reveal
 from memory.models import CallCreated, CallEnded, SummaryRecord
-from memory.store import is_transient
+from memory.store import StreamNotAttached, is_transient
 from memory.summary import summarize_call
 from server.deps import RuntimeDep, TwilioForm, media_stream_url
 from server.runtime import Runtime
+from server.stream_tokens import TOKEN_PARAMETER, StreamClaims, TokenRefused
 from server.twiml import stream_twiml
 
 log = logging.getLogger(__name__)
@@ -70,17 +81,32 @@ async def voice(
     )
     try:
         async with asyncio.timeout(STORE_ANSWER_SECS):
-            call_id = await runtime.store.find_call(call_sid=call_sid) if call_sid else None
-            if call_id is None:
+            known = await runtime.store.call_by_sid(call_sid) if call_sid else None
+            if known is None:
                 call_id = await runtime.store.create_call(new_call)
             else:
-                meeting_date = await runtime.store.call_meeting_date(call_id) or meeting_date
+                call_id = known.call_id
+                meeting_date = known.meeting_date or meeting_date
     except Exception as exc:
         if not is_transient(exc):
             raise
         # Postgres is away: answer anyway (the meeting is not lost); the record is spooled.
+        known = None
         call_id = runtime.create_call_later(new_call, reason=exc)
-    params = {"call_id": call_id}
+    if known is not None and (known.streaming or known.over):
+        # A replayed webhook: this call already has its stream, or is over.
+        why = "is over" if known.over else "already has its media stream"
+        log.warning("twilio voice: refused a second answer: call %s %s", call_id, why)
+        raise HTTPException(status_code=409, detail=f"this CallSid {why}")
+    token = runtime.stream_tokens.mint(
+        call_id=call_id,
+        series=series,
+        meeting_date=meeting_date,
+        meeting_title=title,
+        call_sid=call_sid,
+    )
+    # Only the token is trusted when the stream starts; the rest is for Twilio's logs.
+    params = {"call_id": call_id, TOKEN_PARAMETER: token}
     if series:
         params["series"] = series
     if meeting_date:
@@ -93,136 +119,218 @@ async def voice(
 
 @router.post("/status")
 async def status(form: TwilioForm, runtime: RuntimeDep) -> dict[str, str | None]:
-    """Record a call status callback."""
+    """Record a call status callback, once: a replay (same CallSid, status and
+    SequenceNumber) is answered 200 and changes nothing."""
     call_sid = form.get("CallSid", "")
     call_status = form.get("CallStatus", "unknown")
-    call_id = await runtime.store.record_status(call_sid=call_sid, status=call_status, payload=form)
+    call_id, new = await runtime.store.record_status(
+        call_sid=call_sid, status=call_status, payload=form
+    )
+    if not new:
+        log.info("twilio status: ignored a repeated %s callback for call %s", call_status, call_id)
     return {"call_id": call_id, "status": call_status}
 
 
-def _named_date(start: StreamStart) -> dt.date | None:
-    raw = start.custom_parameters.get("meeting_date")
-    if raw:
-        try:
-            return dt.date.fromisoformat(raw)
-        except ValueError:
-            log.warning("stream %s: ignored a bad meeting_date parameter", start.stream_sid)
+def _handshake_refusal(websocket: WebSocket, runtime: Runtime) -> str | None:
+    """Why the handshake is refused: an X-Twilio-Signature that does not match (Twilio signs
+    the wss URL it opens, with no parameters), or none where one is required."""
+    settings = runtime.settings
+    if settings.twilio.dev_skip_signature:
+        return None
+    signature = websocket.headers.get("x-twilio-signature")
+    if not signature:
+        if settings.streams.require_signature:
+            return "handshake without X-Twilio-Signature"
+        return None
+    auth_token = reveal(settings.twilio.auth_token)
+    if not auth_token:
+        return None  # nothing to check it with; the stream token decides
+    host = settings.twilio.public_host
+    url = str(websocket.url)
+    if host:
+        query = f"?{websocket.url.query}" if websocket.url.query else ""
+        url = f"wss://{host}{websocket.url.path}{query}"
+    if not RequestValidator(auth_token).validate(url, {}, signature):
+        return "forged handshake (X-Twilio-Signature does not match)"
     return None
 
 
-def _stream_call(runtime: Runtime, start: StreamStart) -> CallCreated:
-    """The record of a call first seen as a stream: its date is the one it names, or today in
-    its series' zone."""
-    meeting_date, zone = runtime.meeting_date_for(
-        start.custom_parameters.get("series"), _named_date(start)
+async def _refuse(websocket: WebSocket, why: str, *, call_id: str | None = None) -> None:
+    """Close a stream with policy violation (1008); one log line, never the token."""
+    peer = f"{websocket.client.host}:{websocket.client.port}" if websocket.client else "?"
+    log.warning(
+        "twilio stream refused from %s%s: %s",
+        peer,
+        f" (call {call_id})" if call_id else "",
+        why,
     )
-    return CallCreated(
-        call_id=str(uuid.uuid4()),
-        direction="stream",
-        status="in-progress",
-        call_sid=start.call_sid,
-        meeting_date=meeting_date,
-        time_zone=zone,
-    )
+    if websocket.client_state == WebSocketState.CONNECTED:
+        with contextlib.suppress(RuntimeError):
+            await websocket.close(code=WS_1008_POLICY_VIOLATION, reason=why[:120])
 
 
-async def _call_for_stream(runtime: Runtime, start: StreamStart) -> tuple[str, dt.date]:
-    """The call this stream belongs to, and its meeting date (decided when it was created)."""
-    params = start.custom_parameters
-    call_id = await runtime.store.find_call(call_id=params.get("call_id"))
-    if call_id is None and start.call_sid:
-        call_id = await runtime.store.find_call(call_sid=start.call_sid)
-    if call_id is None:
-        # A stream we did not answer ourselves (e.g. a <Stream> in someone else's TwiML).
-        call_id = await runtime.store.create_call(_stream_call(runtime, start))
-    meeting_date = await runtime.store.start_stream(
-        call_id=call_id,
-        stream_sid=start.stream_sid,
-        call_sid=start.call_sid,
-        series_key=params.get("series"),
-        meeting_title=params.get("meeting_title"),
-    )
-    return call_id, meeting_date
+@dataclass(frozen=True)
+class _Attached:
+    call_id: str
+    series: str | None
+    meeting_date: dt.date
 
 
-def _call_for_stream_later(runtime: Runtime, start: StreamStart) -> tuple[str, dt.date]:
-    """`_call_for_stream` while Postgres is away: the call named by the stream (or a new one)
-    streams now; what Postgres would record is spooled through the writer."""
-    params = start.custom_parameters
-    named = _named_date(start)
-    call_id = params.get("call_id")
+async def _attach(runtime: Runtime, start: StreamStart, claims: StreamClaims) -> _Attached:
+    """Attach the stream to the call its token names. Series, meeting date and title come from
+    the call record (or, while Postgres is away, from the token: what the record said when
+    the token was minted), never from the client's `start`."""
     try:
-        call_id = str(uuid.UUID(call_id)) if call_id else None
-    except ValueError:
-        call_id = None
-    if call_id is None:
-        new_call = _stream_call(runtime, start)
-        meeting_date = new_call.meeting_date
-        call_id = runtime.create_call_later(new_call)
-    else:
-        # Our /twilio/voice put the date decided at the call's creation in the parameters.
-        meeting_date = named or runtime.meeting_date_for(params.get("series"))[0]
+        async with asyncio.timeout(STORE_ANSWER_SECS):
+            attached = await runtime.store.start_stream(
+                call_id=claims.call_id,
+                stream_sid=start.stream_sid,
+                call_sid=start.call_sid,
+                meeting_title=claims.meeting_title,
+                token_nonce=claims.nonce,
+                token_expires_at=claims.expires_at,
+            )
+        return _Attached(claims.call_id, attached.series_key, attached.meeting_date)
+    except StreamNotAttached as exc:
+        if exc.reason != "unknown call" or not runtime.writer.backlog:
+            raise
+        # A call answered while Postgres was away, its record still spooled.
+    except Exception as exc:
+        if not is_transient(exc):
+            raise
     runtime.start_stream_later(
-        call_id=call_id,
+        call_id=claims.call_id,
         stream_sid=start.stream_sid,
         call_sid=start.call_sid,
-        series_key=params.get("series"),
-        meeting_title=params.get("meeting_title"),
+        series_key=claims.series,
+        meeting_title=claims.meeting_title,
     )
-    return call_id, meeting_date
+    meeting_date = claims.meeting_date or runtime.meeting_date_for(claims.series)[0]
+    return _Attached(claims.call_id, claims.series, meeting_date)
+
+
+def _check_token(runtime: Runtime, params: dict[str, str], call_sid: str | None) -> StreamClaims:
+    """The token's claims, if it opens a stream for this call (raises TokenRefused)."""
+    claims = runtime.stream_tokens.verify(params.get(TOKEN_PARAMETER))
+    named = params.get("call_id")
+    if named and named != claims.call_id:
+        raise TokenRefused("stream token of another call", call_id=claims.call_id)
+    if claims.call_sid and call_sid != claims.call_sid:
+        raise TokenRefused("stream token of another CallSid", call_id=claims.call_id)
+    return claims
+
+
+async def _end_refused_call(runtime: Runtime, bad: BadStart) -> str | None:
+    """A `start` from our call that it cannot run on: end that call (it must not stay
+    `ringing`), as failed, saying why, if it has no stream yet. Returns its id, if the token
+    opens it."""
+    try:
+        claims = _check_token(runtime, bad.custom_parameters, bad.call_sid)
+        runtime.stream_tokens.claim(claims)
+    except TokenRefused:
+        return None
+    ended_by = "media-format" if "mediaFormat" in bad.reason else "bad-start"
+    try:
+        async with asyncio.timeout(STORE_ANSWER_SECS):
+            await runtime.store.end_unstarted_call(
+                call_id=claims.call_id,
+                token_nonce=claims.nonce,
+                token_expires_at=claims.expires_at,
+                ended_by=ended_by,
+            )
+    except Exception as exc:
+        if not is_transient(exc):
+            raise
+        log.warning("call %s: not marked failed (Postgres unavailable)", claims.call_id)
+    return claims.call_id
+
+
+# How a call's end is recorded, by what ended it (CallOutcome.ended_by): Twilio's `stop` is
+# the call's own end; a socket gone without `stop` may have lost audio (interrupted).
+_ENDS: dict[str, tuple[str, str | None]] = {
+    "stop": ("completed", None),
+    "idle-timeout": ("completed", "idle-timeout"),
+}
 
 
 @router.websocket("/media")
 async def media(websocket: WebSocket) -> None:
-    """A Media Streams connection: one Pipecat pipeline for this call."""
+    """A Media Streams connection: one Pipecat pipeline for a call this server created."""
     runtime: Runtime = websocket.app.state.runtime
+    conf = runtime.settings.streams
     await websocket.accept()
+    refusal = _handshake_refusal(websocket, runtime)
+    if refusal:
+        await _refuse(websocket, refusal)
+        return
+    skipped = SkippedMessages()
     try:
-        start = await read_stream_start(
-            websocket, max_bytes=runtime.prompts.pipeline.call.max_message_bytes
-        )
+        async with asyncio.timeout(conf.start_timeout_secs):
+            start = await read_stream_start(
+                websocket,
+                max_bytes=runtime.prompts.pipeline.call.max_message_bytes,
+                skipped=skipped,
+            )
+    except TimeoutError:
+        skipped.log_summary()
+        await _refuse(websocket, f"no valid `start` within {conf.start_timeout_secs:g}s")
+        return
+    except BadStart as bad:
+        skipped.log_summary()
+        await _refuse(websocket, bad.reason, call_id=await _end_refused_call(runtime, bad))
+        return
     except StreamEndedBeforeStart as exc:
+        skipped.log_summary()
         log.warning("twilio stream ended before it started: %s", exc)
         return
+    skipped.log_summary()
     try:
-        async with asyncio.timeout(STORE_ANSWER_SECS):
-            call_id, meeting_date = await _call_for_stream(runtime, start)
-    except Exception as exc:
-        if not is_transient(exc):
-            raise
-        call_id, meeting_date = _call_for_stream_later(runtime, start)
+        claims = _check_token(runtime, start.custom_parameters, start.call_sid)
+        runtime.stream_tokens.claim(claims)
+        attached = await _attach(runtime, start, claims)
+    except TokenRefused as exc:
+        await _refuse(websocket, exc.reason, call_id=exc.call_id)
+        return
+    except StreamNotAttached as exc:
+        await _refuse(websocket, exc.reason, call_id=claims.call_id)
+        return
+    call_id = attached.call_id
     runtime.active_calls.add(call_id)
-    status = "completed"
+    status_: str = "failed"
+    ended_by: str | None = "error"
     stopped_at: dt.datetime | None = None  # when `stop` came: the call's `ended_at`
     try:
         outcome = await run_call(
             websocket,
             start,
             call_id=call_id,
-            meeting_date=meeting_date,
+            series=attached.series,
+            meeting_date=attached.meeting_date,
             deps=runtime.call_deps(),
         )
         stopped_at = outcome.stopped_at
+        status_, ended_by = _ENDS.get(outcome.ended_by, ("interrupted", outcome.ended_by))
         runtime.writer.submit(
             SummaryRecord(
                 call_id=call_id,
-                series=start.custom_parameters.get("series"),
+                series=attached.series,
                 text=summarize_call(
-                    meeting_date=meeting_date,
+                    meeting_date=attached.meeting_date,
                     segments=outcome.segments,
                     commitments=outcome.commitments,
                 ),
             )
         )
     except Exception:
-        status = "failed"
         log.exception("call %s: pipeline failed", call_id)
     finally:
         runtime.active_calls.discard(call_id)
         # Queued after every segment of the call, so `completed` means all of it is stored.
-        ended = CallEnded(call_id=call_id, status=status)
+        ended = CallEnded(call_id=call_id, status=status_, ended_by=ended_by)
         if stopped_at is not None:
-            ended = CallEnded(call_id=call_id, status=status, ended_at=stopped_at)
+            ended = CallEnded(
+                call_id=call_id, status=status_, ended_at=stopped_at, ended_by=ended_by
+            )
         runtime.writer.submit(ended)
         try:
             await runtime.writer.flush(FLUSH_TIMEOUT_SECS)

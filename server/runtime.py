@@ -10,20 +10,24 @@ import asyncio
 import contextlib
 import datetime as dt
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError
+from tenacity import AsyncRetrying, retry_if_exception_type, stop_never, wait_exponential
 
-from bot.call import CallDeps, llm_access
+from bot.call import CallDeps
 from bot.models import resolve_whisper_model, shared_whisper_model, warm_up
 from core import clock
 from core.errors import ConfigError, StorageUnavailable
 from core.prompts import LlmProvider, Prompts, load_prompts
-from core.settings import Settings
+from core.settings import Settings, reveal
 from domain.extraction import DeterministicExtractor
-from domain.llm_extraction import LLMExtractor, build_llm_extractor, load_extraction_prompt
+from domain.llm_extraction import LLMExtractor, build_llm_extractor
+from domain.llm_extraction_prompt import load_extraction_prompt
+from domain.llm_pending import watch
 from domain.llm_report import load_report_prompt
 from memory.embedded import EmbeddedPostgres, EmbeddedRedis
 from memory.journal import ActiveCalls, CallJournal
@@ -32,6 +36,7 @@ from memory.spool import Spool
 from memory.store import Store
 from memory.writer import StoreWriter
 from processors.commitments import commitment_record
+from server.stream_tokens import StreamTokens, load_or_create_secret
 
 if TYPE_CHECKING:
     from faster_whisper import WhisperModel
@@ -39,6 +44,13 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 # Commitments found when a spooled window is retried get segment numbers beyond any real one.
 RETRIED_SEQ_BASE = 1_000_000
+# The first pause before the LLM's spooled windows are tried again; it doubles from there up
+# to CONVENE_LLM_RETRY_SECS while some are left.
+LLM_RETRY_FIRST_SECS = 1.0
+
+
+class _WindowsLeft(Exception):
+    """Spooled windows are left after a retry round: another, after the backoff."""
 
 
 def check_llm_settings(
@@ -159,10 +171,14 @@ class Runtime:
     journal: CallJournal | None = None
     active_calls: ActiveCalls = field(default_factory=ActiveCalls)
     llm_retry_task: asyncio.Task[None] | None = None
+    # Set when a window is queued in the LLM spool (and at start): the retry loop wakes.
+    llm_windows_queued: asyncio.Event = field(default_factory=asyncio.Event)
+    _unwatch_llm_spool: Callable[[], None] | None = field(default=None, repr=False)
     _retry_extractor: tuple[tuple[object, ...], LLMExtractor] | None = field(
         default=None, repr=False
     )
     supervisor_task: asyncio.Task[None] | None = None
+    _stream_tokens: tuple[tuple[object, ...], StreamTokens] | None = field(default=None, repr=False)
     _supervise_backoff: dict[str, tuple[int, float]] = field(default_factory=dict)
 
     @classmethod
@@ -234,7 +250,7 @@ class Runtime:
             knobs.for_series(name).llm_for(knobs.for_series(name).extraction.backend)
             for name in (None, *knobs.series)
         ):
-            runtime.llm_retry_task = asyncio.create_task(runtime._retry_llm_windows())
+            runtime._start_llm_retry()
         if embedded_pg is not None or embedded_redis is not None:
             runtime.supervisor_task = asyncio.create_task(
                 runtime._supervise(), name="convene-supervisor"
@@ -284,21 +300,27 @@ class Runtime:
         (tracking matches it to the tasks it already made, so nothing is duplicated).
         """
 
-        deps = self.call_deps()
         knobs = self.prompts.pipeline
         provider: LlmProvider = knobs.llm_for(knobs.extraction.backend) or (
             "openai-compatible" if knobs.llm.provider == "openai-compatible" else "anthropic"
         )
-        api_key, base_url = llm_access(deps, provider)
+        llm = self.settings.llm
+        secret, base_url = (
+            (llm.anthropic_api_key, llm.anthropic_base_url)
+            if provider == "anthropic"
+            else (llm.openai_api_key, llm.openai_base_url)
+        )
+        api_key = reveal(secret)
+        prompt_path = self.settings.convene_prompts_dir / "extraction.yaml"
         # One extractor (one HTTP client, one read of extraction.yaml) for as long as the
-        # configuration it was built from holds, not one per retry tick.
-        key = (provider, api_key, base_url, knobs.llm.model, deps.prompt_file("extraction.yaml"))
+        # configuration it was built from holds, not one per retry round.
+        key = (provider, api_key, base_url, knobs.llm.model, prompt_path)
         if self._retry_extractor is None or self._retry_extractor[0] != key:
             if self._retry_extractor is not None:
                 await self._retry_extractor[1].aclose()
             extractor = build_llm_extractor(
-                prompt_path=deps.prompt_file("extraction.yaml"),
-                spool_path=deps.llm_spool,
+                prompt_path=prompt_path,
+                spool_path=self.settings.llm_spool_path,
                 fallback=DeterministicExtractor(),
                 api_key=api_key,
                 base_url=base_url,
@@ -325,16 +347,47 @@ class Runtime:
                 merged += 1
         return merged
 
+    def _start_llm_retry(self) -> None:
+        """Retry the LLM's spooled windows whenever one is queued (and once now, for windows
+        an earlier process left), backing off while the LLM still fails."""
+        loop = asyncio.get_running_loop()
+        queued = self.llm_windows_queued
+        self._unwatch_llm_spool = watch(
+            self.settings.llm_spool_path, lambda: loop.call_soon_threadsafe(queued.set)
+        )
+        queued.set()
+        self.llm_retry_task = asyncio.create_task(
+            self._retry_llm_windows(), name="convene-llm-retry"
+        )
+
     async def _retry_llm_windows(self) -> None:
+        backoff = wait_exponential(
+            multiplier=LLM_RETRY_FIRST_SECS,
+            min=LLM_RETRY_FIRST_SECS,
+            max=max(LLM_RETRY_FIRST_SECS, self.settings.llm.retry_secs),
+        )
         while True:
-            await asyncio.sleep(self.settings.llm.retry_secs)
-            try:
-                merged = await self.retry_llm_windows_once()
-            except Exception:
-                log.exception("LLM retry of spooled windows failed")
-                continue
-            if merged:
-                log.info("LLM retry: merged %d commitments from spooled windows", merged)
+            await self.llm_windows_queued.wait()
+            self.llm_windows_queued.clear()
+            retrying = AsyncRetrying(
+                retry=retry_if_exception_type(_WindowsLeft),
+                wait=backoff,
+                stop=stop_never,
+                reraise=True,
+            )
+            await retrying(self._retry_llm_round)
+
+    async def _retry_llm_round(self) -> None:
+        """One retry of the spooled windows; `_WindowsLeft` while some remain."""
+        try:
+            merged = await self.retry_llm_windows_once()
+        except Exception as exc:
+            log.exception("LLM retry of spooled windows failed")
+            raise _WindowsLeft from exc
+        if merged:
+            log.info("LLM retry: merged %d commitments from spooled windows", merged)
+        if self._retry_extractor is not None and await self._retry_extractor[1].pending():
+            raise _WindowsLeft
 
     def create_call_later(self, call: CallCreated, *, reason: BaseException | None = None) -> str:
         """A new call while Postgres is away: its record goes through the writer (spooled,
@@ -369,6 +422,18 @@ class Runtime:
         )
         log.warning("Postgres unavailable: call %s streams; its start is spooled", call_id)
 
+    @property
+    def stream_tokens(self) -> StreamTokens:
+        """The stream-token signer: CONVENE_STREAM_TOKEN_SECRET, else the key kept in
+        CONVENE_HOME (generated on first use)."""
+        conf = self.settings.streams
+        secret = reveal(conf.token_secret)
+        key = (secret, conf.token_ttl_secs, self.settings.convene_home)
+        if self._stream_tokens is None or self._stream_tokens[0] != key:
+            raw = secret.encode() if secret else load_or_create_secret(self.settings.convene_home)
+            self._stream_tokens = (key, StreamTokens(raw, ttl_secs=conf.token_ttl_secs))
+        return self._stream_tokens[1]
+
     def time_zone_for(self, series: str | None) -> str:
         """The time zone a series' meeting dates are read in: `call.timezone` in
         prompts/pipeline.yaml (per series or global), else CONVENE_TIMEZONE."""
@@ -401,14 +466,17 @@ class Runtime:
         )
 
     async def close(self) -> None:
-        if self._retry_extractor is not None:
-            await self._retry_extractor[1].aclose()
-            self._retry_extractor = None
+        if self._unwatch_llm_spool is not None:
+            self._unwatch_llm_spool()
+            self._unwatch_llm_spool = None
         for task in (self.supervisor_task, self.llm_retry_task):
             if task is not None:
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
+        if self._retry_extractor is not None:
+            await self._retry_extractor[1].aclose()
+            self._retry_extractor = None
         await self.writer.close()
         await self.redis.aclose()
         await self.store.close()

@@ -1,7 +1,8 @@
 """`convene simulate`: stream an audio file into Convene as a Twilio call would.
 
 The simulator asks `/twilio/voice` for TwiML exactly as Twilio does (signed when an auth token
-is known), connects to the `<Stream>` URL it names, streams the file as 20 ms mu-law frames,
+is known), connects to the `<Stream>` URL it names with the `<Parameter>`s it carries (among
+them the call's single-use stream token, which the server checks on `start`), streams the file as 20 ms mu-law frames,
 stays on the line while the bot answers (until it has been quiet `hold_secs`), sends `stop`
 (the hang-up), waits for the call to be stored as completed, and returns the call's record.
 """
@@ -76,7 +77,8 @@ async def wait_completed(
         response = await client.get(f"{base_url.rstrip('/')}/calls/{call_id}")
         if response.status_code == 200:
             call: dict[str, Any] = response.json()
-            if call.get("completed_at") and call.get("status") in ("completed", "failed"):
+            # Ended: completed, failed, or interrupted (ended early; `ended_by` says why).
+            if call.get("completed_at"):
                 return call
         if time.monotonic() > deadline:
             raise SimulationError(f"call {call_id} not completed after {timeout:.0f}s")

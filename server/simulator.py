@@ -154,6 +154,15 @@ class TwilioStreamClient:
         """Whether the websocket has closed (either side)."""
         return self._closed.is_set()
 
+    @property
+    def close_code(self) -> int | None:
+        """The close code the server sent (1008: the stream was refused), once closed."""
+        return self._ws.close_code if self._ws is not None else None
+
+    @property
+    def close_reason(self) -> str | None:
+        return self._ws.close_reason if self._ws is not None else None
+
     # -- connection ----------------------------------------------------------------------------
 
     async def __aenter__(self) -> TwilioStreamClient:
@@ -343,9 +352,11 @@ class TwilioStreamClient:
             {"event": "connected", "protocol": "Call", "version": "1.0.0"}, sequenced=False
         )
 
-    async def send_start(self) -> None:
+    async def send_start(self, **overrides: Any) -> None:
+        """Twilio's `start`; `overrides` replace fields of its `start` object (None drops
+        one), for testing what the server does with a `start` Twilio would not send."""
         result = self._result
-        start = {
+        start: dict[str, Any] = {
             "accountSid": result.account_sid,
             "streamSid": result.stream_sid,
             "callSid": result.call_sid,
@@ -353,7 +364,15 @@ class TwilioStreamClient:
             "customParameters": dict(self.custom_parameters),
             "mediaFormat": dict(MEDIA_FORMAT),
         }
-        await self._send({"event": "start", "start": start, "streamSid": result.stream_sid})
+        for key, value in overrides.items():
+            if value is None:
+                start.pop(key, None)
+            else:
+                start[key] = value
+        message: dict[str, Any] = {"event": "start", "start": start}
+        if start.get("streamSid") is not None:
+            message["streamSid"] = start["streamSid"]
+        await self._send(message)
 
     async def send_media(self, ulaw_chunk: bytes) -> None:
         """One `media` message; timestamp = ms of audio sent before this chunk."""

@@ -5,17 +5,20 @@ as a literal substring of ASR output."""
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import AsyncIterator, Iterator, Mapping
+from contextlib import asynccontextmanager, contextmanager
 from pathlib import Path
 from typing import Any
+
+import httpx
 
 from core.english import ordinal
 from memory.embeddings import shared_embedder
 from memory.models import CommitmentRecord
 from memory.tracking import MATCH_THRESHOLD, TaskRow, match_score
 from server.runtime import Runtime
-from server.simulate import simulate_call
+from server.simulate import request_twiml, simulate_call
+from server.simulator import TwilioStreamClient, new_sid, stream_url_from_twiml
 from tests.conftest import TEST_API_TOKEN, TEST_AUTH_TOKEN
 from tests.speech import wer
 
@@ -40,6 +43,34 @@ async def simulate_meeting(
         api_token=kwargs.pop("api_token", TEST_API_TOKEN),
         **kwargs,
     )
+
+
+@asynccontextmanager
+async def answered_stream(
+    base_url: str,
+    *,
+    series: str | None = None,
+    meeting_date: dt.date | None = None,
+    **kwargs: Any,
+) -> AsyncIterator[TwilioStreamClient]:
+    """A Media Streams client for a call answered as Twilio would have it: `/twilio/voice`
+    (signed) answers TwiML whose `<Stream>` names the URL and carries the call's stream token;
+    the client connects there with those parameters and the same CallSid."""
+    call_sid = kwargs.pop("call_sid", None) or new_sid("CA")
+    async with httpx.AsyncClient(timeout=30) as http:
+        twiml = await request_twiml(
+            http,
+            base_url,
+            series=series,
+            meeting_date=meeting_date,
+            auth_token=TEST_AUTH_TOKEN,
+            call_sid=call_sid,
+        )
+    url, params = stream_url_from_twiml(twiml)
+    async with TwilioStreamClient(
+        url, custom_parameters=params, call_sid=call_sid, **kwargs
+    ) as client:
+        yield client
 
 
 def weekday_on_or_after(day: dt.date, weekday: int) -> dt.date:

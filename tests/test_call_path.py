@@ -14,8 +14,7 @@ from memory import keys
 from server.audio import to_twilio_ulaw
 from server.runtime import Runtime
 from server.simulate import wait_completed
-from server.simulator import TwilioStreamClient
-from tests.calls import contains_close_to, simulate_meeting
+from tests.calls import answered_stream, contains_close_to, simulate_meeting
 from tests.conftest import API_HEADERS, MEETING_TURNS
 from tests.speech import wer, words, write_meeting
 
@@ -115,11 +114,10 @@ async def test_calls_complete_when_the_stt_has_heard_the_last_frame(
         to_twilio_ulaw(write_meeting(tmp_path / f"{i}.wav", [t], pause_secs=0.2, lead_secs=0.5))
         for i, t in enumerate(turns)
     ]
-    ws_url = base_url.replace("http", "ws") + "/twilio/media"
     delays: list[float] = []
     async with httpx.AsyncClient(timeout=30, headers=API_HEADERS) as http:
         for i in range(20):
-            async with TwilioStreamClient(ws_url, custom_parameters={"series": "ends"}) as client:
+            async with answered_stream(base_url, series="ends") as client:
                 await client.send_connected()
                 await client.send_start()
                 await client.stream_audio(audio[i % 2], speed=0)

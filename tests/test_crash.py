@@ -163,7 +163,7 @@ async def test_sigkill_mid_call_then_restart_closes_the_call_and_adopts_servers(
                 series="crash-series",
                 meeting_date=None,
                 auth_token=AUTH_TOKEN,
-                call_sid="CA" + secrets.token_hex(16),
+                call_sid=(call_sid := "CA" + secrets.token_hex(16)),
             )
             stream_url, params = stream_url_from_twiml(twiml)
             call_id = params["call_id"]
@@ -174,6 +174,7 @@ async def test_sigkill_mid_call_then_restart_closes_the_call_and_adopts_servers(
                     stream_url,
                     to_twilio_ulaw(meeting_wav),
                     custom_parameters=params,
+                    call_sid=call_sid,
                     speed=1.0,
                     trailing_silence_ms=300_000,
                 )

@@ -79,6 +79,11 @@ async def test_outbound_call_sends_digits_and_stream(
     params = {p.get("name"): p.get("value") for p in stream.findall("Parameter")}
     call = await runtime.store.get_call(body["call_id"])
     assert call is not None
+    # The single-use stream token Twilio hands back on `start`: minted for this call.
+    token = params.pop("stream_token")
+    assert token is not None
+    claims = runtime.stream_tokens.verify(token)
+    assert claims.call_id == body["call_id"] and claims.series == "standup"
     assert params == {
         "call_id": body["call_id"],
         "series": "standup",

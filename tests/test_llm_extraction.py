@@ -12,7 +12,6 @@ import json
 import logging
 import re
 import shutil
-import sqlite3
 from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -24,15 +23,11 @@ import yaml
 from core.errors import ConfigError
 from core.settings import REPO_ROOT
 from domain.extraction import KINDS, Commitment, DeterministicExtractor, Utterance
-from domain.llm_extraction import (
-    API_KEY_ENV,
-    COMMITMENTS_SCHEMA,
-    TOOL,
-    TOOL_CHOICE,
-    LLMExtractor,
-    build_llm_extractor,
-    load_extraction_prompt,
-)
+from domain.llm import API_KEY_ENV
+from domain.llm_extraction import LLMExtractor, build_llm_extractor
+from domain.llm_extraction_prompt import load_extraction_prompt
+from domain.llm_extraction_tool import COMMITMENTS_SCHEMA, TOOL, TOOL_CHOICE
+from domain.llm_pending import PendingSpool
 from server.local_server import serve_in_process
 from tests.fakes.anthropic_api import (
     FakeAnthropic,
@@ -44,6 +39,7 @@ from tests.fakes.anthropic_api import (
     server_error,
     slow,
 )
+from tests.test_spool import old_llm_spool
 
 pytestmark = pytest.mark.dates  # resolves dates: re-run on other days by .ci/run
 
@@ -124,11 +120,20 @@ async def make(
 
 
 def spooled(path: Path) -> list[tuple[str, list[dict[str, Any]], int]]:
-    with sqlite3.connect(path) as conn:
-        rows = conn.execute(
-            "SELECT meeting_date, utterances, attempts FROM pending ORDER BY id"
-        ).fetchall()
-    return [(day, json.loads(lines), attempts) for day, lines, attempts in rows]
+    """What the spool file holds, read by a spool of its own (as a new process would)."""
+    spool = PendingSpool(path)
+    try:
+        windows = spool.load()
+    finally:
+        spool.close()
+    return [
+        (
+            w.meeting_date.isoformat(),
+            [{"speaker": u.speaker, "text": u.text} for u in w.utterances],
+            w.attempts,
+        )
+        for w in windows
+    ]
 
 
 def spool_bytes(folder: Path) -> list[str]:
@@ -327,6 +332,26 @@ async def test_persistent_529_falls_back_queues_and_recovers(
     assert [(c.owner, c.due, c.confidence) for c in items] == [("Alice", dt.date(2025, 3, 7), 0.95)]
     assert spooled(spool) == [] and later.stats.recovered == 1
     assert "Meeting date: 2025-03-05" in fake.requests[-1].body["messages"][0]["content"]
+
+
+async def test_windows_spooled_before_the_upgrade_are_recovered(
+    fake: FakeAnthropic, make: MakeExtractor, tmp_path: Path
+) -> None:
+    """A spool file in the old `pending` format: read, retried, and emptied by today's code."""
+    spool = tmp_path / "old" / "llm-spool.sqlite3"
+    spool.parent.mkdir()
+    old_llm_spool(spool, [([PROMISE], 2, {"call_id": "c-1", "series": "s"})])
+    fake.push(overloaded(), commitments(ALICE_ITEM))
+    extractor = make(spool=spool, max_retries=1)
+
+    [(window, items)] = await extractor.retry_pending_windows()
+
+    assert (window.id, window.utterances, window.attempts) == (1, [PROMISE], 2)
+    assert window.context == {"call_id": "c-1", "series": "s"}
+    assert [(c.owner, c.due) for c in items] == [("Alice", dt.date(2025, 3, 7))]
+    assert len(fake.requests) == 2  # the 529 was retried by the client's policy
+    assert "Meeting date: 2025-03-05" in fake.requests[-1].body["messages"][0]["content"]
+    assert spooled(spool) == []
 
 
 async def test_pending_windows_retry_oldest_first(fake: FakeAnthropic, make: MakeExtractor) -> None:

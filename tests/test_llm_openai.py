@@ -12,7 +12,6 @@ import asyncio
 import datetime as dt
 import json
 import logging
-import sqlite3
 from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -23,15 +22,11 @@ from pydantic import SecretStr
 from core.prompts import LlmKnobs
 from core.settings import REPO_ROOT
 from domain.extraction import Commitment, DeterministicExtractor, Utterance
-from domain.llm_extraction import (
-    COMMITMENTS_SCHEMA,
-    OPENAI_API_KEY_ENV,
-    OPENAI_NO_KEY,
-    OPENAI_TOOL,
-    LLMExtractor,
-    build_llm_extractor,
-    load_extraction_prompt,
-)
+from domain.llm import OPENAI_API_KEY_ENV, OPENAI_NO_KEY
+from domain.llm_extraction import LLMExtractor, build_llm_extractor
+from domain.llm_extraction_prompt import load_extraction_prompt
+from domain.llm_extraction_tool import COMMITMENTS_SCHEMA, OPENAI_TOOL
+from domain.llm_pending import PendingSpool
 from domain.llm_report import LLMReporter, build_llm_reporter, load_report_prompt
 from domain.report_text import Facts, TaskFact, load_report_templates, render
 from server.local_server import serve_in_process
@@ -202,11 +197,20 @@ def offline(lines: list[Utterance]) -> list[Commitment]:
 
 
 def spooled(path: Path) -> list[tuple[str, list[dict[str, Any]], int]]:
-    with sqlite3.connect(path) as conn:
-        rows = conn.execute(
-            "SELECT meeting_date, utterances, attempts FROM pending ORDER BY id"
-        ).fetchall()
-    return [(day, json.loads(lines), attempts) for day, lines, attempts in rows]
+    """What the spool file holds, read by a spool of its own (as a new process would)."""
+    spool = PendingSpool(path)
+    try:
+        windows = spool.load()
+    finally:
+        spool.close()
+    return [
+        (
+            w.meeting_date.isoformat(),
+            [{"speaker": u.speaker, "text": u.text} for u in w.utterances],
+            w.attempts,
+        )
+        for w in windows
+    ]
 
 
 def spool_bytes(folder: Path) -> list[str]:

@@ -21,7 +21,7 @@ import yaml
 
 from core.errors import ConfigError
 from core.settings import REPO_ROOT
-from domain.llm_extraction import API_KEY_ENV
+from domain.llm import API_KEY_ENV
 from domain.llm_report import (
     LLMReporter,
     TemplateReporter,

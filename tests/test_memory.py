@@ -87,12 +87,20 @@ async def test_two_meetings_track_tasks_across_the_series(
     assert sum(1 for _, f in stream if f["call_id"] == second["call_id"]) == len(
         second["commitments"]
     )
-    recent = await runtime.redis.lrange(keys.series_recent(SERIES), 0, -1)
-    assert len(recent) == len(first["commitments"]) + len(second["commitments"])
-    # Each call ends with a summary: on the call, in short-term memory, embedded for recall.
-    summaries = await runtime.redis.lrange(keys.series_summaries(SERIES), 0, -1)
-    assert len(summaries) == 2
-    call = await runtime.store.get_call(second["call_id"])
+    # Redis holds the outward streams only: no per-call or per-series copies of memory that
+    # nothing reads (Postgres is the memory).
+    assert [k async for k in runtime.redis.scan_iter("convene:call:*")] == []
+    assert [k async for k in runtime.redis.scan_iter("convene:series:*")] == []
+    # Memory's typed read is the record the JSON shows, dates as dates.
+    typed = {t.id: t for t in await runtime.store.tasks(SERIES, history=True)}
+    assert [t.as_json() for t in typed.values()] == after
+    assert typed[review["id"]].due == dt.date(2026, 11, 25)
+    assert typed[review["id"]].history[-1].from_due == dt.date(2026, 11, 19)
+    assert typed[demo["id"]].updated_in == dt.date(2026, 11, 24)
+    # Each call ends with a summary: on the call, embedded for recall.
+    summaries = [await runtime.store.get_call(c["call_id"]) for c in (first, second)]
+    assert all(c is not None and c["summary"] for c in summaries)
+    call = summaries[1]
     assert call is not None and call["summary"].startswith("Meeting of Tuesday 24 November 2026")
     assert "Done:" in call["summary"] and "Promised:" in call["summary"]
     # Long-term memory: every segment, commitment and summary has an embedding for recall.

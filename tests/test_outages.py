@@ -9,10 +9,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import datetime as dt
 import errno
 import logging
 import os
 import secrets
+import shutil
 import subprocess
 import time
 import uuid
@@ -23,17 +25,24 @@ from typing import Any
 import httpx
 import psutil
 import pytest
+import yaml
+from pydantic import SecretStr
 
 from bot.models import resolve_whisper_model
-from memory.models import CallEnded, SegmentRecord, WriteOp
+from core.settings import REPO_ROOT
+from domain.extraction import DeterministicExtractor, Utterance
+from domain.llm_extraction import build_llm_extractor
+from domain.llm_pending import PendingSpool
+from memory.models import CallEnded, CommitmentRecord, SegmentRecord, WriteOp
 from memory.writer import StoreWriter
 from server.app import create_app
 from server.audio import to_twilio_ulaw
 from server.local_server import serve_in_process
-from server.runtime import Runtime
+from server.runtime import RETRIED_SEQ_BASE, Runtime
 from server.simulate import request_twiml
 from server.simulator import simulate_stream, stream_url_from_twiml
 from tests.conftest import MEETING_TURNS, TEST_AUTH_TOKEN, make_settings
+from tests.fakes.anthropic_api import FakeAnthropic, commitments, overloaded
 from tests.speech import wer
 
 
@@ -216,7 +225,7 @@ async def _full_disk_call(rt: Runtime, disk: Path, meeting_wav: Path) -> None:
             series="full-disk",
             meeting_date=None,
             auth_token=TEST_AUTH_TOKEN,
-            call_sid="CA" + secrets.token_hex(16),
+            call_sid=(call_sid := "CA" + secrets.token_hex(16)),
         )
         stream_url, params = stream_url_from_twiml(twiml)
         call_id = params["call_id"]
@@ -225,6 +234,7 @@ async def _full_disk_call(rt: Runtime, disk: Path, meeting_wav: Path) -> None:
                 stream_url,
                 ulaw,
                 custom_parameters=params,
+                call_sid=call_sid,
                 speed=1.5,
                 close_timeout=180,
                 on_progress=progress,
@@ -396,6 +406,7 @@ async def test_call_arriving_while_postgres_is_down_is_answered_and_lands_later(
                 stream_url,
                 to_twilio_ulaw(meeting_wav),
                 custom_parameters=params,
+                call_sid=call_sid,
                 speed=0,
                 close_timeout=120,
             )
@@ -440,3 +451,93 @@ async def test_a_write_postgres_refuses_for_good_is_set_aside(
     assert rt.spool.failed_count() == 1 and rt.writer.failed_total == 1
     assert f"SegmentRecord of call {unknown}" in caplog.text
     assert rt.writer.health() == "ok"
+
+
+# --- the LLM's spooled windows -----------------------------------------------------------------
+
+
+async def test_spooled_llm_windows_are_retried_by_the_runtime_with_backoff(tmp_path: Path) -> None:
+    """A window the LLM failed on wakes the runtime's retry loop (no tick): it asks again,
+    backs off while the API still fails (each request counted at the fake), and merges the
+    answer into the call once the API is back."""
+    key = "sk-ant-test-" + "5" * 24
+    fake = FakeAnthropic(api_key=key)
+    prompts = tmp_path / "prompts"
+    shutil.copytree(REPO_ROOT / "prompts", prompts)
+    for name, edit in (
+        ("pipeline.yaml", lambda raw: raw["extraction"].update(backend="anthropic")),
+        ("extraction.yaml", lambda raw: raw.update(max_retries=0)),  # one request per round
+    ):
+        raw = yaml.safe_load((prompts / name).read_text())
+        edit(raw)
+        (prompts / name).write_text(yaml.safe_dump(raw))
+    async with serve_in_process(fake.app()) as url:
+        settings = make_settings(
+            tmp_path / "home",
+            database_url=None,
+            redis_url=None,
+            convene_prompts_dir=prompts,
+            anthropic_api_key=SecretStr(key),
+            anthropic_base_url=url,
+            convene_llm_retry_secs=600,  # the cap: a 600 s tick would miss the safety net
+        )
+        rt = await Runtime.start(settings, load_whisper=False)
+        try:
+            call_id = await _new_call(rt)
+            merged: list[CommitmentRecord] = []
+            landed = asyncio.Event()
+            submit = rt.writer.submit
+
+            def watching_submit(op: WriteOp) -> None:
+                submit(op)
+                if isinstance(op, CommitmentRecord):
+                    merged.append(op)
+                    landed.set()
+
+            rt.writer.submit = watching_submit  # type: ignore[method-assign]
+            promise = "I'll book the venue for the offsite by Friday."
+            fake.default = commitments(
+                {
+                    "owner": "Tom",
+                    "action": "book the venue for the offsite",
+                    "due": "2025-03-07",
+                    "kind": "commitment",
+                    "quote": promise,
+                    "confidence": 0.9,
+                }
+            )
+            # The call's own try, then the runtime's first two rounds, fail.
+            fake.push(overloaded(), overloaded(), overloaded())
+            extractor = build_llm_extractor(
+                prompt_path=prompts / "extraction.yaml",
+                spool_path=settings.llm_spool_path,
+                fallback=DeterministicExtractor(),
+                api_key=key,
+                base_url=url,
+                context={"call_id": call_id, "series": ""},
+            )
+            try:
+                await extractor.feed(Utterance("Tom", promise), meeting_date=dt.date(2025, 3, 5))
+            finally:
+                await extractor.aclose()
+            assert extractor.stats.queued == 1
+
+            await asyncio.wait_for(landed.wait(), 120)  # a safety net: it ends on the event
+
+            sent = fake.requests
+            assert len(sent) == 4  # the call's try, two failed rounds, the one that worked
+            assert all(promise in r.body["messages"][0]["content"] for r in sent)
+            # Backoff between the runtime's rounds: 1 s, then doubled.
+            assert sent[2].at - sent[1].at >= 1.0 and sent[3].at - sent[2].at >= 2.0
+            [record] = merged
+            assert record.call_id == call_id and record.seq >= RETRIED_SEQ_BASE
+            assert await rt.writer.flush(30)
+            stored = await rt.store.get_commitments(call_id)
+            assert [c["seq"] >= RETRIED_SEQ_BASE for c in stored] == [True]
+            spool = PendingSpool(settings.llm_spool_path)
+            try:
+                assert spool.load() == []
+            finally:
+                spool.close()
+        finally:
+            await rt.close()

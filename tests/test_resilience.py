@@ -19,7 +19,8 @@ from server.audio import to_twilio_ulaw
 from server.local_server import serve_in_process
 from server.runtime import Runtime
 from server.simulate import request_twiml
-from server.simulator import TwilioStreamClient, simulate_stream, stream_url_from_twiml
+from server.simulator import simulate_stream, stream_url_from_twiml
+from tests.calls import answered_stream
 from tests.conftest import MEETING_TURNS, TEST_AUTH_TOKEN, make_settings
 from tests.speech import wer
 
@@ -37,8 +38,7 @@ async def test_malformed_media_stream_input_is_skipped(
     caplog.set_level(logging.WARNING)
     ulaw = to_twilio_ulaw(meeting_wav)
     half = (len(ulaw) // 2) // 160 * 160
-    ws_url = base_url.replace("http", "ws") + "/twilio/media"
-    async with TwilioStreamClient(ws_url, custom_parameters={"series": "chaos"}) as client:
+    async with answered_stream(base_url, series="chaos") as client:
         await client.send_raw("this is not json {")
         await client.send_media(ulaw[:160])  # media before start
         await client.send_connected()
@@ -79,8 +79,7 @@ async def test_socket_closed_without_stop_still_completes(
     base_url: str, runtime: Runtime, meeting_wav: Path
 ) -> None:
     ulaw = to_twilio_ulaw(meeting_wav)
-    ws_url = base_url.replace("http", "ws") + "/twilio/media"
-    async with TwilioStreamClient(ws_url) as client:
+    async with answered_stream(base_url) as client:
         await client.send_connected()
         await client.send_start()
         await client.stream_audio(ulaw + b"\xff" * 8000, speed=0)
@@ -129,7 +128,12 @@ async def test_postgres_outage_mid_call_spools_and_replays(
         call_id = params["call_id"]
         streaming = asyncio.create_task(
             simulate_stream(
-                stream_url, ulaw, custom_parameters=params, speed=3.0, close_timeout=120
+                stream_url,
+                ulaw,
+                custom_parameters=params,
+                call_sid=call_sid,
+                speed=3.0,
+                close_timeout=120,
             )
         )
         # Wait until the first segment is in Postgres, then take Postgres away mid-call.

@@ -497,7 +497,6 @@ async def _call_with_memory(runtime: Runtime, series: str) -> str:
         call_id=call_id,
         stream_sid="MZ" + uuid.uuid4().hex,
         call_sid=None,
-        series_key=series,
         meeting_title=None,
     )
     runtime.writer.submit(SegmentRecord(call_id, 0, 0, 2000, "I will send the report."))
@@ -539,11 +538,9 @@ async def _in_redis(runtime: Runtime, call_id: str, series: str) -> dict[str, in
     for stream in (keys.SEGMENTS_STREAM, keys.COMMITMENTS_STREAM):
         entries = await runtime.redis.xrange(stream)
         streams[stream] = sum(1 for _, f in entries if f.get("call_id") == call_id)
-    return {
-        **streams,
-        "window": await runtime.redis.llen(keys.call_window(call_id)),
-        "recent": await runtime.redis.llen(keys.series_recent(series)),
-    }
+    commitments = await runtime.redis.xrange(keys.COMMITMENTS_STREAM)
+    streams["series"] = sum(1 for _, f in commitments if f.get("series") == series)
+    return streams
 
 
 async def test_delete_call_removes_it_everywhere_and_is_audited(
@@ -582,7 +579,10 @@ async def test_delete_series_removes_its_calls_tasks_and_memory(
     assert after.status_code == 404
     for call_id in (first, second):
         assert set((await _rows(runtime, call_id)).values()) == {0}
-    assert await runtime.redis.exists(keys.series_recent("series-to-forget")) == 0
+    for stream in (keys.SEGMENTS_STREAM, keys.COMMITMENTS_STREAM):
+        left = await runtime.redis.xrange(stream)
+        assert not [f for _, f in left if f.get("call_id") in (first, second)]
+        assert not [f for _, f in left if f.get("series") == "series-to-forget"]
     assert (
         await runtime.store.pool.fetchval(
             "SELECT count(*) FROM series WHERE key = 'series-to-forget'"

@@ -17,7 +17,7 @@ from server.audio import to_twilio_ulaw
 from server.runtime import Runtime
 from server.simulate import wait_completed
 from server.simulator import StreamResult, TwilioStreamClient
-from tests.calls import contains_close_to, simulate_meeting
+from tests.calls import answered_stream, contains_close_to, simulate_meeting
 from tests.conftest import API_HEADERS
 from tests.speech import wer, write_meeting
 
@@ -85,6 +85,34 @@ async def test_progress_report_is_spoken_back(
     assert first["replies"] == []
 
 
+async def test_what_we_decided_today_names_a_promise_made_moments_earlier_in_this_call(
+    base_url: str, runtime: Runtime, tmp_path: Path
+) -> None:
+    """The follow-up needs this call's last utterances. They are held by the pipeline (the
+    extractor's window turns the request and its acceptance into one promise) and the lookup
+    waits until that promise is in Postgres: no second copy of them anywhere is read."""
+    result = await simulate_meeting(
+        write_meeting(
+            tmp_path / "today.wav",
+            [
+                "Priya, can you send the budget to finance by Thursday?",
+                "Yes, I will send the budget to finance by Thursday.",
+                "Convene, what did we decide today?",
+            ],
+        ),
+        base_url=base_url,
+        series="finance-sync",
+        meeting_date=dt.date(2026, 11, 24),
+        speed=0,
+        expect_answer=True,
+    )
+    [reply] = result["replies"]
+    assert reply["intent"] == "today"
+    assert reply["answer"].startswith("So far today:"), reply  # the template's words, not ASR
+    assert contains_close_to(reply["answer"], "send the budget to finance")
+    assert "Thursday the 26th" in reply["answer"]  # from the resolved date, not from ASR
+
+
 def _ulaw(path: Path, turns: list[str]) -> bytes:
     return to_twilio_ulaw(write_meeting(path, turns, pause_secs=0.2, lead_secs=0))
 
@@ -117,8 +145,7 @@ async def test_barge_in_clears_and_stops_the_reply(
 ) -> None:
     question = _ulaw(tmp_path / "q.wav", ["Convene, what can you do?"])
     interruption = _ulaw(tmp_path / "i.wav", ["Sorry, wait a moment, let me stop you there."])
-    ws_url = base_url.replace("http", "ws") + "/twilio/media"
-    async with TwilioStreamClient(ws_url, custom_parameters={"series": "barge"}) as client:
+    async with answered_stream(base_url, series="barge") as client:
         await client.send_connected()
         await client.send_start()
         # A second of room tone first, as on a real bridge before anyone speaks.
@@ -153,8 +180,7 @@ async def test_hang_up_before_any_audio_stores_a_silent_reply(
 ) -> None:
     """The caller asks and hangs up 100 ms later: the reply is recorded, as never heard."""
     question = _ulaw(tmp_path / "q.wav", ["Convene, what can you do?"])
-    ws_url = base_url.replace("http", "ws") + "/twilio/media"
-    async with TwilioStreamClient(ws_url, custom_parameters={"series": "hangup"}) as client:
+    async with answered_stream(base_url, series="hangup") as client:
         await client.send_connected()
         await client.send_start()
         # Unpaced: `stop` reaches the server before it has even heard the end of the turn.
@@ -175,8 +201,7 @@ async def test_hang_up_mid_reply_stores_what_was_sent(
     base_url: str, runtime: Runtime, tmp_path: Path
 ) -> None:
     question = _ulaw(tmp_path / "q.wav", ["Convene, what can you do?"])
-    ws_url = base_url.replace("http", "ws") + "/twilio/media"
-    async with TwilioStreamClient(ws_url, custom_parameters={"series": "hangup"}) as client:
+    async with answered_stream(base_url, series="hangup") as client:
         await client.send_connected()
         await client.send_start()
         await client.stream_audio(SILENCE * 50 + question + SILENCE * 50, speed=0)

@@ -1,18 +1,23 @@
 """A loopback server speaking Cartesia's TTS websocket (`/tts/websocket`), for tests.
 
-The handshake is checked like the real API: the key as `Authorization: Bearer <key>` (what the
-cartesia SDK 4.x sends; `?api_key=` also works) and an API version (`Cartesia-Version` header
-or `?cartesia_version=`); a bad key is refused with HTTP 401, a missing version with 400.
+The handshake is checked like the real API: the key as an `X-API-Key` header (what Pipecat's
+`CartesiaTTSService` sends; `Authorization: Bearer <key>` and `?api_key=` also work) and an API
+version (`Cartesia-Version` header or `?cartesia_version=`); a bad key is refused with HTTP 401,
+a missing version with 400.
 
 Client messages are JSON: generation requests (`context_id`, `model_id`, `transcript`,
-`voice`, `output_format` {`container`: raw, `encoding`, `sample_rate`}, `continue`,
-`language`, ...) and cancellations (`{"context_id", "cancel": true}`). Each transcript is
-spoken with Piper (real speech), resampled and encoded as asked, and sent back as `chunk`
-events (base64 `data`, `done`, `status_code` 206, `step_time`), then `done` once the context
-got `continue: false`; a bad request gets an `error` event. Contexts on one connection run
-concurrently; a cancelled one sends nothing more.
+`voice` (an ID, or `{"mode": "id", "id": ...}`), `output_format` {`container`: raw,
+`encoding`, `sample_rate`}, `continue`, `language`, `add_timestamps`, `max_buffer_delay_ms`,
+...) and cancellations (`{"context_id", "cancel": true}`). Each transcript is spoken with Piper
+(real speech), resampled and encoded as asked, and sent back as `chunk` events (base64 `data`,
+`done`, `status_code` 206, `step_time`), with `timestamps` events (`word_timestamps` {`words`,
+`start`, `end`}, seconds from the context's start) for the words each chunk begins when the
+request asked for them; then `done` once the context got `continue: false` (Pipecat sends each
+sentence with `continue: true`, then an empty transcript with `continue: false` to close the
+context). A bad request gets an `error` event. Contexts on one connection run concurrently; a
+cancelled one sends nothing more.
 
-Per generation request a script says what happens (`Speak` with latency before the first chunk
+Per generation request with text a script says what happens (`Speak` with latency before the first chunk
 and between chunks, `Fail` with an error event, `Disconnect` after some chunks); handshakes
 can be refused (`refuse_connections`). Every request, cancellation and handshake is recorded
 (never the key).
@@ -85,7 +90,7 @@ class Handshake:
     """One websocket handshake (the key itself is not kept)."""
 
     version: str | None
-    auth: str  # "bearer", "query" or "none"
+    auth: str  # "x-api-key", "bearer", "query" or "none"
     user_agent: str | None
     accepted: bool
 
@@ -99,6 +104,20 @@ def speech_pcm16(text: str, sample_rate: int) -> np.ndarray:
         resampled = soxr.resample(audio.astype(np.float32) / 32768.0, rate, sample_rate)
         audio = np.clip(np.round(resampled * 32768.0), -32768, 32767).astype(np.int16)
     return audio
+
+
+def word_times(text: str, offset: float, seconds: float) -> list[tuple[str, float, float]]:
+    """(word, start, end) for `text` spoken in `seconds` from `offset`: each word's share of
+    the time is its share of the characters (a fake's alignment, not a model's)."""
+    words = text.split()
+    total = sum(len(w) + 1 for w in words) or 1
+    out: list[tuple[str, float, float]] = []
+    at = offset
+    for word in words:
+        span = seconds * (len(word) + 1) / total
+        out.append((word, at, at + span))
+        at += span
+    return out
 
 
 def encode(samples: np.ndarray, encoding: str) -> bytes:
@@ -225,6 +244,8 @@ class FakeCartesia:
 
 
 def _presented_key(ws: WebSocket) -> tuple[str | None, str]:
+    if ws.headers.get("x-api-key"):
+        return ws.headers["x-api-key"], "x-api-key"
     scheme, _, token = ws.headers.get("authorization", "").partition(" ")
     if scheme.lower() == "bearer" and token:
         return token, "bearer"
@@ -321,7 +342,10 @@ class _Connection:
         if context is None or context.finished:
             context = _Context(self, context_id)
             self.contexts[context_id] = context
-        context.add(body, self.fake.next_behavior())
+        # A script step is used by a request with something to say, not by the empty
+        # `continue: false` that closes a context.
+        behavior = self.fake.next_behavior() if body["transcript"].strip() else Speak()
+        context.add(body, behavior)
 
 
 class _Context:
@@ -334,6 +358,7 @@ class _Context:
         self.task: asyncio.Task[None] | None = None
         self.cancelled = False
         self.finished = False
+        self.offset = 0.0  # seconds of audio the context has sent so far
 
     def add(self, body: dict[str, Any], behavior: Behavior) -> None:
         self.queue.put_nowait((body, behavior))
@@ -387,12 +412,31 @@ class _Context:
         step_ms = (time.monotonic() - started) * 1000
         width = 1 if encoding == "pcm_mulaw" else 4 if encoding == "pcm_f32le" else 2
         size = max(width, rate * fake.chunk_ms // 1000 * width)
+        seconds = len(samples) / rate
+        words = word_times(text, self.offset, seconds) if body.get("add_timestamps") else []
         for n, start in enumerate(range(0, len(audio), size)):
             if isinstance(behavior, Disconnect) and n >= behavior.after_chunks:
                 await self.connection.drop()
                 return False
             if n and isinstance(behavior, Speak) and behavior.chunk_delay_secs:
                 await asyncio.sleep(behavior.chunk_delay_secs)
+            chunk_end = self.offset + (start + size) / width / rate
+            begun = [w for w in words if w[1] < chunk_end]
+            words = words[len(begun) :]
+            if begun and not await self.connection.send(
+                {
+                    "type": "timestamps",
+                    "context_id": self.context_id,
+                    "done": False,
+                    "status_code": 206,
+                    "word_timestamps": {
+                        "words": [w for w, _, _ in begun],
+                        "start": [round(t, 3) for _, t, _ in begun],
+                        "end": [round(t, 3) for _, _, t in begun],
+                    },
+                }
+            ):
+                return False
             sent = await self.connection.send(
                 {
                     "type": "chunk",
@@ -409,4 +453,5 @@ class _Context:
         if isinstance(behavior, Disconnect):
             await self.connection.drop()
             return False
+        self.offset += seconds
         return True

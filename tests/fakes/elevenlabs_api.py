@@ -1,94 +1,116 @@
-"""A loopback server speaking ElevenLabs' streaming TTS endpoint, for tests.
+"""A loopback server speaking ElevenLabs' multi-context TTS websocket, for tests.
 
-`POST /v1/text-to-speech/{voice_id}/stream?output_format=...` with the key in `xi-api-key`
-(what the elevenlabs SDK sends) and a JSON body (`text`, `model_id`, `language_code`,
-`voice_settings`, ...), as the real API takes it: a missing or wrong key is a 401 with the
-real `{"detail": {"status", "message"}}` envelope, a body without `text` a 422, an output
-format the fake cannot make a 400. The answer is a chunked stream of audio: the text spoken
-with Piper (real speech), resampled and encoded as `output_format` asks (`pcm_<rate>`: 16-bit
-little-endian PCM; `ulaw_8000`: mu-law), with `request-id` and `x-character-count` headers.
+`/v1/text-to-speech/{voice_id}/multi-stream-input?model_id=...&output_format=...` with the key
+in an `xi-api-key` header (what Pipecat's `ElevenLabsTTSService` sends; `?xi_api_key=` and
+`Authorization: Bearer` also work). `output_format` is `pcm_<rate>` (16-bit little-endian PCM)
+or `ulaw_8000`; `auto_mode`, `language_code` and the other query parameters are recorded. The
+API reports problems in-band, as the real one does: a JSON message `{"message", "error",
+"code"}` and then a close with that code (1008 for a bad key or request, 1011 for a failure of
+its own).
 
-Per request a script says what happens: `Speak` (latency before the response, and between
-chunks), `HttpError` (a status with the real envelope), `Disconnect` (the connection drops
-after some bytes of audio). Every request is recorded (never the key); `disconnected`
-counts streams the client closed early (a timeout, a barge-in).
+Client messages, as the multi-context protocol defines them: `{"text": " ", "context_id",
+"voice_settings"?}` opens a context; `{"text", "context_id"}` adds text to it (spoken at once
+with `auto_mode=true`, otherwise when flushed); `{"context_id", "flush": true}` speaks what is
+buffered; `{"context_id", "close_context": true}` closes it: what was already submitted is
+still spoken, then `{"isFinal": true, "contextId"}`; `{"text": ""}` is a keepalive;
+`{"close_socket": true}` flushes everything and closes. Audio comes as `{"audio": base64,
+"alignment": {"chars", "charStartTimesMs", "charDurationsMs"}, "normalizedAlignment",
+"contextId"}` messages (times in each restart at zero), the text spoken with Piper (real
+speech), resampled and encoded as asked.
+
+Per text submission a script says what happens: `Speak` (latency before the first chunk and
+between chunks), `Fail` (an in-band error, then the close), `Disconnect` (the connection drops
+after some bytes of audio). Every submission, close and handshake is recorded (never the key).
 """
 
 from __future__ import annotations
 
 import asyncio
-import secrets
+import base64
+import contextlib
+import json
 import time
 from collections import deque
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from fastapi import FastAPI, Request
-from fastapi.responses import JSONResponse, Response, StreamingResponse
+from fastapi import FastAPI, WebSocket, WebSocketDisconnect
+from starlette.websockets import WebSocketState
 
-from tests.fakes.cartesia_api import encode, speech_pcm16
+from tests.fakes.cartesia_api import encode, speech_pcm16, word_times
 
 PCM_RATES = (8000, 16000, 22050, 24000, 32000, 44100, 48000)
 
 
 @dataclass(frozen=True)
 class Speak:
-    """Stream the speech: `delay_secs` before the response, `chunk_delay_secs` between chunks."""
+    """Speak the text: `delay_secs` before the first chunk, `chunk_delay_secs` between."""
 
     delay_secs: float = 0.0
     chunk_delay_secs: float = 0.0
 
 
 @dataclass(frozen=True)
-class HttpError:
-    """Answer with `status` and the API's error envelope (after `delay_secs`)."""
+class Fail:
+    """Report an error in-band, then close the socket with `code` (after `delay_secs`)."""
 
-    status: int = 500
-    code: str = "internal_server_error"
+    code: int = 1011
+    error: str = "internal_error"
     message: str = "An internal server error occurred."
     delay_secs: float = 0.0
 
 
 @dataclass(frozen=True)
 class Disconnect:
-    """Start the stream, then drop the connection after `after_bytes` bytes of audio."""
+    """Send `after_bytes` bytes of audio, then drop the connection (close 1011)."""
 
     after_bytes: int = 0
     delay_secs: float = 0.0
 
 
-Behavior = Speak | HttpError | Disconnect
-
-
-class DroppedByFake(Exception):
-    """Raised inside a response body: the server drops the connection mid-stream."""
+Behavior = Speak | Fail | Disconnect
 
 
 @dataclass
 class Recorded:
-    """One request as the fake saw it (the key is not kept)."""
+    """One text submission as the fake saw it."""
 
     voice_id: str
     query: dict[str, str]
-    body: dict[str, Any]
-    user_agent: str | None
+    context_id: str
+    text: str
+    connection: int
     at: float  # time.monotonic() on arrival
 
 
 @dataclass
+class Handshake:
+    """One websocket handshake (the key itself is not kept)."""
+
+    voice_id: str
+    query: dict[str, str]
+    auth: str  # "xi-api-key", "query", "bearer" or "none"
+    accepted: bool
+
+
+@dataclass
 class FakeElevenLabs:
-    """The programmable fake. `script` is consumed per request; `default` when it is empty."""
+    """The programmable fake. `script` is consumed per submission; `default` when empty."""
 
     api_key: str = "sk_" + "0" * 48
     chunk_bytes: int = 1600
     script: deque[Behavior] = field(default_factory=deque)
     default: Behavior = field(default_factory=Speak)
     requests: list[Recorded] = field(default_factory=list)
-    disconnected: int = 0
-    # Set whenever a cancel or disconnect is recorded: tests wait on it, never poll.
+    handshakes: list[Handshake] = field(default_factory=list)
+    inits: list[dict[str, Any]] = field(default_factory=list)  # context-opening messages
+    closes: list[str] = field(default_factory=list)  # close_context requests, in order
+    finals: list[str] = field(default_factory=list)  # contexts answered with isFinal
+    completed: int = 0  # submissions spoken in full
+    disconnected: int = 0  # connections the client closed
+    # Set whenever something is recorded: tests wait on it, never poll.
     changed: asyncio.Event = field(default_factory=asyncio.Event, repr=False)
-    completed: int = 0
 
     async def wait_until(self, predicate: Callable[[], bool]) -> None:
         while not predicate():
@@ -102,105 +124,69 @@ class FakeElevenLabs:
         self.script.clear()
         self.default = Speak()
         self.requests.clear()
-        self.disconnected = 0
+        self.handshakes.clear()
+        self.inits.clear()
+        self.closes.clear()
+        self.finals.clear()
         self.completed = 0
+        self.disconnected = 0
 
     def texts(self) -> list[str]:
-        return [str(r.body.get("text")) for r in self.requests]
+        return [r.text.strip() for r in self.requests]
 
     def next_behavior(self) -> Behavior:
         return self.script.popleft() if self.script else self.default
 
+    def _note(self) -> None:
+        self.changed.set()
+
     def app(self) -> FastAPI:
         api = FastAPI()
 
-        @api.post("/v1/text-to-speech/{voice_id}/stream")
-        async def stream(voice_id: str, request: Request) -> Response:
-            key = request.headers.get("xi-api-key")
-            if key is None:
-                return _error(
-                    401,
-                    "needs_authorization",
-                    "Neither authorization header nor xi-api-key received, please provide one.",
-                )
-            if key != self.api_key:
-                return _error(401, "invalid_api_key", "Invalid API key")
-            output_format = request.query_params.get("output_format", "mp3_44100_128")
-            fmt = _format(output_format)
-            if fmt is None:
-                return _error(
-                    400,
-                    "invalid_output_format",
-                    f"{output_format}: this fake speaks pcm_<rate> and ulaw_8000",
-                )
-            try:
-                body = await request.json()
-            except ValueError:
-                return JSONResponse(
-                    {"detail": [{"loc": ["body"], "msg": "Invalid JSON", "type": "json_invalid"}]},
-                    status_code=422,
-                )
-            text = body.get("text") if isinstance(body, dict) else None
-            if not isinstance(text, str):
-                return JSONResponse(
-                    {
-                        "detail": [
-                            {"loc": ["body", "text"], "msg": "Field required", "type": "missing"}
-                        ]
-                    },
-                    status_code=422,
-                )
-            self.requests.append(
-                Recorded(
-                    voice_id,
-                    dict(request.query_params),
-                    body,
-                    request.headers.get("user-agent"),
-                    time.monotonic(),
-                )
-            )
-            behavior = self.next_behavior()
-            if behavior.delay_secs and await _wait_or_disconnect(request, behavior.delay_secs):
-                self.disconnected += 1
-                self.changed.set()
-                return Response(status_code=499)
-            if isinstance(behavior, HttpError):
-                return _error(behavior.status, behavior.code, behavior.message)
-            rate, encoding = fmt
-            samples = await asyncio.to_thread(speech_pcm16, text.strip(), rate)
-            audio = encode(samples, encoding)
-            return StreamingResponse(
-                self._body(audio, behavior),
-                media_type="audio/basic" if encoding == "pcm_mulaw" else "audio/pcm",
-                headers={
-                    "request-id": secrets.token_hex(10),
-                    "history-item-id": secrets.token_hex(10),
-                    "x-character-count": str(len(text)),
-                },
-            )
+        @api.websocket("/v1/text-to-speech/{voice_id}/multi-stream-input")
+        async def multi_stream_input(ws: WebSocket, voice_id: str) -> None:
+            await self._serve(ws, voice_id)
 
         return api
 
-    async def _body(self, audio: bytes, behavior: Speak | Disconnect) -> AsyncIterator[bytes]:
-        size = self.chunk_bytes
-        finished = False
-        try:
-            for n, start in enumerate(range(0, len(audio), size)):
-                if isinstance(behavior, Disconnect) and start >= behavior.after_bytes:
-                    break
-                if n and isinstance(behavior, Speak) and behavior.chunk_delay_secs:
-                    await asyncio.sleep(behavior.chunk_delay_secs)
-                yield audio[start : start + size]
-            else:
-                finished = isinstance(behavior, Speak)
-        finally:
-            if finished:
-                self.completed += 1
-            elif isinstance(behavior, Speak):
-                self.disconnected += 1  # the client closed the stream early
-                self.changed.set()
-        if not finished:
-            raise DroppedByFake("the fake drops the connection mid-stream")
+    async def _serve(self, ws: WebSocket, voice_id: str) -> None:
+        query = dict(ws.query_params)
+        query.pop("xi_api_key", None)
+        key, auth = _presented_key(ws)
+        handshake = Handshake(voice_id, query, auth, accepted=False)
+        self.handshakes.append(handshake)
+        await ws.accept()
+        if key != self.api_key:
+            await _error_and_close(ws, 1008, "invalid_api_key", "Invalid API key")
+            return
+        problem = _problem(query)
+        if problem is not None:
+            await _error_and_close(ws, 1008, "invalid_request", problem)
+            return
+        handshake.accepted = True
+        self._note()
+        number = sum(1 for h in self.handshakes if h.accepted)
+        await _Connection(self, ws, voice_id, query, number).run()
+
+
+def _presented_key(ws: WebSocket) -> tuple[str | None, str]:
+    if ws.headers.get("xi-api-key"):
+        return ws.headers["xi-api-key"], "xi-api-key"
+    if ws.query_params.get("xi_api_key"):
+        return ws.query_params["xi_api_key"], "query"
+    scheme, _, token = ws.headers.get("authorization", "").partition(" ")
+    if scheme.lower() == "bearer" and token:
+        return token, "bearer"
+    return None, "none"
+
+
+def _problem(query: dict[str, str]) -> str | None:
+    """What is wrong with the connection's parameters, as the real API would say."""
+    if not query.get("model_id"):
+        return "model_id is required"
+    if _format(query.get("output_format", "mp3_44100_128")) is None:
+        return f"{query.get('output_format')}: this fake speaks pcm_<rate> and ulaw_8000"
+    return None
 
 
 def _format(output_format: str) -> tuple[int, str] | None:
@@ -213,19 +199,208 @@ def _format(output_format: str) -> tuple[int, str] | None:
     return None
 
 
-def _error(status: int, code: str, message: str) -> JSONResponse:
-    return JSONResponse(
-        {"detail": {"status": code, "message": message}},
-        status_code=status,
-        headers={"request-id": secrets.token_hex(10)},
-    )
+async def _error_and_close(ws: WebSocket, code: int, error: str, message: str) -> None:
+    with contextlib.suppress(Exception):
+        await ws.send_text(json.dumps({"message": message, "error": error, "code": code}))
+        await ws.close(code=code, reason=error)
 
 
-async def _wait_or_disconnect(request: Request, seconds: float) -> bool:
-    """Sleep `seconds`; True if the client went away first (it timed out)."""
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        if await request.is_disconnected():
-            return True
-        await asyncio.sleep(min(0.02, max(0.0, deadline - time.monotonic())))
-    return False
+class _Connection:
+    """One accepted socket: a reader, and one task per context speaking its submissions."""
+
+    def __init__(
+        self, fake: FakeElevenLabs, ws: WebSocket, voice_id: str, query: dict[str, str], n: int
+    ) -> None:
+        self.fake = fake
+        self.ws = ws
+        self.voice_id = voice_id
+        self.query = query
+        self.number = n
+        self.auto_mode = query.get("auto_mode", "false") == "true"
+        self.rate, self.encoding = _format(query.get("output_format", "")) or (8000, "pcm_s16le")
+        self.send_lock = asyncio.Lock()
+        self.contexts: dict[str, _Context] = {}
+        self.closed = False
+
+    async def send(self, message: dict[str, Any]) -> bool:
+        if self.closed:
+            return False
+        async with self.send_lock:
+            try:
+                await self.ws.send_text(json.dumps(message))
+            except (WebSocketDisconnect, RuntimeError, OSError):
+                self.closed = True
+                return False
+        return True
+
+    async def close(self, code: int, error: str | None = None, message: str = "") -> None:
+        if self.closed:
+            return
+        if error is not None:
+            await self.send({"message": message, "error": error, "code": code})
+        self.closed = True
+        with contextlib.suppress(Exception):
+            await self.ws.close(code=code, reason=error or "")
+
+    async def run(self) -> None:
+        try:
+            while not self.closed:
+                try:
+                    raw = await self.ws.receive_text()
+                except WebSocketDisconnect:
+                    self.fake.disconnected += 1
+                    self.fake._note()
+                    break
+                except RuntimeError:  # closed by us meanwhile
+                    break
+                await self._on_message(raw)
+        finally:
+            self.closed = True
+            for context in self.contexts.values():
+                context.stop()
+            with contextlib.suppress(Exception):
+                await asyncio.gather(
+                    *(c.task for c in self.contexts.values()), return_exceptions=True
+                )
+            if self.ws.application_state != WebSocketState.DISCONNECTED:
+                with contextlib.suppress(Exception):
+                    await self.ws.close()
+
+    async def _on_message(self, raw: str) -> None:
+        try:
+            body = json.loads(raw)
+        except ValueError:
+            await self.close(1008, "invalid_message", "message is not valid JSON")
+            return
+        if not isinstance(body, dict):
+            await self.close(1008, "invalid_message", "expected a JSON object")
+            return
+        if body.get("close_socket") is True:
+            for context in self.contexts.values():
+                context.close()
+            await asyncio.gather(*(c.task for c in self.contexts.values()))
+            await self.close(1000)
+            return
+        control = body.get("close_context") is True or body.get("flush") is True
+        if body.get("text") == "" and not control:
+            return  # a keepalive
+        context_id = str(body.get("context_id") or body.get("contextId") or "default")
+        context = self.contexts.get(context_id)
+        if context is None or context.finished:
+            if control:
+                return  # nothing open by that name: nothing to do
+            context = _Context(self, context_id)
+            self.contexts[context_id] = context
+            self.fake.inits.append(body)
+            self.fake._note()
+        if body.get("close_context") is True:
+            self.fake.closes.append(context_id)
+            self.fake._note()
+            context.close()
+            return
+        text = body.get("text")
+        if isinstance(text, str) and text.strip():
+            self.fake.requests.append(
+                Recorded(self.voice_id, self.query, context_id, text, self.number, time.monotonic())
+            )
+            self.fake._note()
+            context.buffer(text, self.fake.next_behavior())
+            if self.auto_mode:
+                context.flush()
+        if body.get("flush") is True:
+            context.flush()
+
+
+class _Context:
+    """One context: its flushed submissions are spoken in order; isFinal once closed."""
+
+    def __init__(self, connection: _Connection, context_id: str) -> None:
+        self.connection = connection
+        self.context_id = context_id
+        self.pending: list[tuple[str, Behavior]] = []
+        self.queue: asyncio.Queue[tuple[str, Behavior] | None] = asyncio.Queue()
+        self.finished = False
+        self.task = asyncio.create_task(self._run(), name=f"fake-elevenlabs-{context_id}")
+
+    def buffer(self, text: str, behavior: Behavior) -> None:
+        self.pending.append((text, behavior))
+
+    def flush(self) -> None:
+        for item in self.pending:
+            self.queue.put_nowait(item)
+        self.pending.clear()
+
+    def close(self) -> None:
+        """No more text: what was submitted is still spoken, then isFinal."""
+        self.flush()
+        self.queue.put_nowait(None)
+
+    def stop(self) -> None:
+        if not self.task.done():
+            self.task.cancel()
+
+    async def _run(self) -> None:
+        with contextlib.suppress(asyncio.CancelledError):
+            while (item := await self.queue.get()) is not None:
+                if not await self._speak(*item):
+                    return
+            self.finished = True
+            if await self.connection.send({"isFinal": True, "contextId": self.context_id}):
+                self.connection.fake.finals.append(self.context_id)
+                self.connection.fake._note()
+
+    async def _speak(self, text: str, behavior: Behavior) -> bool:
+        connection, fake = self.connection, self.connection.fake
+        await asyncio.sleep(behavior.delay_secs)
+        if isinstance(behavior, Fail):
+            await connection.close(behavior.code, behavior.error, behavior.message)
+            return False
+        rate, encoding = connection.rate, connection.encoding
+        samples = await asyncio.to_thread(speech_pcm16, text.strip(), rate)
+        audio = encode(samples, encoding)
+        width = 1 if encoding == "pcm_mulaw" else 2
+        seconds = len(samples) / rate
+        chars = _char_times(text.strip(), seconds)
+        size = fake.chunk_bytes
+        for n, start in enumerate(range(0, len(audio), size)):
+            if isinstance(behavior, Disconnect) and start >= behavior.after_bytes:
+                await connection.close(1011)
+                return False
+            if n and isinstance(behavior, Speak) and behavior.chunk_delay_secs:
+                await asyncio.sleep(behavior.chunk_delay_secs)
+            begin = start / width / rate
+            end = (start + size) / width / rate
+            mine = [c for c in chars if begin <= c[1] < end]
+            alignment = {
+                "chars": [c for c, _, _ in mine],
+                "charStartTimesMs": [round((t - begin) * 1000) for _, t, _ in mine],
+                "charDurationsMs": [round(d * 1000) for _, _, d in mine],
+            }
+            sent = await connection.send(
+                {
+                    "audio": base64.b64encode(audio[start : start + size]).decode(),
+                    "alignment": alignment,
+                    "normalizedAlignment": alignment,
+                    "contextId": self.context_id,
+                }
+            )
+            if not sent:
+                return False
+            await asyncio.sleep(0)
+        if isinstance(behavior, Disconnect):
+            await connection.close(1011)
+            return False
+        fake.completed += 1
+        fake._note()
+        return True
+
+
+def _char_times(text: str, seconds: float) -> list[tuple[str, float, float]]:
+    """(character, start, duration) for `text` spoken in `seconds`, spread by words."""
+    out: list[tuple[str, float, float]] = []
+    words = word_times(text, 0.0, seconds)
+    for i, (word, start, end) in enumerate(words):
+        chars = word + (" " if i < len(words) - 1 else "")
+        step = (end - start) / len(chars)
+        out.extend((c, start + k * step, step) for k, c in enumerate(chars))
+    return out
