@@ -1,7 +1,8 @@
 """Score commitment extractors on labelled sets of meeting talk, and measure their throughput.
 
-    uv run python benchmarks/extraction.py                    # every backend x every set
+    uv run python benchmarks/extraction.py                    # the rules x every set
     uv run python benchmarks/extraction.py --set ami-dev --backend rules --misses
+    uv run python benchmarks/extraction.py --set ami-dev --backend local-llm   # minutes
     uv run python benchmarks/extraction.py --data benchmarks/data/extraction.jsonl --json
 
 Sets (`--set`, repeatable; default all three):
@@ -15,10 +16,15 @@ either "Speaker: text" or {"speaker", "text"}. An owner is a string or, for a gr
 of owners. Optional "participants": [{"speaker", "role", "name"}] lets an owner be named either
 way ("Andrew" or "Marketing Expert" are the same person when a participant has both).
 
-Backends (`--backend`, repeatable; default every one available offline): `rules` (the
-deterministic extractor). Other sessions add theirs with `register_backend(name, factory)`: the
-factory returns an object with `extract(utterances, *, meeting_date) -> list[Commitment]`, or
-raises `BackendUnavailable` (no model, no key) and the backend is listed as skipped.
+Backends (`--backend`, repeatable; default `rules`, the quick one): `rules` (the
+deterministic extractor); `local-llm` (the shipped default: the packaged model behind llama.cpp's
+OpenAI-compatible server, through the same LLMExtractor a call uses, the rules answering a
+window it fails on); `local-llm:<packaged name>` for another packaged candidate (gemma-3-270m).
+Other sessions add theirs with `register_backend(name, factory)`: the factory returns an object
+with `extract(utterances, *, meeting_date) -> list[Commitment]`, or raises `BackendUnavailable`
+(no model, no key) and the backend is listed as skipped. A backend with `single_pass = True`
+(an LLM: seconds per window) is timed on its one scoring pass instead of repeated runs, and its
+`cpu_seconds()` adds the CPU time of the processes it runs (the model's server).
 
 Matching (one-to-one, greedy in prediction order). A prediction MATCHES an expected item when
   1. the kind is equal;
@@ -41,15 +47,20 @@ over matched items, the predicted due date equals the expected one (ISO date or 
 has no dates (the corpus gives none): its due is null, and "for the next meeting" is kept as
 `due_text`, so on AMI due accuracy measures that no date was invented.
 Windows per second: every window of the set extracted from scratch, repeated for --seconds.
+CPU seconds per window: process CPU time (user + system, the model server's included) over the
+same runs; with 2 cores busy it can exceed the wall time.
 """
 
 from __future__ import annotations
 
 import argparse
+import asyncio
+import atexit
 import datetime as dt
 import json
 import re
 import sys
+import tempfile
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -58,12 +69,16 @@ from typing import Any, Protocol
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from core.prompts import load_prompts  # noqa: E402
 from domain.extraction import (  # noqa: E402
     Commitment,
     DeterministicExtractor,
     Utterance,
     parse_transcript_lines,
 )
+from domain.llm import OPENAI_NO_KEY  # noqa: E402
+from domain.llm_extraction import LLMExtractor, build_llm_extractor  # noqa: E402
+from domain.local_llm import DEFAULT_MODEL, PACKAGED_MODELS, LocalLlmServer  # noqa: E402
 from memory.tracking import content_words, word_credit  # noqa: E402
 
 DATA = Path(__file__).parent / "data"
@@ -97,6 +112,70 @@ BACKENDS: dict[str, Callable[[], Extractor]] = {"rules": DeterministicExtractor}
 def register_backend(name: str, factory: Callable[[], Extractor]) -> None:
     """The hook for other backends (local LLM, with or without the gate; cloud LLM)."""
     BACKENDS[name] = factory
+
+
+ROOT = Path(__file__).resolve().parent.parent
+_SERVERS: dict[str, LocalLlmServer] = {}
+
+
+class LocalLlmBackend:
+    """The local model as a call runs it: LLMExtractor -> llama.cpp's server, rules as fallback.
+
+    One server per model for the whole run (started on first use, stopped at exit); its data
+    dir (the joined model) is kept in ~/.cache/convene-bench so a rerun does not join it again.
+    """
+
+    single_pass = True
+
+    def __init__(self, model: str = DEFAULT_MODEL) -> None:
+        if model not in PACKAGED_MODELS:
+            raise BackendUnavailable(f"no packaged model {model!r}")
+        knobs = load_prompts(ROOT / "prompts").pipeline
+        server = _SERVERS.get(model)
+        if server is None:
+            server = LocalLlmServer(
+                Path.home() / ".cache" / "convene-bench" / model,
+                model=f"packaged:{model}",
+                threads=knobs.local_llm.threads,
+                context_tokens=knobs.local_llm.context_tokens,
+            )
+            server.start()
+            _SERVERS[model] = server
+            atexit.register(server.stop)
+        self.server = server
+        self._loop = asyncio.new_event_loop()
+        self._spool = tempfile.TemporaryDirectory(prefix="convene-bench-spool-")
+        self.llm: LLMExtractor = build_llm_extractor(
+            prompt_path=ROOT / "prompts" / "extraction.yaml",
+            spool_path=Path(self._spool.name) / "pending.sqlite3",
+            fallback=DeterministicExtractor(window=knobs.extraction.window),
+            api_key=OPENAI_NO_KEY,
+            base_url=server.base_url,
+            provider="openai-compatible",
+            model=server.alias,
+            timeout_secs=knobs.local_llm.timeout_secs,
+            temperature=knobs.local_llm.temperature,
+        )
+
+    def extract(
+        self, utterances: Sequence[Utterance], *, meeting_date: dt.date
+    ) -> list[Commitment]:
+        return self._loop.run_until_complete(
+            self.llm.extract(utterances, meeting_date=meeting_date)
+        )
+
+    def cpu_seconds(self) -> float:
+        return time.process_time() + self.server.cpu_seconds()
+
+    @property
+    def fallbacks(self) -> int:
+        return self.llm.stats.fallbacks
+
+
+register_backend("local-llm", LocalLlmBackend)
+for _name in PACKAGED_MODELS:
+    if _name != DEFAULT_MODEL:
+        register_backend(f"local-llm:{_name}", lambda name=_name: LocalLlmBackend(name))
 
 
 # --------------------------------------------------------------------------- matching
@@ -290,12 +369,25 @@ def throughput(
 
 
 def run(
-    set_name: str, path: Path, backend: str, seconds: float
+    set_name: str, path: Path, backend: str, seconds: float, every: int = 1
 ) -> tuple[dict[str, Any], dict[str, list[str]]]:
-    rows = load(path)
+    rows = load(path)[::every]
     factory = BACKENDS[backend]
-    score, misses = evaluate(rows, factory())
-    windows_rate, utterance_rate = throughput(rows, factory, seconds)
+    extractor = factory()
+    cpu = getattr(extractor, "cpu_seconds", time.process_time)
+    cpu_start, wall_start = cpu(), time.perf_counter()
+    score, misses = evaluate(rows, extractor)
+    wall, cpu_used = time.perf_counter() - wall_start, cpu() - cpu_start
+    if getattr(extractor, "single_pass", False):
+        windows_rate, utterance_rate = (
+            len(rows) / wall,
+            sum(len(utterances(r)) for r in rows) / wall,
+        )
+        cpu_per_window = cpu_used / len(rows)
+    else:
+        cpu_start = time.process_time()
+        windows_rate, utterance_rate = throughput(rows, factory, seconds)
+        cpu_per_window = (time.process_time() - cpu_start) / (windows_rate * seconds)
 
     def ratio(n: int) -> float | None:
         return round(n / score.matched_total, 3) if score.matched_total else None
@@ -315,8 +407,10 @@ def run(
         "f1": round(score.f1, 3),
         "owner_accuracy": ratio(score.owner_ok),
         "due_accuracy": ratio(score.due_ok),
-        "windows_per_sec": round(windows_rate),
-        "utterances_per_sec": round(utterance_rate),
+        "windows_per_sec": round(windows_rate, 3),
+        "utterances_per_sec": round(utterance_rate, 3),
+        "cpu_secs_per_window": round(cpu_per_window, 4),
+        "fallbacks": getattr(extractor, "fallbacks", 0),
     }, misses
 
 
@@ -328,13 +422,16 @@ def main() -> None:
     parser.add_argument("--json", action="store_true")
     parser.add_argument("--misses", action="store_true", help="list each miss and extra")
     parser.add_argument("--seconds", type=float, default=2.0)
+    parser.add_argument(
+        "--every", type=int, default=1, help="score every Nth window only (a sample, said so)"
+    )
     args = parser.parse_args()
     if args.data:
         targets = [(args.data.stem, args.data, str(args.data))]
     else:
         targets = [(name, SETS[name][0], SETS[name][1]) for name in args.sets or list(SETS)]
     results: list[dict[str, Any]] = []
-    for backend in args.backends or list(BACKENDS):
+    for backend in args.backends or ["rules"]:
         if backend not in BACKENDS:
             raise SystemExit(f"unknown backend {backend!r}; known: {', '.join(BACKENDS)}")
         try:
@@ -343,13 +440,15 @@ def main() -> None:
             print(f"backend {backend}: skipped ({exc})", file=sys.stderr)
             continue
         for name, path, label in targets:
-            result, misses = run(name, path, backend, args.seconds)
+            result, misses = run(name, path, backend, args.seconds, args.every)
+            result["every"] = args.every
             results.append(result)
             if args.json:
                 continue
+            sample = f" (every {args.every}th window)" if args.every > 1 else ""
             print(
-                f"{backend} on {label}: {result['groups']} windows, {result['expected']} expected"
-                f" items, {result['negatives']} without any"
+                f"{backend} on {label}{sample}: {result['groups']} windows, "
+                f"{result['expected']} expected items, {result['negatives']} without any"
             )
             for key in (
                 "precision",
@@ -359,6 +458,8 @@ def main() -> None:
                 "due_accuracy",
                 "windows_per_sec",
                 "utterances_per_sec",
+                "cpu_secs_per_window",
+                "fallbacks",
             ):
                 print(f"  {key:<20} {result[key]}")
             print(f"  fired on {result['negatives_fired']} of {result['negatives']} negatives")

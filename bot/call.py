@@ -31,8 +31,10 @@ from core.errors import ConfigError
 from core.prompts import LlmProvider, PipelineKnobs, Prompts, VadKnobs
 from core.settings import Settings, reveal
 from domain.extraction import DeterministicExtractor
+from domain.llm import OPENAI_NO_KEY
 from domain.llm_extraction import LLMExtractor, build_llm_extractor
 from domain.llm_report import Reporter, TemplateReporter, build_llm_reporter
+from domain.local_llm import LocalLlmServer
 from memory.models import CommitmentRecord, WriteOp
 from memory.store import Store
 from processors.barge_in import BargeIn
@@ -75,6 +77,8 @@ class CallDeps:
     store: Store
     # Waits (at most the given seconds) until submitted writes are in Postgres or spooled.
     flush: Callable[[float], Awaitable[object]] | None = None
+    # The local model's server (extraction.backend local-llm); None when none is configured.
+    local_llm: LocalLlmServer | None = None
 
     def prompt_file(self, name: str) -> Path:
         """A file of the prompts folder (CONVENE_PROMPTS_DIR), e.g. `report_llm.yaml`."""
@@ -238,6 +242,22 @@ def build_extractor(
     agent = deps.prompts.agent
     names = tuple(n.lower() for n in (agent.name, *agent.aliases))
     deterministic = DeterministicExtractor(window=knobs.extraction.window, bot_names=names)
+    if knobs.extraction.backend == "local-llm":
+        if deps.local_llm is None:
+            log.warning("extraction.backend is local-llm but no local model runs: rules only")
+            return deterministic
+        return build_llm_extractor(
+            prompt_path=deps.prompt_file("extraction.yaml"),
+            spool_path=deps.llm_spool,
+            fallback=deterministic,
+            api_key=OPENAI_NO_KEY,
+            base_url=deps.local_llm.base_url,
+            context={"call_id": call_id, "series": series or ""},
+            provider="openai-compatible",
+            model=deps.local_llm.alias,
+            timeout_secs=knobs.local_llm.timeout_secs,
+            temperature=knobs.local_llm.temperature,
+        )
     provider = knobs.llm_for(knobs.extraction.backend)
     if provider is None:
         return deterministic

@@ -101,10 +101,14 @@ class LLMExtractor:
         context: Mapping[str, str] | None = None,
         provider: Provider = "anthropic",
         model: str | None = None,
+        timeout_secs: float | None = None,
+        temperature: float | None = None,
     ) -> None:
         """`context` (e.g. call_id, series) is kept with spooled windows for the retry.
 
-        `provider` picks the API; `model` overrides the prompt file's `model` (None: keep it).
+        `provider` picks the API; `model` overrides the prompt file's `model` (None: keep it);
+        `timeout_secs` the prompt file's `timeout_secs` (a local model on a busy CPU is slower)
+        and `temperature` its `temperature` (None: the file's).
         """
         window = fallback.window if window is None else window
         if window < 1 or batch_lines < 1:
@@ -118,7 +122,7 @@ class LLMExtractor:
             api_key=_key(provider, api_key),
             base_url=base_url,
             model=resolve_model(model, prompt.model, provider),
-            timeout_secs=prompt.timeout_secs,
+            timeout_secs=prompt.timeout_secs if timeout_secs is None else timeout_secs,
             policy=RetryPolicy(
                 max_retries=prompt.max_retries,
                 backoff_base_secs=backoff_base_secs,
@@ -139,6 +143,7 @@ class LLMExtractor:
         self._retry_lock = asyncio.Lock()
         self._fallback_lock = asyncio.Lock()  # DeterministicExtractor.extract is stateful
         self._system = prompt.system_text()
+        self._temperature = prompt.temperature if temperature is None else temperature
 
     @property
     def provider(self) -> Provider:
@@ -255,9 +260,11 @@ class LLMExtractor:
             system=self._system,
             user=text,
             max_tokens=self.prompt.max_tokens,
-            temperature=self.prompt.temperature,
+            temperature=self._temperature,
         )
-        return to_commitments(reply, bot_names=self.bot_names)
+        return to_commitments(
+            reply, bot_names=self.bot_names, lines=lines, meeting_date=meeting_date
+        )
 
     async def _fall_back(
         self, lines: list[Utterance], new_from: int, meeting_date: dt.date, reason: str
@@ -312,6 +319,8 @@ def build_llm_extractor(
     context: Mapping[str, str] | None = None,
     provider: Provider = "anthropic",
     model: str | None = None,
+    timeout_secs: float | None = None,
+    temperature: float | None = None,
 ) -> LLMExtractor:
     """An LLMExtractor from `prompts/extraction.yaml`; ConfigError when the file or key is bad.
 
@@ -329,4 +338,6 @@ def build_llm_extractor(
         context=context,
         provider=provider,
         model=model,
+        timeout_secs=timeout_secs,
+        temperature=temperature,
     )
