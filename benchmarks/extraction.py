@@ -77,7 +77,11 @@ from domain.extraction import (  # noqa: E402
     parse_transcript_lines,
 )
 from domain.llm import OPENAI_NO_KEY  # noqa: E402
-from domain.llm_extraction import LLMExtractor, build_llm_extractor  # noqa: E402
+from domain.llm_extraction import (  # noqa: E402
+    LLMExtractor,
+    build_llm_extractor,
+    warm_up_server,
+)
 from domain.local_llm import DEFAULT_MODEL, PACKAGED_MODELS, LocalLlmServer  # noqa: E402
 from memory.tracking import content_words, word_credit  # noqa: E402
 
@@ -155,6 +159,16 @@ class LocalLlmBackend:
             model=server.alias,
             timeout_secs=knobs.local_llm.timeout_secs,
             temperature=knobs.local_llm.temperature,
+        )
+        # The prompt read once, as `convene serve` does at start: not counted in the figures.
+        self._loop.run_until_complete(
+            warm_up_server(
+                prompt_path=ROOT / "prompts" / "extraction.yaml",
+                spool_path=Path(self._spool.name) / "pending.sqlite3",
+                base_url=server.base_url,
+                model=server.alias,
+                temperature=knobs.local_llm.temperature,
+            )
         )
 
     def extract(

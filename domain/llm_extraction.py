@@ -30,10 +30,12 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from core import clock
 from core.errors import ConfigError
 from domain.extraction import Commitment, DeterministicExtractor, Utterance
 from domain.llm import (
     API_ERRORS,
+    OPENAI_NO_KEY,
     BadOutput,
     LlmClient,
     Provider,
@@ -234,6 +236,18 @@ class LLMExtractor:
             done.append((item, found))
         return done
 
+    async def warm_up(self) -> bool:
+        """Ask once about a line that holds nothing, so that a local server has the system
+        prompt in its cache before the first real window; nothing is returned, spooled or
+        counted as a failure. True when the model answered."""
+        probe = [Utterance(speaker=None, text="Good morning, everyone.")]
+        try:
+            await self._ask(probe, 0, clock.now().date())
+        except _FAILURES as exc:
+            log.warning("LLM extraction: warm-up failed (%s)", describe_failure(exc))
+            return False
+        return True
+
     async def pending(self) -> list[PendingWindow]:
         """What is waiting in the spool, oldest first."""
         return await asyncio.to_thread(self.spool.load)
@@ -341,3 +355,27 @@ def build_llm_extractor(
         timeout_secs=timeout_secs,
         temperature=temperature,
     )
+
+
+#: How long a local model may take to read the extraction prompt the first time (a busy CPU).
+WARM_UP_TIMEOUT_SECS = 600.0
+
+
+async def warm_up_server(
+    *, prompt_path: Path, spool_path: Path, base_url: str, model: str, temperature: float | None
+) -> bool:
+    """Have an OpenAI-compatible local server read the extraction prompt once (it keeps it in
+    its prompt cache), with a timeout long enough for a cold start on a busy CPU."""
+    warm = build_llm_extractor(
+        prompt_path=prompt_path,
+        spool_path=spool_path,
+        fallback=DeterministicExtractor(),
+        api_key=OPENAI_NO_KEY,
+        base_url=base_url,
+        provider="openai-compatible",
+        model=model,
+        timeout_secs=WARM_UP_TIMEOUT_SECS,
+        temperature=temperature,
+    )
+    async with warm:
+        return await warm.warm_up()

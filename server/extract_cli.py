@@ -23,7 +23,7 @@ from core.prompts import load_prompts
 from core.settings import Settings, reveal
 from domain.extraction import Commitment, DeterministicExtractor, Utterance, parse_transcript_lines
 from domain.llm import OPENAI_NO_KEY
-from domain.llm_extraction import LLMExtractor, build_llm_extractor
+from domain.llm_extraction import LLMExtractor, build_llm_extractor, warm_up_server
 from domain.local_llm import LocalLlmServer
 
 log = logging.getLogger(__name__)
@@ -75,6 +75,13 @@ async def open_extractor(settings: Settings) -> AsyncIterator[CliExtractor]:
                 )
                 await asyncio.to_thread(server.start)
                 log.info("extraction by the local model %s at %s", server.alias, server.base_url)
+                await warm_up_server(
+                    prompt_path=settings.convene_prompts_dir / "extraction.yaml",
+                    spool_path=Path(spool_dir) / "llm-spool.sqlite3",
+                    base_url=server.base_url,
+                    model=server.alias,
+                    temperature=local.temperature,
+                )
                 llm = build_llm_extractor(
                     prompt_path=settings.convene_prompts_dir / "extraction.yaml",
                     spool_path=Path(spool_dir) / "llm-spool.sqlite3",

@@ -26,7 +26,7 @@ from core.prompts import LlmProvider, Prompts, load_prompts
 from core.settings import Settings, reveal
 from domain.extraction import DeterministicExtractor
 from domain.llm import OPENAI_NO_KEY
-from domain.llm_extraction import LLMExtractor, build_llm_extractor
+from domain.llm_extraction import LLMExtractor, build_llm_extractor, warm_up_server
 from domain.llm_extraction_prompt import load_extraction_prompt
 from domain.llm_pending import watch
 from domain.llm_report import load_report_prompt
@@ -193,7 +193,7 @@ class Runtime:
     supervisor_task: asyncio.Task[None] | None = None
     # The local model's server (extraction.backend local-llm), started in the background.
     local_llm: LocalLlmServer | None = None
-    local_llm_task: asyncio.Task[str] | None = None
+    local_llm_task: asyncio.Task[str] | None = None  # start + warm-up
     _stream_tokens: tuple[tuple[object, ...], StreamTokens] | None = field(default=None, repr=False)
     _supervise_backoff: dict[str, tuple[int, float]] = field(default_factory=dict)
 
@@ -292,7 +292,7 @@ class Runtime:
             )
         if self.local_llm_task is None:
             self.local_llm_task = asyncio.create_task(
-                asyncio.to_thread(self.local_llm.start), name="convene-local-llm-start"
+                self._start_local_llm(self.local_llm), name="convene-local-llm-start"
             )
             self.local_llm_task.add_done_callback(_log_start_failure)
             if self.supervisor_task is None:
@@ -300,6 +300,19 @@ class Runtime:
                     self._supervise(), name="convene-supervisor"
                 )
         return self.local_llm
+
+    async def _start_local_llm(self, server: LocalLlmServer) -> str:
+        """Start the server, then read the extraction prompt once: llama.cpp keeps it in its
+        cache, so a call's first window pays only for its own lines (like Whisper's warm-up)."""
+        url = await asyncio.to_thread(server.start)
+        await warm_up_server(
+            prompt_path=self.settings.convene_prompts_dir / "extraction.yaml",
+            spool_path=self.settings.llm_spool_path,
+            base_url=url,
+            model=server.alias,
+            temperature=self.prompts.pipeline.local_llm.temperature,
+        )
+        return url
 
     async def local_llm_ready(self) -> str:
         """Wait until the local model serves; its base URL."""
