@@ -24,7 +24,7 @@ from server.runtime import Runtime
 from server.simulate import request_twiml, wait_completed
 from server.simulator import StreamClosed, TwilioStreamClient, new_sid, stream_url_from_twiml
 from server.stream_tokens import TOKEN_PARAMETER, StreamTokens
-from tests.conftest import TEST_AUTH_TOKEN
+from tests.conftest import API_HEADERS, TEST_AUTH_TOKEN
 from tests.test_webhooks import signed
 
 SILENCE = b"\xff" * 160  # 20 ms of mu-law silence
@@ -126,7 +126,7 @@ async def run_silent_call(client: TwilioStreamClient, frames: int = 25) -> None:
 
 
 async def completed(base_url: str, call_id: str) -> dict[str, Any]:
-    async with httpx.AsyncClient(timeout=30) as http:
+    async with httpx.AsyncClient(timeout=30, headers=API_HEADERS) as http:
         return await wait_completed(http, base_url, call_id, 60)
 
 
@@ -441,11 +441,20 @@ async def test_voice_for_a_call_already_streaming_is_refused(
 
 async def test_voice_reads_no_unsigned_or_oversized_form(base_url: str) -> None:
     url = f"{base_url}/twilio/voice"
-    big = {"CallSid": "CA" + "0" * 32, "Junk": "x" * (2 * 1024 * 1024)}
-    async with httpx.AsyncClient() as http:
-        unsigned = await http.post(url, data=big)
-        oversized = await http.post(url, data=big, headers={"X-Twilio-Signature": "AAAA"})
+    small = {"CallSid": "CA" + "0" * 32}
+    big = {**small, "Junk": "x" * (2 * 1024 * 1024)}
+
+    async def post(form: dict[str, str], headers: dict[str, str] | None = None) -> httpx.Response:
+        # A connection each: the server closes one whose body it refused to read.
+        async with httpx.AsyncClient() as http:
+            return await http.post(url, data=form, headers=headers)
+
+    unsigned = await post(small)
+    oversized_unsigned = await post(big)
+    oversized = await post(big, {"X-Twilio-Signature": "AAAA"})
     assert unsigned.status_code == 403
+    # The body limit answers before anything is parsed, signed or not.
+    assert oversized_unsigned.status_code == 413
     assert oversized.status_code == 413
 
 
