@@ -214,6 +214,17 @@ class Counts(Protocol):
     retries: int
 
 
+@dataclass
+class RequestCounts:
+    """`Counts` as a dataclass for the callers' stats to extend; `str` lists every counter."""
+
+    calls: int = 0
+    retries: int = 0
+
+    def __str__(self) -> str:
+        return " ".join(f"{k}={v}" for k, v in vars(self).items())
+
+
 class ModelPrompt(Protocol):
     """A prompt file's model settings (`prompts/extraction.yaml`, `prompts/report_llm.yaml`)."""
 

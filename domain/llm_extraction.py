@@ -37,6 +37,7 @@ from domain.llm import (
     BadOutput,
     LlmClient,
     Provider,
+    RequestCounts,
     Sleep,
     api_key,
     describe_failure,
@@ -52,7 +53,7 @@ _KEY_NEEDED = {"needed_by": "LLM extraction needs", "prompt_file": "extraction.y
 
 
 @dataclass
-class ExtractionStats:
+class ExtractionStats(RequestCounts):
     """Counters, logged with every failure.
 
     calls: API requests sent (retries included); retries: requests that were retries;
@@ -60,16 +61,11 @@ class ExtractionStats:
     rules; queued: windows written to the spool; recovered: spooled windows later extracted.
     """
 
-    calls: int = 0
-    retries: int = 0
     failures: int = 0
     fallbacks: int = 0
     queued: int = 0
     recovered: int = 0
     spool_errors: int = 0
-
-    def __str__(self) -> str:
-        return " ".join(f"{k}={v}" for k, v in vars(self).items())
 
 
 class LLMExtractor:

@@ -54,6 +54,7 @@ from domain.llm import (
     BadOutput,
     LlmClient,
     Provider,
+    RequestCounts,
     Sleep,
     TextAnswer,
     api_key,
@@ -423,7 +424,7 @@ def speakable(answer: TextAnswer, *, max_chars: int) -> str:
 
 
 @dataclass
-class ReportStats:
+class ReportStats(RequestCounts):
     """Counters, logged with every fallback.
 
     calls: API requests sent (retries included); retries: requests that were retries;
@@ -432,15 +433,10 @@ class ReportStats:
     skipped: questions the templates answered without asking (stop, unknown, no facts).
     """
 
-    calls: int = 0
-    retries: int = 0
     answered: int = 0
     fallbacks: int = 0
     rejected_inventions: int = 0
     skipped: int = 0
-
-    def __str__(self) -> str:
-        return " ".join(f"{k}={v}" for k, v in vars(self).items())
 
 
 class Reporter(Protocol):
