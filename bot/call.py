@@ -25,6 +25,7 @@ from pipecat.services.whisper.stt import WhisperSTTService
 from pipecat.transports.websocket.fastapi import FastAPIWebsocketParams, FastAPIWebsocketTransport
 from pipecat.workers.runner import WorkerRunner
 
+from bot.tracing import worker_tracing
 from bot.twilio_stream import ConveneTwilioSerializer, StreamStart
 from core import clock
 from core.errors import ConfigError
@@ -172,7 +173,7 @@ def build_stt(deps: CallDeps, knobs: PipelineKnobs | None = None) -> FrameProces
         ttfs_p99_latency=1.0,
         clock=clock,
     )
-    return build_stt_failover(primary, local, clock)
+    return build_stt_failover(primary, local, clock, provider=stt.provider)
 
 
 async def _untranscribed_from_now(service: FrameProcessor, usable: bool) -> None:
@@ -443,7 +444,8 @@ async def run_call(
         # A silent call ends gracefully (below), so what it heard is still transcribed.
         cancel_on_idle_timeout=False,
         enable_rtvi=False,
-        enable_turn_tracking=False,
+        # CONVENE_TRACING: Pipecat's OpenTelemetry spans, one trace per turn (bot/tracing.py).
+        **worker_tracing(deps.settings, call_id=call_id, series=series),
         name=f"call-{call_id}",
     )
 

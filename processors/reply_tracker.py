@@ -38,6 +38,7 @@ from pipecat.frames.frames import (
 )
 from pipecat.processors.frame_processor import FrameDirection, FrameProcessor
 
+from core.metrics import VOICE_TO_VOICE
 from memory.models import ReplyRecord, WriteOp
 from processors.frames import CallerHungUpFrame, PlaybackMarkFrame, ReplyFrame
 
@@ -238,3 +239,8 @@ class ReplyTracker(FrameProcessor):  # type: ignore[misc]
         )
         self.replies.append(record)
         self._submit(record)
+        if record.t_first_audio_ms is not None and not record.hung_up:
+            # A reply cut by a hang-up has no latency worth the name: the inbound clock the
+            # two times are on stopped with the caller.
+            latency_ms = record.t_first_audio_ms - record.t_question_end_ms
+            VOICE_TO_VOICE.observe(max(0, latency_ms) / 1000)

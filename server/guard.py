@@ -130,13 +130,16 @@ class SecurityHeaders:
         await self.app(scope, receive, with_headers)
 
 
-PROBE_PATHS = ("/health", "/ready")
+# Answered whatever the Host: orchestrators' probes and Prometheus' scrapes go to the pod's
+# own address. The probes answer nothing a stranger could use; /metrics takes its token (or
+# counts only, with CONVENE_METRICS_PUBLIC).
+PROBE_PATHS = ("/health", "/ready", "/metrics")
 
 
 class HostCheck:
     """Starlette's TrustedHostMiddleware (a foreign Host header: 400, against DNS rebinding),
-    except for the liveness and readiness probes, which orchestrators send to the pod's own
-    address (they answer nothing a stranger could use)."""
+    except for the probes and /metrics, which orchestrators and Prometheus send to the pod's
+    own address."""
 
     def __init__(self, app: ASGIApp, allowed_hosts: list[str]) -> None:
         self.app = app
