@@ -51,6 +51,7 @@ from processors.stage_metrics import StageMetricsObserver
 from processors.stt_failover import build_stt_failover
 from processors.stt_timing import CallClock
 from processors.transcript import TranscriptRecorder
+from processors.user_turns import UserTurnMarks
 from processors.wake import WakeGate, WakeMatcher
 from processors.whisper_stt import RemoteWhisperSTTService, SharedWhisperSTTService
 
@@ -428,6 +429,8 @@ async def run_call(
             transport.output(),
             # After the output: it sees only the audio really sent on the socket.
             tracker,
+            # CONVENE_TRACING: the caller's turns marked for Pipecat's turn tracking, last.
+            *([UserTurnMarks()] if deps.settings.tracing else []),
         ]
     )
     idle = knobs.call.idle_timeout_secs

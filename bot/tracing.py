@@ -38,19 +38,15 @@ MISSING_EXTRA = (
 )
 
 
-def check_tracing(settings: Settings) -> None:
-    """At start: CONVENE_TRACING needs the `tracing` extra."""
-    if settings.tracing and (not is_tracing_available() or OTLPSpanExporter is None):
-        raise ConfigError(MISSING_EXTRA)
-
-
 def start_tracing(settings: Settings, *, exporter: Any | None = None) -> bool:
     """Set up the process's tracer provider once, when CONVENE_TRACING is on: spans to
-    `exporter`, else to OTLP/HTTP as the OTEL_* variables say. Returns whether tracing is on."""
+    `exporter`, else to OTLP/HTTP as the OTEL_* variables say. Returns whether tracing is on;
+    without the `tracing` extra, a `ConfigError` saying so (at start, not mid-call)."""
     global _configured
     if not settings.tracing:
         return False
-    check_tracing(settings)
+    if not is_tracing_available() or (exporter is None and OTLPSpanExporter is None):
+        raise ConfigError(MISSING_EXTRA)
     with _lock:
         if _configured:
             return True
