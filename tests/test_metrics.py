@@ -27,6 +27,7 @@ from pipecat.workers.runner import WorkerRunner
 from prometheus_client.parser import text_string_to_metric_families
 
 from bot.tracing import start_tracing, worker_tracing
+from core.errors import ConfigError
 from core.settings import Settings
 from processors.user_turns import UserTurnMarks
 from server.app import create_app
@@ -34,11 +35,11 @@ from server.local_server import serve_in_process
 from server.runtime import Runtime
 from server.simulator import TwilioStreamClient
 from tests.calls import answered_stream, overridden, simulate_meeting
-from tests.conftest import API_HEADERS
+from tests.conftest import API_HEADERS, make_settings
 from tests.speech import write_meeting
 from tests.test_cloud_tts import SECOND, _cloud, _speak, cartesia, cartesia_server
 from tests.test_security_api import bearer, make_token, security
-from tests.test_security_stream import SILENCE, hang_up, start_streaming
+from tests.test_security_stream import SILENCE, completed, hang_up, start_streaming
 
 __all__ = ["cartesia", "cartesia_server"]  # the fixtures, reused
 
@@ -75,6 +76,8 @@ async def test_active_calls_go_from_1_to_0_around_a_call(base_url: str) -> None:
         await wait_active(base_url, client.custom_parameters["call_id"], client)
         during = await scrape(base_url)
         await hang_up(client)
+    # The call is over once its end is stored (written after it stops counting as active).
+    await completed(base_url, client.custom_parameters["call_id"])
     after = await scrape(base_url)
     assert during["convene_active_calls"] == 1
     assert after["convene_active_calls"] == 0
@@ -214,3 +217,11 @@ async def test_a_spoken_reply_is_timed_and_each_turn_traced(
     assert conversation.attributes["conversation.id"] == result["call_id"], names
     turns = [s for s in done if s.name == "turn"]
     assert turns and all(_in(t, conversation) for t in turns), names
+
+
+async def test_tracing_without_the_extra_stops_start_up(tmp_path: Path) -> None:
+    """`./dev test` syncs without the `tracing` extra: no OTLP exporter, so CONVENE_TRACING
+    stops start-up with what to install, before anything is started."""
+    with pytest.raises(ConfigError, match="uv sync --extra tracing"):
+        await Runtime.start(make_settings(tmp_path, convene_tracing=True))
+    assert not (tmp_path / "postgres").exists()
