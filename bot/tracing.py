@@ -3,7 +3,8 @@ tracing).
 
 With it, each call's `PipelineWorker` runs with `enable_tracing` and `enable_turn_tracking`:
 Pipecat's `TurnTraceObserver` opens a `conversation` span per call and a `turn` span per turn
-(its own trace), with the STT, LLM and TTS services' spans inside. The spans go over OTLP/HTTP
+inside it (processors/user_turns.py marks where a caller's turn starts), with the spans of
+Pipecat's own services (Deepgram, Cartesia, ElevenLabs) inside the turn. They go over OTLP/HTTP
 to the endpoint the standard OpenTelemetry variables name (`OTEL_EXPORTER_OTLP_ENDPOINT`,
 `OTEL_EXPORTER_OTLP_TRACES_ENDPOINT`, `OTEL_EXPORTER_OTLP_HEADERS`, ...), set up once per
 process through `pipecat.utils.tracing.setup.setup_tracing`. The OpenTelemetry SDK and the
