@@ -110,7 +110,8 @@ class CallEnded:
     `ended_by` says what ended it when that was not the call itself (Twilio's `stop`): 'crash'
     for a call a dead process left open, 'disconnect' for a socket gone without `stop`,
     'idle-timeout' for a call nobody spoke in, 'bad-start' / 'media-format' for a stream
-    refused at its `start`, 'error' for a failed pipeline. Such an end only closes a call that
+    refused at its `start`, 'error' for a failed pipeline, 'time-limit' for a call hung up at
+    CONVENE_MAX_CALL_MINUTES (kept by its own `stop`, see Store.mark_time_limited). Such an end only closes a call that
     is still open (never overwrites one).
     """
 
