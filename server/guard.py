@@ -20,7 +20,7 @@ from starlette.middleware.trustedhost import TrustedHostMiddleware
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from core.errors import NotConfigured, ProviderError
-from core.settings import SecuritySettings, Settings
+from core.settings import Settings
 from memory.access import AccessStore
 from memory.store import Store, is_transient
 from server.dialer import hang_up
@@ -197,19 +197,29 @@ class RateLimiter:
 REDIS_ERRORS: tuple[type[BaseException], ...] = (RedisError, OSError, TimeoutError)
 
 
+async def live_calls(access: AccessStore, settings: Settings) -> int:
+    """The account's calls in progress, as the cap counts them: every call Postgres knows as
+    not over, dialled or answered, whichever process runs it; one that has not streamed within
+    its stream token's life (CONVENE_STREAM_TOKEN_TTL_SECS) never will and is not counted."""
+    return await access.live_calls(
+        within=dt.timedelta(minutes=settings.security.max_call_minutes),
+        unstarted_within=dt.timedelta(seconds=settings.streams.token_ttl_secs),
+    )
+
+
 async def call_cap_refusal(
-    access: AccessStore, *, in_process: int, security: SecuritySettings
+    access: AccessStore, *, in_process: int, settings: Settings
 ) -> str | None:
     """Why one more call may not start now, if so: CONVENE_MAX_CALLS calls in progress in this
-    process (the streams it runs), or in the account (every call Postgres knows as not over,
-    dialled or answered, whichever process runs it). Raises what Postgres raises."""
-    cap = security.max_concurrent_calls
+    process (the streams it runs), or in the account (`live_calls`). Raises what Postgres
+    raises."""
+    cap = settings.security.max_concurrent_calls
     if in_process >= cap:
         return (
             f"{in_process} calls in progress in this process: at most {cap} at once "
             "(CONVENE_MAX_CALLS)"
         )
-    live = await access.live_calls(within=dt.timedelta(minutes=security.max_call_minutes))
+    live = await live_calls(access, settings)
     if live >= cap:
         return f"{live} calls in progress: at most {cap} at once (CONVENE_MAX_CALLS)"
     return None

@@ -139,7 +139,7 @@ async def create_call(
             "(dial.allow in prompts/pipeline.yaml)",
         )
     full = await call_cap_refusal(
-        AccessStore(runtime.store.pool), in_process=len(runtime.active_calls), security=security
+        AccessStore(runtime.store.pool), in_process=len(runtime.active_calls), settings=settings
     )
     if full:
         raise HTTPException(status_code=429, detail=full)

@@ -90,7 +90,7 @@ async def voice(
                 # A new call counts against the cap as a dialled one does (a retried webhook
                 # of a call already answered is counted already).
                 full = await call_cap_refusal(
-                    access, in_process=len(runtime.active_calls), security=security
+                    access, in_process=len(runtime.active_calls), settings=runtime.settings
                 )
                 if full:
                     return _refused_call(call_sid, full)

@@ -31,13 +31,14 @@ from memory.spool import Spool
 from server.app import create_app
 from server.cli import app as cli_app
 from server.erase import purge_expired
+from server.guard import live_calls
 from server.local_server import serve_in_process
 from server.runtime import Runtime
 from server.simulate import request_twiml, wait_completed
 from server.simulator import TwilioStreamClient, new_sid, stream_url_from_twiml
 from tests.calls import overridden
 from tests.conftest import API_HEADERS as API
-from tests.conftest import TEST_ACCOUNT_SID, TEST_AUTH_TOKEN
+from tests.conftest import TEST_ACCOUNT_SID, TEST_AUTH_TOKEN, make_settings
 from tests.fakes.twilio_api import FakeTwilio
 
 ACCOUNT = "AC" + "2" * 32
@@ -77,6 +78,16 @@ def security(runtime: Runtime, **changes: Any) -> dict[str, Any]:
     """`overridden(runtime, settings=...)` for fields of the security sub-model."""
     fields = type(runtime.settings.security).model_fields
     return {str(fields[name].validation_alias).lower(): value for name, value in changes.items()}
+
+
+async def capped_one_above(runtime: Runtime) -> dict[str, Any]:
+    """Settings that let exactly one more call start: the cap one above the calls counted now.
+    Unstarted calls count for a day here (the stream tokens' life), so none of the session's
+    earlier calls ages out of the count while the test runs."""
+    settings = {"convene_stream_token_ttl_secs": 86_400.0}
+    with overridden(runtime, settings=settings):
+        live = await live_calls(AccessStore(runtime.store.pool), runtime.settings)
+    return {**settings, **security(runtime, max_concurrent_calls=live + 1)}
 
 
 @pytest.fixture
@@ -354,8 +365,7 @@ async def test_concurrent_calls_are_capped(
 ) -> None:
     url, fake = twilio
     token = await make_token(runtime, "dial")
-    live = await AccessStore(runtime.store.pool).live_calls(within=dt.timedelta(hours=4))
-    with overridden(runtime, settings=security(runtime, max_concurrent_calls=live + 1)):
+    with overridden(runtime, settings=await capped_one_above(runtime)):
         async with httpx.AsyncClient(base_url=url, headers=bearer(token)) as client:
             first = await client.post("/calls", json={"to": "+14155550100", "series": "cap"})
             second = await client.post("/calls", json={"to": "+14155550100", "series": "cap"})
@@ -413,9 +423,8 @@ async def test_inbound_calls_count_against_the_concurrent_call_cap(
     """Past CONVENE_MAX_CALLS an answered call hears a refusal and is hung up: no stream, no
     token, no record. Twilio retrying the webhook of a call already answered is not a new
     call."""
-    live = await AccessStore(runtime.store.pool).live_calls(within=dt.timedelta(hours=4))
     first, second = new_sid("CA"), new_sid("CA")
-    with overridden(runtime, settings=security(runtime, max_concurrent_calls=live + 1)):
+    with overridden(runtime, settings=await capped_one_above(runtime)):
         answered = await voice_answer(base_url, first, "inbound-cap")
         calls_before = await runtime.store.pool.fetchval("SELECT count(*) FROM calls")
         refused = await voice_answer(base_url, second, "inbound-cap")
@@ -430,6 +439,54 @@ async def test_inbound_calls_count_against_the_concurrent_call_cap(
         "refused call" in r.getMessage() and second in r.getMessage() for r in caplog.records
     )
     assert not answering.updates  # refused by TwiML: nothing to hang up
+
+
+async def test_a_call_that_never_streamed_stops_counting_once_its_token_expired(
+    runtime: Runtime,
+) -> None:
+    """A caller who hung up while the call rang leaves it `ringing` (no status callback on an
+    inbound number): it holds a place under the cap only while its stream token could still
+    open a stream; a call that streams counts until the time limit."""
+    access = AccessStore(runtime.store.pool)
+    window = {"within": dt.timedelta(days=3), "unstarted_within": dt.timedelta(days=1)}
+    before = await access.live_calls(**window)
+    rang = await make_call(runtime, "cap-age", status="ringing")
+    streams = await make_call(runtime, "cap-age", status="ringing")
+    await runtime.store.start_stream(
+        call_id=streams, stream_sid=new_sid("MZ"), call_sid=None, meeting_title=None
+    )
+    assert await access.live_calls(**window) == before + 2
+    await runtime.store.pool.execute(
+        "UPDATE calls SET created_at = now() - interval '2 days' WHERE id = ANY($1::uuid[])",
+        [uuid.UUID(rang), uuid.UUID(streams)],
+    )
+    assert await access.live_calls(**window) == before + 1  # the one that streams
+
+
+async def test_while_postgres_is_away_inbound_calls_count_against_this_process(
+    tmp_path: Path,
+) -> None:
+    """Postgres away: a call is still answered (its record spooled), but only while this
+    process runs fewer than CONVENE_MAX_CALLS calls."""
+    settings = make_settings(
+        tmp_path / "home", database_url=None, redis_url=None, convene_max_calls=1
+    )
+    rt = await Runtime.start(settings, load_whisper=False)
+    try:
+        assert rt.embedded_postgres is not None
+        async with serve_in_process(create_app(runtime=rt)) as url:
+            await asyncio.to_thread(rt.embedded_postgres.interrupt)
+            streaming = str(uuid.uuid4())
+            rt.active_calls.add(streaming)  # one call streaming here already
+            refused = await voice_answer(url, new_sid("CA"), "while-down")
+            with overridden(rt, settings={"convene_max_calls": 2}):
+                answered = await voice_answer(url, new_sid("CA"), "while-down")
+            rt.active_calls.discard(streaming)
+            await asyncio.to_thread(rt.embedded_postgres.restart)
+    finally:
+        await rt.close()
+    assert "<Hangup />" in refused and "<Stream" not in refused
+    assert "<Stream" in answered and "stream_token" in answered
 
 
 async def test_an_answered_call_is_hung_up_at_its_time_limit_and_says_so(
