@@ -56,6 +56,10 @@ async def voice(
     Query parameters (set them on the number's webhook URL), or the same names as form
     fields: `series` (the meeting series key), `date` (the meeting date; default: today in
     the series' time zone, decided now and kept for the whole call) and `title`.
+
+    A new call counts against CONVENE_MAX_CALLS as a dialled one does (past it: a spoken
+    refusal and a hang-up, nothing stored) and is hung up through Twilio's REST API after
+    CONVENE_MAX_CALL_MINUTES.
     """
     series = series or form.get("series") or None
     title = title or form.get("title") or None
