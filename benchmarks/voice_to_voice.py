@@ -44,7 +44,7 @@ from processors.stage_metrics import RECENT  # noqa: E402
 from processors.whisper_stt import transcribe_local  # noqa: E402
 from server.app import create_app  # noqa: E402
 from server.audio import pcm16_to_ulaw  # noqa: E402
-from server.local_server import serve_in_process  # noqa: E402
+from server.local_server import minted_token, serve_in_process  # noqa: E402
 from server.runtime import Runtime  # noqa: E402
 from server.simulator import TwilioStreamClient  # noqa: E402
 
@@ -164,7 +164,7 @@ def bare_app(runtime: Runtime) -> FastAPI:
             enable_rtvi=False,
         )
 
-        @transport.event_handler("on_client_disconnected")  # type: ignore[misc]
+        @transport.event_handler("on_client_disconnected")  # type: ignore[misc, untyped-decorator]
         async def _gone(_t: object, _w: object) -> None:
             await worker.queue_frame(EndFrame())
 
@@ -314,7 +314,10 @@ async def main() -> None:
     series = "bench-series"
     questions = [speech_ulaw(q) for q in QUESTIONS]
     try:
-        async with serve_in_process(create_app(runtime=runtime)) as url:
+        async with (
+            minted_token(runtime, name="voice-to-voice benchmark") as api_token,
+            serve_in_process(create_app(runtime=runtime)) as url,
+        ):
             from server.simulate import simulate_call
 
             with tempfile.TemporaryDirectory() as tmp:
@@ -332,6 +335,7 @@ async def main() -> None:
                     meeting_date=dt.date(2026, 11, 17),
                     speed=0,
                     auth_token=token,
+                    api_token=api_token,
                 )
             ws, params, call_sid = await answered(url, series, token)
             RECENT.clear()
