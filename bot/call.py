@@ -80,11 +80,6 @@ class CallDeps:
         """A file of the prompts folder (CONVENE_PROMPTS_DIR), e.g. `report_llm.yaml`."""
         return self.settings.convene_prompts_dir / name
 
-    @property
-    def llm_spool(self) -> Path:
-        """Where windows the LLM extractor failed on wait for a retry."""
-        return self.settings.convene_home / "llm-spool.sqlite3"
-
 
 @dataclass
 class CallOutcome:
@@ -244,7 +239,7 @@ def build_extractor(
     api_key, base_url = llm_access(deps, provider)
     return build_llm_extractor(
         prompt_path=deps.prompt_file("extraction.yaml"),
-        spool_path=deps.llm_spool,
+        spool_path=deps.settings.llm_spool_path,
         fallback=deterministic,
         api_key=api_key,
         base_url=base_url,
