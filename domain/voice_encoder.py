@@ -108,10 +108,10 @@ def load_state(path: Path) -> dict[str, Floats]:
     """The model state of an old-style (non-zip) PyTorch checkpoint, as float32 arrays."""
     with path.open("rb") as f:
         for _ in range(3):  # magic number, protocol version, system info: plain data
-            pickle.load(f)  # noqa: S301 - three small literals written by torch.save
+            pickle.load(f)  # three plain literals written by torch.save
         unpickler = _StateUnpickler(f)
         checkpoint = unpickler.load()
-        keys = pickle.load(f)  # noqa: S301 - a list of storage keys
+        keys = pickle.load(f)  # a list of storage keys (strings)
         for key in keys:
             (count,) = struct.unpack("<q", f.read(8))
             storage = unpickler.storages[str(key)]
@@ -263,7 +263,7 @@ class VoiceEncoder:
         options.intra_op_num_threads = 1  # a call's segments are few; keep its cores free
         options.inter_op_num_threads = 1
         self._session = ort.InferenceSession(
-            _onnx_model(load_state(path or weights_path())),
+            _onnx_model(state),
             sess_options=options,
             providers=["CPUExecutionProvider"],
         )
