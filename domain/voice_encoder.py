@@ -298,7 +298,7 @@ class VoiceEncoder:
         power = np.abs(np.fft.rfft(frames * self._window, axis=1)) ** 2
         return np.asarray(power @ self._mel.T, dtype=np.float32)
 
-    def _forward(self, mels: Floats) -> Floats:
+    def embed_partials(self, mels: Floats) -> Floats:
         """(batch, frames, 40) -> (batch, 256) L2-normed embeddings."""
         (out,) = self._session.run(["embeddings"], {"mels": mels.astype(np.float32)})
         return np.asarray(out, dtype=np.float32)
@@ -323,5 +323,5 @@ class VoiceEncoder:
             wav = np.pad(wav, (0, needed - wav.size))
         mel = self.mel_frames(wav)
         batch = np.stack([mel[s : s + PARTIAL_FRAMES] for s in starts])
-        mean = self._forward(batch).mean(axis=0)
+        mean = self.embed_partials(batch).mean(axis=0)
         return np.asarray(mean / max(float(np.linalg.norm(mean)), 1e-9), dtype=np.float32)
