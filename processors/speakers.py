@@ -21,7 +21,6 @@ from dataclasses import dataclass
 from functools import lru_cache
 
 from pipecat.frames.frames import (
-    EndFrame,
     Frame,
     InputAudioRawFrame,
     StartFrame,
@@ -101,8 +100,6 @@ class SpeakerLabeler(FrameProcessor):  # type: ignore[misc]
             self._turn_ended(max(0, self.heard_ms - int(frame.stop_secs * 1000)))
         elif isinstance(frame, TranscriptSegmentFrame):
             await self._label(frame)
-        elif isinstance(frame, EndFrame):
-            self._turn_ended(self.heard_ms)
         await self.push_frame(frame, direction)
 
     async def cleanup(self) -> None:

@@ -8,11 +8,13 @@ diarization error rate against the synthesis script is reported.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import io
 import pickle
 import re
 import struct
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -46,10 +48,12 @@ MEETING = [
 
 
 def report(request: pytest.FixtureRequest, line: str) -> None:
-    """A measurement in the test output (shown even when output is captured)."""
-    reporter = request.config.pluginmanager.get_plugin("terminalreporter")
-    if reporter is not None:
-        reporter.write_line(line)
+    """A measurement in the test output (shown even when output is captured) and in the
+    test's report properties (JUnit XML)."""
+    request.node.user_properties.append(("measured", line))
+    capture = request.config.pluginmanager.get_plugin("capturemanager")
+    with capture.global_and_fixture_disabled() if capture else contextlib.nullcontext():
+        sys.stdout.write(f"\n{line}\n")
 
 
 @pytest.fixture(scope="module")
