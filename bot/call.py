@@ -406,7 +406,11 @@ async def run_call(
             stt,
             probe,
             # Before the recorder: the segment is stored with its speaker label.
-            *([SpeakerLabeler(knobs=knobs.speakers)] if knobs.speakers.enabled else []),
+            *(
+                [SpeakerLabeler(knobs=knobs.speakers, call_id=call_id, submit=deps.submit)]
+                if knobs.speakers.enabled
+                else []
+            ),
             recorder,
             commitments,
             WakeGate(

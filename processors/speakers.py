@@ -8,7 +8,9 @@ ends it starts embedding that turn's audio in a thread (domain/voice_encoder.py)
 STT is still transcribing it; when the turn's `TranscriptSegmentFrame` comes, the voice is
 usually ready, is clustered (domain/speakers.py) and the frame goes on with its label. A
 segment that matches no turn (a provider with its own segmentation) is embedded from its own
-span. System frames (the audio) never wait; only the segment waits for its own voice.
+span. System frames (the audio) never wait; only the segment waits for its own voice. When
+two labels turn out to be one voice, `submit` gets a `SpeakersMerged` write, so the segments
+already stored under the label that went are relabelled.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ import asyncio
 import logging
 import threading
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import lru_cache
 
@@ -32,6 +35,7 @@ from pipecat.processors.frame_processor import FrameDirection, FrameProcessor
 from core.prompts import SpeakerKnobs
 from domain.speakers import CallSpeakers, Vector
 from domain.voice_encoder import VoiceEncoder
+from memory.models import SpeakersMerged, WriteOp
 from processors.frames import TranscriptSegmentFrame
 
 log = logging.getLogger(__name__)
@@ -65,9 +69,16 @@ class SpeakerLabeler(FrameProcessor):  # type: ignore[misc]
     """Sets `speaker` on each `TranscriptSegmentFrame` from its voice (see module doc)."""
 
     def __init__(
-        self, *, knobs: SpeakerKnobs | None = None, encoder: VoiceEncoder | None = None
+        self,
+        *,
+        knobs: SpeakerKnobs | None = None,
+        encoder: VoiceEncoder | None = None,
+        call_id: str | None = None,
+        submit: Callable[[WriteOp], None] | None = None,
     ) -> None:
         super().__init__()
+        self._call_id = call_id
+        self._submit = submit
         knobs = knobs or SpeakerKnobs()
         self.speakers = CallSpeakers(
             threshold=knobs.threshold,
@@ -174,8 +185,14 @@ class SpeakerLabeler(FrameProcessor):  # type: ignore[misc]
         if voice is None:
             return
         secs = (frame.end_ms - frame.start_ms) / 1000
+        merged_before = len(self.speakers.merged)
         assignment = self.speakers.assign(voice, secs)
         frame.speaker = assignment.label
+        for gone in list(self.speakers.merged)[merged_before:]:
+            kept = self.speakers.label_of(gone)
+            log.info("speakers %s and %s are one voice: %s stays", kept, gone, kept)
+            if self._submit is not None and self._call_id is not None:
+                self._submit(SpeakersMerged(call_id=self._call_id, gone=gone, kept=kept))
         log.debug(
             "segment [%d-%d ms]: %s (similarity %.2f%s)",
             frame.start_ms,

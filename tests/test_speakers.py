@@ -15,6 +15,7 @@ import pickle
 import re
 import struct
 import sys
+import uuid
 from pathlib import Path
 
 import numpy as np
@@ -29,7 +30,10 @@ from domain.voice_encoder import (
     load_state,
     weights_path,
 )
+from memory.models import CallCreated, SegmentRecord, SpeakersMerged
+from memory.spool import Spool
 from server.audio import float_to_pcm16, pcm16_to_float, resample, to_twilio_ulaw, ulaw_to_pcm16
+from server.runtime import Runtime
 from tests.calls import simulate_meeting
 from tests.diarization import Turn, der, voice_meeting
 
@@ -165,6 +169,39 @@ def test_three_voices_on_phone_audio(
     report(request, f"speakers: DER {rate:.1%} on the true turns (encoder + clustering)")
     assert same_partition(labels, [t.voice for t in truth]), labels
     assert rate == 0.0
+
+
+# -- relabelling what is stored ----------------------------------------------------------
+
+
+async def test_merged_speakers_relabel_stored_segments(runtime: Runtime, tmp_path: Path) -> None:
+    call_id = await runtime.store.create_call(
+        CallCreated(
+            call_id=str(uuid.uuid4()),
+            direction="inbound",
+            status="in-progress",
+            meeting_date=MEETING_DATE,
+            time_zone="UTC",
+        )
+    )
+    said = [("S1", "first words"), ("S2", "second words"), ("S3", "third words")]
+    await runtime.store.apply(
+        [
+            SegmentRecord(call_id, i, i * 1000, i * 1000 + 900, t, speaker=s)
+            for i, (s, t) in enumerate(said)
+        ]
+    )
+    # Through the spool, as a merge written while Postgres was away would come back.
+    spool = Spool(tmp_path / "spool.sqlite3")
+    try:
+        await spool.append([SpeakersMerged(call_id=call_id, gone="S2", kept="S1")])
+        ops = [op for _, op in await spool.peek(10)]
+    finally:
+        spool.close()
+    await runtime.store.apply(ops)
+    await runtime.store.apply(ops)  # a replay changes nothing more
+    stored = await runtime.store.get_segments(call_id)
+    assert [seg["speaker"] for seg in stored] == ["S1", "S1", "S3"]
 
 
 # -- a call ----------------------------------------------------------------------------------
