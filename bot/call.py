@@ -397,7 +397,7 @@ async def run_call(
     agent = deps.prompts.agent
     reporter = build_reporter(deps, knobs)
     tts_knobs = knobs.tts
-    tracker = ReplyTracker(call_id=call_id, submit=deps.submit)
+    tracker = ReplyTracker(call_id=call_id, submit=deps.submit, clock=serializer.clock)
     pipeline = Pipeline(
         [
             transport.input(),
