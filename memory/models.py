@@ -242,11 +242,29 @@ class SummaryRecord:
         return cls(**data)
 
 
+@dataclass(frozen=True)
+class SpeakersMerged:
+    """Two of a call's speaker labels turned out to be one voice: its segments labelled `gone`
+    are relabelled `kept` (processors/speakers.py)."""
+
+    call_id: str
+    gone: str
+    kept: str
+
+    def as_json(self) -> dict[str, Any]:
+        return {"call_id": self.call_id, "gone": self.gone, "kept": self.kept}
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> SpeakersMerged:
+        return cls(**data)
+
+
 WriteOp = (
     SegmentRecord
     | CommitmentRecord
     | ReplyRecord
     | SummaryRecord
+    | SpeakersMerged
     | CallEnded
     | CallCreated
     | StreamStarted

@@ -22,6 +22,7 @@ from memory.models import (
     CommitmentRecord,
     ReplyRecord,
     SegmentRecord,
+    SpeakersMerged,
     StreamStarted,
     SummaryRecord,
     TaskChange,
@@ -437,6 +438,15 @@ class Store:
                         vectors[summary_at],
                     )
                     summary_at += 1
+                elif isinstance(op, SpeakersMerged):
+                    # After the segments of its batch: they may carry the label that went.
+                    await conn.execute(
+                        "UPDATE transcript_segments SET speaker = $3"
+                        " WHERE call_id = $1 AND speaker = $2",
+                        uuid.UUID(op.call_id),
+                        op.gone,
+                        op.kept,
+                    )
                 elif isinstance(op, ReplyRecord):
                     await conn.execute(
                         "INSERT INTO replies(call_id, ordinal, intent, question, answer,"
