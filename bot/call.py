@@ -1,4 +1,5 @@
-"""One Pipecat pipeline per call: Twilio socket -> VAD -> Whisper -> transcript recorder."""
+"""One Pipecat pipeline per call: Twilio socket -> VAD -> Whisper -> speakers -> transcript
+recorder."""
 
 from __future__ import annotations
 
@@ -47,6 +48,7 @@ from processors.pause_vad import PauseAwareVADAnalyzer, PauseVADProcessor
 from processors.piper_tts import SharedPiperTTSService
 from processors.reply_tracker import ReplyMarks, ReplyTracker
 from processors.report import ReportProcessor
+from processors.speakers import SpeakerLabeler
 from processors.stage_metrics import StageMetricsObserver
 from processors.stt_failover import build_stt_failover
 from processors.stt_timing import CallClock
@@ -397,7 +399,7 @@ async def run_call(
     agent = deps.prompts.agent
     reporter = build_reporter(deps, knobs)
     tts_knobs = knobs.tts
-    tracker = ReplyTracker(call_id=call_id, submit=deps.submit)
+    tracker = ReplyTracker(call_id=call_id, submit=deps.submit, clock=serializer.clock)
     pipeline = Pipeline(
         [
             transport.input(),
@@ -405,6 +407,12 @@ async def run_call(
             BargeIn(),
             stt,
             probe,
+            # Before the recorder: the segment is stored with its speaker label.
+            *(
+                [SpeakerLabeler(knobs=knobs.speakers, call_id=call_id, submit=deps.submit)]
+                if knobs.speakers.enabled
+                else []
+            ),
             recorder,
             commitments,
             WakeGate(
