@@ -1,13 +1,17 @@
-"""Voice-to-voice latency: end of the asker's speech -> first reply audio byte on the socket.
+"""Voice-to-voice latency as the caller hears it: the question's last voiced frame sent ->
+the first voiced reply frame received, both timed at the client's socket.
 
     uv run python benchmarks/voice_to_voice.py [--turns 20]
 
-Streams spoken questions in real time over the real Twilio websocket, once into Convene's full
-pipeline (VAD -> Whisper -> extraction -> wake gate -> memory lookup -> report -> Piper) and once
-into a bare Pipecat pipeline (transport -> VAD -> the same Whisper -> the same Piper, answering
-every utterance with a fixed sentence), in the same run, and prints p50/p95 for both and their
-ratio. Stage shares are measured beside it on the same audio: the VAD stop wait (configured),
-Whisper on the question, memory lookup + report, and Piper's first chunk.
+A Twilio Media Streams client (server/simulator.py: real-time 20 ms frames on one cadence, each
+`mark` echoed when the audio before it has "played", `clear` honoured) streams spoken questions
+over the real websocket, once into Convene's full pipeline (VAD -> Whisper -> extraction -> wake
+gate -> memory lookup -> report -> Piper) and once into a bare Pipecat pipeline (transport ->
+VAD -> the same Whisper -> the same Piper, answering every utterance with a fixed sentence), in
+the same run, and prints p50/p95 for both and their ratio. "Voiced" is core/voice.py's rule,
+the one the server's stored replies use (`t_first_audio_ms - t_question_end_ms`), whose p50/p95
+are printed beside the client's. Stage shares are measured beside it on the same audio: the VAD
+stop wait (configured), Whisper on the question, memory lookup + report, and Piper's first chunk.
 """
 
 from __future__ import annotations
@@ -44,7 +48,7 @@ from processors.stage_metrics import RECENT  # noqa: E402
 from processors.whisper_stt import transcribe_local  # noqa: E402
 from server.app import create_app  # noqa: E402
 from server.audio import pcm16_to_ulaw  # noqa: E402
-from server.local_server import serve_in_process  # noqa: E402
+from server.local_server import minted_token, serve_in_process  # noqa: E402
 from server.runtime import Runtime  # noqa: E402
 from server.simulator import TwilioStreamClient  # noqa: E402
 
@@ -61,39 +65,26 @@ SEED = [
 FRAME = 160  # 20 ms of 8 kHz mu-law
 
 
-def speech_ulaw(text: str) -> tuple[bytes, float]:
-    """The question as Twilio audio, and where its speech ends (seconds)."""
+def speech_ulaw(text: str) -> bytes:
+    """The question as Twilio audio."""
     audio, rate = synthesize(text)
     samples = soxr.resample(audio.astype(np.float32) / 32768.0, rate, 8000)
-    loud = np.flatnonzero(np.abs(samples) > 0.02)
-    speech_end = (loud[-1] + 1) / 8000 if loud.size else len(samples) / 8000
     pcm = (np.clip(samples, -1, 1) * 32767).astype(np.int16).tobytes()
-    return pcm16_to_ulaw(pcm), speech_end
+    return pcm16_to_ulaw(pcm)
 
 
-async def one_turn(client: TwilioStreamClient, ulaw: bytes, speech_end: float) -> float | None:
-    """Stream one question in real time; seconds from end of speech to first reply byte."""
-    before = len(client.result.received_media)
-    start = time.monotonic()
+async def one_turn(client: TwilioStreamClient, ulaw: bytes) -> float | None:
+    """Ask one question in real time; seconds from its last voiced frame sent to the first
+    voiced reply frame received (None: no reply within 15 s)."""
     await client.stream_audio(ulaw, speed=1.0)
-    t_speech_end = start + speech_end
-    silence = b"\xff" * FRAME
-    first: float | None = None
-    deadline = time.monotonic() + 15
-    while time.monotonic() < deadline:
-        await client.stream_audio(silence, speed=1.0)
-        if first is None and len(client.result.received_media) > before:
-            first = time.monotonic()
-            break
-    # Let the reply play out (keep listening until the bot has been quiet for 1 s).
-    quiet_since = time.monotonic()
-    seen = len(client.result.received_media)
-    while time.monotonic() - quiet_since < 1.0 and time.monotonic() < deadline + 30:
-        await client.stream_audio(silence, speed=1.0)
-        if len(client.result.received_media) != seen:
-            seen = len(client.result.received_media)
-            quiet_since = time.monotonic()
-    return None if first is None else first - t_speech_end
+    asked = client.result.last_voiced_sent_at
+    if asked is None:
+        raise ValueError("the question has no voiced frame")
+    await client.keep_line(lambda: client.first_voiced_after(asked) is not None, max_secs=15)
+    first = client.first_voiced_after(asked)
+    # Stay on the line while the reply plays, until the bot has been quiet for 1 s.
+    await client.keep_line(lambda: time.monotonic() - client.bot_quiet_since() >= 1.0, max_secs=60)
+    return None if first is None else first.at - asked
 
 
 class FixedAnswer(FrameProcessor):  # type: ignore[misc]
@@ -164,7 +155,7 @@ def bare_app(runtime: Runtime) -> FastAPI:
             enable_rtvi=False,
         )
 
-        @transport.event_handler("on_client_disconnected")  # type: ignore[misc]
+        @transport.event_handler("on_client_disconnected")  # type: ignore[misc, untyped-decorator]
         async def _gone(_t: object, _w: object) -> None:
             await worker.queue_frame(EndFrame())
 
@@ -199,7 +190,7 @@ async def answered(base_url: str, series: str, token: str) -> tuple[str, dict[st
 
 async def run_turns(
     url: str,
-    questions: list[tuple[bytes, float]],
+    questions: list[bytes],
     turns: int,
     params: dict[str, str],
     *,
@@ -213,8 +204,7 @@ async def run_turns(
         await client.send_start()
         await client.stream_audio(b"\xff" * FRAME * 25, speed=1.0)
         for i in range(turns):
-            ulaw, speech_end = questions[i % len(questions)]
-            latency = await one_turn(client, ulaw, speech_end)
+            latency = await one_turn(client, questions[i % len(questions)])
             if verbose:
                 shown = "no reply" if latency is None else f"{latency * 1000:.0f} ms"
                 print(f"  {label} turn {i + 1}: {QUESTIONS[i % len(QUESTIONS)]!r} {shown}")
@@ -230,9 +220,29 @@ def pct(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, int(round(q * (len(ordered) - 1))))]
 
 
-async def stage_shares(
-    runtime: Runtime, questions: list[tuple[bytes, float]], series: str
-) -> dict[str, float]:
+async def stored_latencies(
+    runtime: Runtime, base_url: str, api_token: str, call_sid: str
+) -> list[float]:
+    """The server's own figure for each reply of the call, once it is stored: seconds from
+    `t_question_end_ms` to `t_first_audio_ms` (replies that were sent)."""
+    import httpx
+
+    from server.simulate import wait_completed
+
+    call_id = await runtime.store.find_call(call_sid=call_sid)
+    if call_id is None:
+        return []
+    headers = {"Authorization": f"Bearer {api_token}"}
+    async with httpx.AsyncClient(timeout=30, headers=headers) as http:
+        await wait_completed(http, base_url, call_id, 120)
+    return [
+        (r["t_first_audio_ms"] - r["t_question_end_ms"]) / 1000
+        for r in await runtime.store.get_replies(call_id)
+        if r["t_first_audio_ms"] is not None
+    ]
+
+
+async def stage_shares(runtime: Runtime, questions: list[bytes], series: str) -> dict[str, float]:
     from server.audio import ulaw_to_pcm16
 
     deps = runtime.call_deps()
@@ -240,7 +250,7 @@ async def stage_shares(
     stt_times, stt_full_times, tts_times, lookup_times, report_times = [], [], [], [], []
     tts_clause_times: list[float] = []
     settings = whisper_settings(deps, runtime.prompts.pipeline)
-    for ulaw, _ in questions:
+    for ulaw in questions:
         pcm = np.frombuffer(ulaw_to_pcm16(ulaw), dtype=np.int16).astype(np.float32) / 32768.0
         audio16 = soxr.resample(pcm, 8000, 16000)
         pcm16 = (np.clip(audio16, -1, 1) * 32767).astype(np.int16).tobytes()
@@ -314,7 +324,10 @@ async def main() -> None:
     series = "bench-series"
     questions = [speech_ulaw(q) for q in QUESTIONS]
     try:
-        async with serve_in_process(create_app(runtime=runtime)) as url:
+        async with (
+            minted_token(runtime, name="voice-to-voice benchmark") as api_token,
+            serve_in_process(create_app(runtime=runtime)) as url,
+        ):
             from server.simulate import simulate_call
 
             with tempfile.TemporaryDirectory() as tmp:
@@ -332,6 +345,7 @@ async def main() -> None:
                     meeting_date=dt.date(2026, 11, 17),
                     speed=0,
                     auth_token=token,
+                    api_token=api_token,
                 )
             ws, params, call_sid = await answered(url, series, token)
             RECENT.clear()
@@ -344,6 +358,10 @@ async def main() -> None:
                 verbose=args.per_turn,
                 call_sid=call_sid,
             )
+            stored = await stored_latencies(runtime, url, api_token, call_sid)
+            if args.per_turn:
+                shown = ", ".join(f"{secs * 1000:.0f}" for secs in stored)
+                print(f"  convene stored replies (ms): {shown}")
             service_metrics = {
                 f"{kind} {name}": statistics.median(values)
                 for (kind, name), values in sorted(RECENT.items())
@@ -386,9 +404,16 @@ async def main() -> None:
     finally:
         await runtime.close()
     print(
-        f"voice-to-voice latency, {args.turns} turns each, real-time streaming over the Twilio websocket"
+        f"voice-to-voice latency, {args.turns} turns each, real-time streaming over the Twilio"
+        " websocket, as the caller hears it: last voiced frame of the question sent -> first"
+        " voiced reply frame received, at the client"
     )
-    rows = (("convene", convene), ("convene, no speculation", no_spec), ("bare pipecat", bare))
+    rows = (
+        ("convene", convene),
+        ("convene, stored replies", stored),
+        ("convene, no speculation", no_spec),
+        ("bare pipecat", bare),
+    )
     for name, values in rows:
         if values:
             print(

@@ -1,4 +1,5 @@
-"""One Pipecat pipeline per call: Twilio socket -> VAD -> Whisper -> transcript recorder."""
+"""One Pipecat pipeline per call: Twilio socket -> VAD -> Whisper -> speakers -> transcript
+recorder."""
 
 from __future__ import annotations
 
@@ -25,6 +26,7 @@ from pipecat.services.whisper.stt import WhisperSTTService
 from pipecat.transports.websocket.fastapi import FastAPIWebsocketParams, FastAPIWebsocketTransport
 from pipecat.workers.runner import WorkerRunner
 
+from bot.tracing import worker_tracing
 from bot.twilio_stream import ConveneTwilioSerializer, StreamStart
 from core import clock
 from core.errors import ConfigError
@@ -48,10 +50,12 @@ from processors.pause_vad import PauseAwareVADAnalyzer, PauseVADProcessor
 from processors.piper_tts import SharedPiperTTSService
 from processors.reply_tracker import ReplyMarks, ReplyTracker
 from processors.report import ReportProcessor
+from processors.speakers import SpeakerLabeler
 from processors.stage_metrics import StageMetricsObserver
 from processors.stt_failover import build_stt_failover
 from processors.stt_timing import CallClock
 from processors.transcript import TranscriptRecorder
+from processors.user_turns import UserTurnMarks
 from processors.wake import WakeGate, WakeMatcher
 from processors.whisper_stt import RemoteWhisperSTTService, SharedWhisperSTTService
 
@@ -83,11 +87,6 @@ class CallDeps:
     def prompt_file(self, name: str) -> Path:
         """A file of the prompts folder (CONVENE_PROMPTS_DIR), e.g. `report_llm.yaml`."""
         return self.settings.convene_prompts_dir / name
-
-    @property
-    def llm_spool(self) -> Path:
-        """Where windows the LLM extractor failed on wait for a retry."""
-        return self.settings.convene_home / "llm-spool.sqlite3"
 
 
 @dataclass
@@ -181,7 +180,7 @@ def build_stt(deps: CallDeps, knobs: PipelineKnobs | None = None) -> FrameProces
         ttfs_p99_latency=1.0,
         clock=clock,
     )
-    return build_stt_failover(primary, local, clock)
+    return build_stt_failover(primary, local, clock, provider=stt.provider)
 
 
 async def _untranscribed_from_now(service: FrameProcessor, usable: bool) -> None:
@@ -248,7 +247,7 @@ def build_extractor(
             return deterministic
         return build_llm_extractor(
             prompt_path=deps.prompt_file("extraction.yaml"),
-            spool_path=deps.llm_spool,
+            spool_path=deps.settings.llm_spool_path,
             fallback=deterministic,
             api_key=OPENAI_NO_KEY,
             base_url=deps.local_llm.base_url,
@@ -264,7 +263,7 @@ def build_extractor(
     api_key, base_url = llm_access(deps, provider)
     return build_llm_extractor(
         prompt_path=deps.prompt_file("extraction.yaml"),
-        spool_path=deps.llm_spool,
+        spool_path=deps.settings.llm_spool_path,
         fallback=deterministic,
         api_key=api_key,
         base_url=base_url,
@@ -420,7 +419,7 @@ async def run_call(
     agent = deps.prompts.agent
     reporter = build_reporter(deps, knobs)
     tts_knobs = knobs.tts
-    tracker = ReplyTracker(call_id=call_id, submit=deps.submit)
+    tracker = ReplyTracker(call_id=call_id, submit=deps.submit, clock=serializer.clock)
     pipeline = Pipeline(
         [
             transport.input(),
@@ -428,6 +427,12 @@ async def run_call(
             BargeIn(),
             stt,
             probe,
+            # Before the recorder: the segment is stored with its speaker label.
+            *(
+                [SpeakerLabeler(knobs=knobs.speakers, call_id=call_id, submit=deps.submit)]
+                if knobs.speakers.enabled
+                else []
+            ),
             recorder,
             commitments,
             WakeGate(
@@ -452,6 +457,8 @@ async def run_call(
             transport.output(),
             # After the output: it sees only the audio really sent on the socket.
             tracker,
+            # CONVENE_TRACING: the caller's turns marked for Pipecat's turn tracking, last.
+            *([UserTurnMarks()] if deps.settings.tracing else []),
         ]
     )
     idle = knobs.call.idle_timeout_secs
@@ -468,7 +475,8 @@ async def run_call(
         # A silent call ends gracefully (below), so what it heard is still transcribed.
         cancel_on_idle_timeout=False,
         enable_rtvi=False,
-        enable_turn_tracking=False,
+        # CONVENE_TRACING: Pipecat's OpenTelemetry spans, one trace per turn (bot/tracing.py).
+        **worker_tracing(deps.settings, call_id=call_id, series=series),
         name=f"call-{call_id}",
     )
 

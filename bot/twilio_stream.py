@@ -4,10 +4,12 @@ Pipecat's `TwilioFrameSerializer` reads only `media` and `dtmf`. Here the app re
 and `start` itself (to learn streamSid, callSid, mediaFormat and customParameters), treats
 `stop` as the end of the call, passes Twilio's `mark` echoes on as `PlaybackMarkFrame`s (what
 has played), notes the last inbound audio frame (so the call can wait for the STT to have it),
-and skips anything malformed (non-JSON, too large or too deeply nested to parse, unknown events,
-bad base64, bad DTMF, media before start) so one bad message never ends a call. Size and
-nesting are checked before a message is parsed. Each kind of bad message is logged the first
-time it comes and counted after that; the counts are logged once when the stream ends.
+keeps the call's clock at the socket (`SocketClock`: the caller's audio as it is read, each
+reply chunk as it is written), and skips anything malformed (non-JSON, too large or too deeply
+nested to parse, unknown events, bad base64, bad DTMF, media before start) so one bad message
+never ends a call. Size and nesting are checked before a message is parsed. Each kind of bad
+message is logged the first time it comes and counted after that; the counts are logged once
+when the stream ends.
 """
 
 from __future__ import annotations
@@ -22,10 +24,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from fastapi import WebSocket, WebSocketDisconnect
-from pipecat.frames.frames import Frame, InputAudioRawFrame
+from pipecat.frames.frames import AudioRawFrame, Frame, InputAudioRawFrame
 from pipecat.serializers.twilio import TwilioFrameSerializer
 
 from processors.frames import PlaybackMarkFrame
+from processors.socket_clock import SocketClock
 
 log = logging.getLogger(__name__)
 
@@ -240,7 +243,8 @@ class ConveneTwilioSerializer(TwilioFrameSerializer):  # type: ignore[misc]
         self.marks: list[str] = []
         self.bad_messages = SkippedMessages(stream_sid)
         self.stopped = False
-        self.received_ms = 0.0  # inbound audio accepted so far (8 kHz mu-law: 8 bytes per ms)
+        # The call's clock at the socket: inbound audio as read, reply chunks as written.
+        self.clock = SocketClock()
         # The id of the last inbound audio frame handed to the pipeline (None before any).
         self.last_audio_frame_id: int | None = None
 
@@ -258,7 +262,7 @@ class ConveneTwilioSerializer(TwilioFrameSerializer):  # type: ignore[misc]
                 decoded = base64.b64decode(payload, validate=True)
             except (binascii.Error, ValueError):
                 return self._skip("`media` with invalid base64")
-            self.received_ms += len(decoded) / 8
+            self.clock.inbound(decoded)
             try:
                 frame: Frame | None = await super().deserialize(data)
             except Exception as exc:  # one undecodable message never ends the call
@@ -288,6 +292,13 @@ class ConveneTwilioSerializer(TwilioFrameSerializer):  # type: ignore[misc]
         if event in ("connected", "start"):
             return self._skip(f"repeated `{event}`")
         return self._skip("unknown event", f"`{event[:40]}`")
+
+    async def serialize(self, frame: Frame) -> str | bytes | None:
+        data: str | bytes | None = await super().serialize(frame)
+        if data and isinstance(frame, AudioRawFrame):
+            # The transport writes this to the socket as soon as it is returned.
+            self.clock.audio_written(frame.audio)
+        return data
 
     @property
     def skipped(self) -> int:

@@ -192,6 +192,19 @@ class WakeKnobs(_Strict):
     answer_early: bool = True
 
 
+class SpeakerKnobs(_Strict):
+    """`speakers`: who spoke each segment, as per-call labels S1, S2, ... (processors/speakers.py)."""
+
+    enabled: bool = True
+    # Cosine similarity of a segment's voice to a speaker's mean voice needed to be that
+    # speaker (GE2E on 8 kHz phone audio; calibration in the README).
+    threshold: float = Field(0.75, gt=0.0, lt=1.0)
+    # Two speakers whose mean voices grow this similar are one (the later label goes).
+    merge_threshold: float = Field(0.85, gt=0.0, lt=1.0)
+    # Segments shorter than this never start a new speaker (too little voice to tell).
+    min_new_secs: float = Field(1.0, ge=0.0)
+
+
 class ReportKnobs(_Strict):
     # templates: prompts/report.yaml; anthropic: Claude writes it from the same facts
     # (prompts/report_llm.yaml), checked against them, templates as the fallback.
@@ -240,6 +253,7 @@ class PipelineKnobs(_Strict):
     call: CallKnobs = CallKnobs()
     dial: DialKnobs = DialKnobs()
     retention: RetentionKnobs = RetentionKnobs()
+    speakers: SpeakerKnobs = SpeakerKnobs()
     # Per-series overrides of the keys above, e.g. {"weekly-sync": {"stt": {"provider": ...}}}.
     series: dict[str, dict[str, Any]] = Field(default_factory=dict)
 

@@ -142,6 +142,9 @@ class SecuritySettings(BaseSettings):
     insecure_dev: bool = Field(default=False, validation_alias="CONVENE_INSECURE_DEV")
     # /docs, /redoc and /openapi.json are served only when this is set.
     api_docs: bool = Field(default=False, validation_alias="CONVENE_API_DOCS")
+    # GET /metrics without a token (for a Prometheus that scrapes pods directly); unset, it
+    # takes a `read` token that sees every series.
+    metrics_public: bool = Field(default=False, validation_alias="CONVENE_METRICS_PUBLIC")
     # Host names served besides PUBLIC_HOST and the loopback names (comma-separated).
     trusted_hosts: str = Field(default="", validation_alias="CONVENE_TRUSTED_HOSTS")
     # Request bodies larger than this are refused (413) before they are parsed, on every route.
@@ -155,8 +158,9 @@ class SecuritySettings(BaseSettings):
         default="1200/minute", validation_alias="CONVENE_RATE_LIMIT_TOKEN"
     )
     rate_limit_dial: str = Field(default="30/hour", validation_alias="CONVENE_RATE_LIMIT_DIAL")
-    # Calls in progress at once (placing one more is refused: 429), and the longest a dialled
-    # call may last before it is hung up through Twilio's REST API (minutes).
+    # Calls in progress at once, dialled or answered (placing one more is refused: 429; an
+    # inbound one past it hears a refusal and is hung up), and the longest a call may last
+    # before it is hung up through Twilio's REST API (minutes).
     max_concurrent_calls: int = Field(default=10, ge=1, validation_alias="CONVENE_MAX_CALLS")
     max_call_minutes: float = Field(
         default=240.0, gt=0, validation_alias="CONVENE_MAX_CALL_MINUTES"
@@ -217,6 +221,9 @@ class Settings(BaseSettings):
     # The time zone a meeting's date is read in when its call does not name the date (IANA
     # name); prompts/pipeline.yaml `call.timezone` overrides it, per series too.
     timezone: str = Field("UTC", validation_alias="CONVENE_TIMEZONE")
+    # Pipecat's OpenTelemetry tracing (one trace per turn), exported over OTLP/HTTP to
+    # OTEL_EXPORTER_OTLP_ENDPOINT; needs the `tracing` extra.
+    tracing: bool = Field(False, validation_alias="CONVENE_TRACING")
 
     store: StoreSettings = Field(default_factory=StoreSettings)
     twilio: TwilioSettings = Field(default_factory=TwilioSettings)

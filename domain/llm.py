@@ -78,6 +78,11 @@ class BadOutput(Exception):
     """The model answered, but not with what was asked for."""
 
 
+#: What asking through `LlmClient` raises once the retries are spent: a failed request or a
+#: reply that is not what was asked for.
+FAILURES: tuple[type[Exception], ...] = (*API_ERRORS, BadOutput)
+
+
 # --------------------------------------------------------------------------- keys and model
 
 
@@ -207,6 +212,30 @@ class Counts(Protocol):
 
     calls: int
     retries: int
+
+
+@dataclass
+class RequestCounts:
+    """`Counts` as a dataclass for the callers' stats to extend; `str` lists every counter."""
+
+    calls: int = 0
+    retries: int = 0
+
+    def __str__(self) -> str:
+        return " ".join(f"{k}={v}" for k, v in vars(self).items())
+
+
+class ModelPrompt(Protocol):
+    """A prompt file's model settings (`prompts/extraction.yaml`, `prompts/report_llm.yaml`)."""
+
+    @property
+    def model(self) -> str: ...
+
+    @property
+    def timeout_secs(self) -> float: ...
+
+    @property
+    def max_retries(self) -> int: ...
 
 
 # --------------------------------------------------------------------------- structured output
@@ -372,6 +401,40 @@ class LlmClient:
                 api_key=api_key, base_url=base_url, max_retries=0, timeout=timeout_secs
             )
 
+    @classmethod
+    def for_prompt(
+        cls,
+        prompt: ModelPrompt,
+        *,
+        provider: Provider,
+        model: str | None,
+        api_key: str,
+        base_url: str | None,
+        backoff: tuple[float, float, float],
+        counts: Counts,
+        label: str,
+        logger: logging.Logger = log,
+        sleep: Sleep = asyncio.sleep,
+    ) -> LlmClient:
+        """The client a prompt file's model settings ask for (extraction's, reports').
+
+        `model` overrides the file's (`resolve_model`); the file's `timeout_secs` bounds each
+        request and its `max_retries` go with `backoff`: `RetryPolicy`'s `backoff_base_secs`,
+        `backoff_max_secs` and `retry_after_cap_secs`.
+        """
+        return cls(
+            provider=provider,
+            api_key=api_key,
+            base_url=base_url,
+            model=resolve_model(model, prompt.model, provider),
+            timeout_secs=prompt.timeout_secs,
+            policy=RetryPolicy(prompt.max_retries, *backoff),
+            counts=counts,
+            label=label,
+            logger=logger,
+            sleep=sleep,
+        )
+
     def __repr__(self) -> str:
         return f"LlmClient(provider={self.provider!r}, model={self.model!r})"
 
@@ -395,29 +458,12 @@ class LlmClient:
         """
 
         async def once() -> M:
-            if isinstance(self._sdk, openai.AsyncOpenAI):
-                completion = await self._sdk.chat.completions.create(
-                    model=self.model,
-                    max_tokens=max_tokens,
-                    messages=[
-                        {"role": "system", "content": system},
-                        {"role": "user", "content": user},
-                    ],
-                    tools=[tool.openai],
-                    tool_choice=tool.openai_choice,
-                    temperature=openai.omit if temperature is None else temperature,
-                )
-                return tool.from_completion(completion)
-            message = await self._sdk.messages.create(
-                model=self.model,
-                max_tokens=max_tokens,
-                system=system,
-                messages=[{"role": "user", "content": user}],
-                tools=[tool.anthropic],
-                tool_choice=tool.anthropic_choice,
-                extra_body=None if temperature is None else {"temperature": temperature},
+            reply = await self._create(
+                system=system, user=user, max_tokens=max_tokens, tool=tool, temperature=temperature
             )
-            return tool.from_message(message)
+            if isinstance(reply, ChatCompletion):
+                return tool.from_completion(reply)
+            return tool.from_message(reply)
 
         return await self._retrying(once)
 
@@ -425,25 +471,48 @@ class LlmClient:
         """The model's text answer; retried per the policy, else the last error."""
 
         async def once() -> TextAnswer:
-            if isinstance(self._sdk, openai.AsyncOpenAI):
-                completion = await self._sdk.chat.completions.create(
-                    model=self.model,
-                    max_tokens=max_tokens,
-                    messages=[
-                        {"role": "system", "content": system},
-                        {"role": "user", "content": user},
-                    ],
-                )
-                return completion_text(completion)
-            message = await self._sdk.messages.create(
-                model=self.model,
-                max_tokens=max_tokens,
-                system=system,
-                messages=[{"role": "user", "content": user}],
-            )
-            return message_text(message)
+            reply = await self._create(system=system, user=user, max_tokens=max_tokens)
+            if isinstance(reply, ChatCompletion):
+                return completion_text(reply)
+            return message_text(reply)
 
         return await self._retrying(once)
+
+    async def _create(
+        self,
+        *,
+        system: str,
+        user: str,
+        max_tokens: int,
+        tool: Tool[Any] | None = None,
+        temperature: float | None = None,
+    ) -> ChatCompletion | Message:
+        """One request, not retried: a Chat Completion or a Messages reply, by the provider.
+
+        With `tool` the model is made to call it; None sends no tools. `temperature` None is
+        not sent (for Anthropic a value goes in the request body).
+        """
+        if isinstance(self._sdk, openai.AsyncOpenAI):
+            return await self._sdk.chat.completions.create(
+                model=self.model,
+                max_tokens=max_tokens,
+                messages=[
+                    {"role": "system", "content": system},
+                    {"role": "user", "content": user},
+                ],
+                tools=openai.omit if tool is None else [tool.openai],
+                tool_choice=openai.omit if tool is None else tool.openai_choice,
+                temperature=openai.omit if temperature is None else temperature,
+            )
+        return await self._sdk.messages.create(
+            model=self.model,
+            max_tokens=max_tokens,
+            system=system,
+            messages=[{"role": "user", "content": user}],
+            tools=anthropic.omit if tool is None else [tool.anthropic],
+            tool_choice=anthropic.omit if tool is None else tool.anthropic_choice,
+            extra_body=None if temperature is None else {"temperature": temperature},
+        )
 
     async def _retrying(self, once: Callable[[], Awaitable[T]]) -> T:
         retrying = AsyncRetrying(

@@ -34,16 +34,15 @@ from core import clock
 from core.errors import ConfigError
 from domain.extraction import Commitment, DeterministicExtractor, Utterance
 from domain.llm import (
-    API_ERRORS,
+    FAILURES,
     OPENAI_NO_KEY,
     BadOutput,
     LlmClient,
     Provider,
-    RetryPolicy,
+    RequestCounts,
     Sleep,
     api_key,
     describe_failure,
-    resolve_model,
 )
 from domain.llm_dedup import Seen, in_new_lines
 from domain.llm_extraction_prompt import ExtractionPrompt, load_extraction_prompt, render_window
@@ -52,12 +51,11 @@ from domain.llm_pending import PendingSpool, PendingWindow
 
 log = logging.getLogger(__name__)
 
-_FAILURES: tuple[type[Exception], ...] = (*API_ERRORS, BadOutput)
 _KEY_NEEDED = {"needed_by": "LLM extraction needs", "prompt_file": "extraction.yaml"}
 
 
 @dataclass
-class ExtractionStats:
+class ExtractionStats(RequestCounts):
     """Counters, logged with every failure.
 
     calls: API requests sent (retries included); retries: requests that were retries;
@@ -65,16 +63,11 @@ class ExtractionStats:
     rules; queued: windows written to the spool; recovered: spooled windows later extracted.
     """
 
-    calls: int = 0
-    retries: int = 0
     failures: int = 0
     fallbacks: int = 0
     queued: int = 0
     recovered: int = 0
     spool_errors: int = 0
-
-    def __str__(self) -> str:
-        return " ".join(f"{k}={v}" for k, v in vars(self).items())
 
 
 class LLMExtractor:
@@ -119,18 +112,15 @@ class LLMExtractor:
         self.fallback = fallback
         self.bot_names = fallback.bot_names if bot_names is None else bot_names
         self.stats = ExtractionStats()
-        self.llm = LlmClient(
+        self.llm = LlmClient.for_prompt(
+            prompt
+            if timeout_secs is None
+            else prompt.model_copy(update={"timeout_secs": timeout_secs}),
             provider=provider,
+            model=model,
             api_key=_key(provider, api_key),
             base_url=base_url,
-            model=resolve_model(model, prompt.model, provider),
-            timeout_secs=prompt.timeout_secs if timeout_secs is None else timeout_secs,
-            policy=RetryPolicy(
-                max_retries=prompt.max_retries,
-                backoff_base_secs=backoff_base_secs,
-                backoff_max_secs=backoff_max_secs,
-                retry_after_cap_secs=retry_after_cap_secs,
-            ),
+            backoff=(backoff_base_secs, backoff_max_secs, retry_after_cap_secs),
             counts=self.stats,
             label="LLM extraction",
             logger=log,
@@ -217,7 +207,7 @@ class LLMExtractor:
         for item in await asyncio.to_thread(self.spool.load):
             try:
                 found = await self._ask(item.utterances, item.new_from, item.meeting_date)
-            except _FAILURES as exc:
+            except FAILURES as exc:
                 reason = describe_failure(exc)
                 await asyncio.to_thread(self.spool.bump, item.id, reason)
                 log.warning(
@@ -243,7 +233,7 @@ class LLMExtractor:
         probe = [Utterance(speaker=None, text="Good morning, everyone.")]
         try:
             await self._ask(probe, 0, clock.now().date())
-        except _FAILURES as exc:
+        except FAILURES as exc:
             log.warning("LLM extraction: warm-up failed (%s)", describe_failure(exc))
             return False
         return True
@@ -259,7 +249,7 @@ class LLMExtractor:
     ) -> list[Commitment]:
         try:
             return await self._ask(lines, new_from, meeting_date)
-        except _FAILURES as exc:
+        except FAILURES as exc:
             return await self._fall_back(lines, new_from, meeting_date, describe_failure(exc))
 
     async def _ask(

@@ -143,6 +143,12 @@ class PendingSpool:
     def load(self) -> list[PendingWindow]:
         return [_window(item) for item in self._queue.peek() if item.kind == KIND]
 
+    def count(self) -> int:
+        """Windows waiting (0 when the spool file was never made: nothing ever failed)."""
+        if self._opened is None and not self.path.exists():
+            return 0
+        return self._queue.count()
+
     def remove(self, item_id: int) -> None:
         self._queue.delete(item_id)
 

@@ -50,21 +50,19 @@ from core.english import SENTENCE_END, STOP_WORDS, ordinal, verb_lemma
 from core.errors import ConfigError
 from core.prompts import ReportTemplates, load_yaml_model
 from domain.llm import (
-    API_ERRORS,
+    FAILURES,
     BadOutput,
     LlmClient,
     Provider,
-    RetryPolicy,
+    RequestCounts,
     Sleep,
     TextAnswer,
     api_key,
     describe_failure,
-    resolve_model,
 )
 from domain.report_text import Facts, TaskFact, render, say_due
 
 log = logging.getLogger(__name__)
-_FAILURES: tuple[type[Exception], ...] = (*API_ERRORS, BadOutput)
 
 #: Intents the LLM words; any other (stop, unknown) is answered by the templates directly.
 LLM_INTENTS = frozenset({"progress_report", "person_tasks", "today", "recall"})
@@ -426,7 +424,7 @@ def speakable(answer: TextAnswer, *, max_chars: int) -> str:
 
 
 @dataclass
-class ReportStats:
+class ReportStats(RequestCounts):
     """Counters, logged with every fallback.
 
     calls: API requests sent (retries included); retries: requests that were retries;
@@ -435,15 +433,10 @@ class ReportStats:
     skipped: questions the templates answered without asking (stop, unknown, no facts).
     """
 
-    calls: int = 0
-    retries: int = 0
     answered: int = 0
     fallbacks: int = 0
     rejected_inventions: int = 0
     skipped: int = 0
-
-    def __str__(self) -> str:
-        return " ".join(f"{k}={v}" for k, v in vars(self).items())
 
 
 class Reporter(Protocol):
@@ -498,18 +491,13 @@ class LLMReporter:
         self.bot_names = tuple(bot_names)
         self.min_overlap = min_overlap
         self.stats = ReportStats()
-        self.llm = LlmClient(
+        self.llm = LlmClient.for_prompt(
+            prompt,
             provider=provider,
+            model=model,
             api_key=key,
             base_url=base_url,
-            model=resolve_model(model, prompt.model, provider),
-            timeout_secs=prompt.timeout_secs,
-            policy=RetryPolicy(
-                max_retries=prompt.max_retries,
-                backoff_base_secs=backoff_base_secs,
-                backoff_max_secs=backoff_max_secs,
-                retry_after_cap_secs=retry_after_cap_secs,
-            ),
+            backoff=(backoff_base_secs, backoff_max_secs, retry_after_cap_secs),
             counts=self.stats,
             label="LLM report",
             logger=log,
@@ -554,7 +542,7 @@ class LLMReporter:
                 text = await self._ask(body)
         except TimeoutError:
             return self._fall_back(facts, f"no answer within {self.prompt.deadline_secs:g}s")
-        except _FAILURES as exc:
+        except FAILURES as exc:
             return self._fall_back(facts, describe_failure(exc))
         except Exception as exc:  # the bot must answer whatever went wrong
             return self._fall_back(facts, f"unexpected {type(exc).__name__}")

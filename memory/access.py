@@ -164,13 +164,19 @@ class AccessStore:
             return False, None
         return True, row["key"]
 
-    async def live_calls(self, *, within: dt.timedelta) -> int:
-        """Calls not yet over (created within `within`: older ones are past any call's end)."""
+    async def live_calls(
+        self, *, within: dt.timedelta, unstarted_within: dt.timedelta | None = None
+    ) -> int:
+        """Calls not yet over: created within `within` (older ones are past any call's end),
+        or, for a call whose stream has not started, within `unstarted_within` (past its
+        stream token's life it never streams: a caller who hung up while it rang)."""
         value = await self.pool.fetchval(
             "SELECT count(*) FROM calls WHERE completed_at IS NULL"
             " AND status IN ('queued', 'initiated', 'ringing', 'answered', 'in-progress')"
-            " AND created_at > now() - $1::interval",
+            " AND created_at > now() - CASE WHEN stream_sid IS NULL"
+            " THEN LEAST($1::interval, $2::interval) ELSE $1::interval END",
             within,
+            unstarted_within or within,
         )
         return int(value or 0)
 

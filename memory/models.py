@@ -110,7 +110,8 @@ class CallEnded:
     `ended_by` says what ended it when that was not the call itself (Twilio's `stop`): 'crash'
     for a call a dead process left open, 'disconnect' for a socket gone without `stop`,
     'idle-timeout' for a call nobody spoke in, 'bad-start' / 'media-format' for a stream
-    refused at its `start`, 'error' for a failed pipeline. Such an end only closes a call that
+    refused at its `start`, 'error' for a failed pipeline, 'time-limit' for a call hung up at
+    CONVENE_MAX_CALL_MINUTES (kept by its own `stop`, see Store.mark_time_limited). Such an end only closes a call that
     is still open (never overwrites one).
     """
 
@@ -241,11 +242,29 @@ class SummaryRecord:
         return cls(**data)
 
 
+@dataclass(frozen=True)
+class SpeakersMerged:
+    """Two of a call's speaker labels turned out to be one voice: its segments labelled `gone`
+    are relabelled `kept` (processors/speakers.py)."""
+
+    call_id: str
+    gone: str
+    kept: str
+
+    def as_json(self) -> dict[str, Any]:
+        return {"call_id": self.call_id, "gone": self.gone, "kept": self.kept}
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> SpeakersMerged:
+        return cls(**data)
+
+
 WriteOp = (
     SegmentRecord
     | CommitmentRecord
     | ReplyRecord
     | SummaryRecord
+    | SpeakersMerged
     | CallEnded
     | CallCreated
     | StreamStarted

@@ -14,6 +14,7 @@ from memory.models import (
     CommitmentRecord,
     ReplyRecord,
     SegmentRecord,
+    SpeakersMerged,
     StreamStarted,
     SummaryRecord,
     WriteOp,
@@ -25,6 +26,7 @@ _KINDS: dict[
     | type[CommitmentRecord]
     | type[ReplyRecord]
     | type[SummaryRecord]
+    | type[SpeakersMerged]
     | type[CallEnded]
     | type[CallCreated]
     | type[StreamStarted],
@@ -33,6 +35,7 @@ _KINDS: dict[
     "commitment": CommitmentRecord,
     "reply": ReplyRecord,
     "summary": SummaryRecord,
+    "speakers_merged": SpeakersMerged,
     "call_ended": CallEnded,
     "call_created": CallCreated,
     "stream_started": StreamStarted,

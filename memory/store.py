@@ -22,6 +22,7 @@ from memory.models import (
     CommitmentRecord,
     ReplyRecord,
     SegmentRecord,
+    SpeakersMerged,
     StreamStarted,
     SummaryRecord,
     TaskChange,
@@ -29,6 +30,9 @@ from memory.models import (
     WriteOp,
 )
 from memory.tracking import Conn, apply_commitment
+
+CALL_SID_MISMATCH = "the stream's CallSid is not the call's"
+TIME_LIMIT = "time-limit"  # ended_by of a call hung up at CONVENE_MAX_CALL_MINUTES
 
 
 class StreamNotAttached(Exception):
@@ -209,8 +213,10 @@ class Store:
                 raise StreamNotAttached("the call is over")
             if row["stream_sid"] is not None:
                 raise StreamNotAttached("the call is already streaming")
-            if call_sid and row["call_sid"] and row["call_sid"] != call_sid:
-                raise StreamNotAttached("the stream's CallSid is not the call's")
+            if row["call_sid"] and call_sid != row["call_sid"]:
+                # Bound once Twilio named the call (its webhook, or calls.create for a call
+                # we dialled): a `start` must carry that CallSid, not another one, nor none.
+                raise StreamNotAttached(CALL_SID_MISMATCH)
             if token_nonce is not None:
                 claimed = await conn.fetchval(
                     "INSERT INTO stream_token_uses(nonce, call_id, expires_at)"
@@ -235,12 +241,24 @@ class Store:
             )
 
     async def end_unstarted_call(
-        self, *, call_id: str, token_nonce: str, token_expires_at: dt.datetime, ended_by: str
+        self,
+        *,
+        call_id: str,
+        token_nonce: str,
+        token_expires_at: dt.datetime,
+        ended_by: str,
+        call_sid: str | None = None,
     ) -> bool:
         """End, as failed, a call whose stream was refused at its `start` (so it does not stay
         `ringing`): claims the stream token like `start_stream`, and touches only a call that
-        has no stream and is not over. True when it ended the call."""
+        has no stream and is not over. True when it ended the call. Raises StreamNotAttached
+        (and claims nothing) when the `start`'s CallSid is not the call's."""
         async with self.pool.acquire() as conn, conn.transaction():
+            bound = await conn.fetchval(
+                "SELECT call_sid FROM calls WHERE id = $1 FOR UPDATE", uuid.UUID(call_id)
+            )
+            if bound and call_sid != bound:
+                raise StreamNotAttached(CALL_SID_MISMATCH)
             claimed = await conn.fetchval(
                 "INSERT INTO stream_token_uses(nonce, call_id, expires_at)"
                 " SELECT $1, id, $3 FROM calls WHERE id = $2"
@@ -259,6 +277,27 @@ class Store:
                 ended_by,
             )
         return ended is not None
+
+    async def mark_time_limited(self, call_sid: str) -> bool | None:
+        """Say (`ended_by` 'time-limit') that the call Twilio knows by this CallSid is being
+        hung up at its time limit; its own end keeps that. True when it was marked, False
+        when the call is over already, None when no call has this CallSid (yet)."""
+        row = await self.pool.fetchrow(
+            "UPDATE calls SET ended_by = CASE WHEN completed_at IS NULL THEN $2"
+            " ELSE ended_by END WHERE call_sid = $1 RETURNING completed_at IS NULL AS open",
+            call_sid,
+            TIME_LIMIT,
+        )
+        return None if row is None else bool(row["open"])
+
+    async def unmark_time_limited(self, call_sid: str) -> None:
+        """The hang-up failed: the call goes on, and will end for its own reasons."""
+        await self.pool.execute(
+            "UPDATE calls SET ended_by = NULL"
+            " WHERE call_sid = $1 AND completed_at IS NULL AND ended_by = $2",
+            call_sid,
+            TIME_LIMIT,
+        )
 
     async def call_by_sid(self, call_sid: str) -> CallState | None:
         """The call Twilio knows by this CallSid: its id and whether it streams or is over."""
@@ -399,6 +438,15 @@ class Store:
                         vectors[summary_at],
                     )
                     summary_at += 1
+                elif isinstance(op, SpeakersMerged):
+                    # After the segments of its batch: they may carry the label that went.
+                    await conn.execute(
+                        "UPDATE transcript_segments SET speaker = $3"
+                        " WHERE call_id = $1 AND speaker = $2",
+                        uuid.UUID(op.call_id),
+                        op.gone,
+                        op.kept,
+                    )
                 elif isinstance(op, ReplyRecord):
                     await conn.execute(
                         "INSERT INTO replies(call_id, ordinal, intent, question, answer,"
@@ -420,14 +468,18 @@ class Store:
                     )
                 elif isinstance(op, CallEnded):
                     # An end recorded for someone else (ended_by: a crash) only closes open calls.
+                    # The call's own end (`stop`) of a call hung up at its time limit keeps
+                    # saying so.
                     await conn.execute(
                         "UPDATE calls SET status = $2, ended_at = COALESCE(ended_at, $3),"
-                        " completed_at = now(), ended_by = $4"
+                        " completed_at = now(), ended_by = CASE WHEN $4::text IS NULL"
+                        " AND completed_at IS NULL AND ended_by = $5 THEN $5 ELSE $4 END"
                         " WHERE id = $1 AND ($4::text IS NULL OR completed_at IS NULL)",
                         uuid.UUID(op.call_id),
                         op.status,
                         op.ended_at,
                         op.ended_by,
+                        TIME_LIMIT,
                     )
 
     # --- reads ------------------------------------------------------------------------

@@ -53,6 +53,7 @@ from pipecat.services.tts_service import TTSService
 from pydantic import SecretStr
 
 from core.errors import ConfigError
+from core.metrics import TTS_FAILOVERS
 from core.prompts import CartesiaOptions, ElevenLabsOptions, TtsKnobs
 from core.settings import reveal
 
@@ -250,6 +251,7 @@ class CloudFailover(FrameProcessor):  # type: ignore[misc]
             return
         self._failed_over = True
         self.failovers += 1
+        TTS_FAILOVERS.labels(provider=self.provider).inc()
         self.reason = reason
         unfinished = [s.text for s in self._sentences.values()]
         self._sentences.clear()

@@ -135,7 +135,9 @@ class CommitmentExtractor(FrameProcessor):  # type: ignore[misc]
                 self._processed_one()
 
     async def _extract(self, segment: TranscriptSegmentFrame) -> None:
-        utterance = Utterance(speaker=segment.speaker, text=segment.text)
+        # A voice label (S1, S2, ...) is not a name: it never becomes an owner. Until a label
+        # is bound to a person, a first-person promise's owner stays unknown.
+        utterance = Utterance(speaker=None, text=segment.text)
         try:
             found = await self._feed(utterance)
         except Exception as exc:  # one bad utterance must not stop extraction

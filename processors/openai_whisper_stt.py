@@ -24,6 +24,7 @@ from pipecat.services.stt_service import SegmentedSTTService
 from pipecat.utils.time import time_now_iso8601
 
 from core.errors import ConfigError
+from core.metrics import transcribing
 from core.prompts import OpenAIWhisperOptions
 from processors.stt_timing import SegmentTimingMixin
 from processors.whisper_stt import WAV_HEADER_BYTES
@@ -95,12 +96,14 @@ class OpenAIWhisperSTTService(SegmentTimingMixin, SegmentedSTTService):  # type:
         pcm = audio[WAV_HEADER_BYTES:] if audio[:4] == b"RIFF" else audio
         await self.start_processing_metrics()
         try:
-            text, confidence = await asyncio.to_thread(
-                transcribe_openai_whisper,
-                self._model,
-                pcm,
-                self._whisper_settings,
-                fp16=self._options.device != "cpu",
+            text, confidence = await transcribing(
+                asyncio.to_thread(
+                    transcribe_openai_whisper,
+                    self._model,
+                    pcm,
+                    self._whisper_settings,
+                    fp16=self._options.device != "cpu",
+                )
             )
         except Exception as exc:  # a model error must not end the call
             yield ErrorFrame(f"openai-whisper failed: {type(exc).__name__}")

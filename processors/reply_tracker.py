@@ -7,10 +7,15 @@ Two processors around the output transport:
 - `ReplyTracker` (after it) sees only what the transport really wrote to the socket: Pipecat's
   output transport passes an audio frame on downstream once it has sent it, and drops what it
   could not send (socket gone) or what an interruption flushed. So `audio_ms` is the reply's
-  audio that was sent, `t_first_audio_ms` is when its first chunk went out (on the call's
-  inbound audio clock, the clock of the question's `end_ms`; null when nothing was sent), and
-  `audio_played_ms` is the audio up to the last sentence whose mark came back before the reply
-  was stored: what the caller is known to have heard, a lower bound, sentence by sentence.
+  audio that was sent, and `audio_played_ms` is the audio up to the last sentence whose mark
+  came back before the reply was stored: what the caller is known to have heard, a lower bound,
+  sentence by sentence.
+
+Its latency is the caller's, read on the call's clock at the socket (`SocketClock`, kept by the
+serializer): `t_question_end_ms` is the end of the question's last voiced frame (core/voice.py),
+not the VAD's end of the turn, which comes ~100-150 ms later; `t_first_audio_ms` is the instant
+the reply's first voiced chunk was written to the socket (null when nothing was sent), not when
+the TTS made it or when it passed this processor.
 
 A reply is stored once its last mark comes back (played in full), or when it is cut: by an
 interruption (barge-in or "stop": Twilio gets `clear`), by the caller hanging up
@@ -25,12 +30,12 @@ import logging
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Protocol
 
 from pipecat.frames.frames import (
     CancelFrame,
     EndFrame,
     Frame,
-    InputAudioRawFrame,
     InterruptionFrame,
     OutputTransportMessageFrame,
     TTSAudioRawFrame,
@@ -38,11 +43,23 @@ from pipecat.frames.frames import (
 )
 from pipecat.processors.frame_processor import FrameDirection, FrameProcessor
 
+from core.metrics import VOICE_TO_VOICE
+from core.voice import voiced_pcm16
 from memory.models import ReplyRecord, WriteOp
 from processors.frames import CallerHungUpFrame, PlaybackMarkFrame, ReplyFrame
 
 log = logging.getLogger(__name__)
 _MARK = re.compile(r"^reply-(\d+)-(\d+)$")
+
+
+class SocketTimes(Protocol):
+    """The call's clock at the socket (processors/socket_clock.py `SocketClock`)."""
+
+    def now_ms(self) -> float: ...
+
+    def written_at(self, audio: bytes) -> int | None: ...
+
+    def voice_end(self, vad_end_ms: int) -> int: ...
 
 
 def mark_name(ordinal: int, sentence: int) -> str:
@@ -83,7 +100,9 @@ class ReplyMarks(FrameProcessor):  # type: ignore[misc]
 @dataclass
 class _Reply:
     frame: ReplyFrame
-    first_audio_ms: int | None = None
+    question_end_ms: int
+    first_sent_ms: int | None = None  # the first chunk's write, voiced or not
+    first_audio_ms: int | None = None  # the first voiced chunk's write
     sent_ms: float = 0.0
     # Audio sent by the end of each sentence (index n-1 for sentence n).
     sentence_end_ms: list[float] = field(default_factory=list)
@@ -103,30 +122,26 @@ class _Reply:
 class ReplyTracker(FrameProcessor):  # type: ignore[misc]
     """After the output transport: records each reply as the caller got it."""
 
-    def __init__(self, *, call_id: str, submit: Callable[[WriteOp], None]) -> None:
+    def __init__(
+        self, *, call_id: str, submit: Callable[[WriteOp], None], clock: SocketTimes
+    ) -> None:
         super().__init__()
         self._call_id = call_id
         self._submit = submit
-        self._inbound_samples = 0
-        self._inbound_rate = 16000
+        self._clock = clock
         self._sending: _Reply | None = None  # the reply whose audio is going out
         self._playing: dict[int, _Reply] = {}  # sent in full, last mark not back yet
         self._hung_up = False
         self.replies: list[ReplyRecord] = []
 
-    @property
-    def inbound_ms(self) -> int:
-        return int(self._inbound_samples * 1000 / self._inbound_rate)
-
     async def process_frame(self, frame: Frame, direction: FrameDirection) -> None:
         await super().process_frame(frame, direction)
-        if isinstance(frame, InputAudioRawFrame):
-            self._inbound_rate = frame.sample_rate
-            self._inbound_samples += len(frame.audio) // (2 * frame.num_channels)
-        elif isinstance(frame, ReplyFrame):
+        if isinstance(frame, ReplyFrame):
             self._on_reply(frame)
-        elif isinstance(frame, TTSAudioRawFrame) and self._sending is not None:
-            self._on_audio(self._sending, frame)
+        elif isinstance(frame, TTSAudioRawFrame):
+            written_ms = self._clock.written_at(frame.audio)
+            if self._sending is not None:
+                self._on_audio(self._sending, frame, written_ms)
         elif isinstance(frame, TTSStoppedFrame) and self._sending is not None:
             reply = self._sending
             reply.sentence_end_ms.append(reply.sent_ms)
@@ -163,7 +178,7 @@ class ReplyTracker(FrameProcessor):  # type: ignore[misc]
             # was passed on before it reached us).
             self._finish(self._sending, interrupted=True, why="cut before the next reply")
             self._sending = None
-        reply = _Reply(frame=frame)
+        reply = _Reply(frame=frame, question_end_ms=self._clock.voice_end(frame.t_question_end_ms))
         if self._hung_up:
             self._finish(reply, interrupted=True, why="the caller had hung up")
         elif frame.sentences == 0:
@@ -171,13 +186,19 @@ class ReplyTracker(FrameProcessor):  # type: ignore[misc]
         else:
             self._sending = reply
 
-    def _on_audio(self, reply: _Reply, frame: TTSAudioRawFrame) -> None:
-        if reply.first_audio_ms is None:
-            reply.first_audio_ms = self.inbound_ms
+    def _on_audio(self, reply: _Reply, frame: TTSAudioRawFrame, written_ms: int | None) -> None:
+        if written_ms is None:  # not seen at the serializer: the clock now, a little late
+            written_ms = round(self._clock.now_ms())
+        if reply.first_sent_ms is None:
+            reply.first_sent_ms = written_ms
+        if reply.first_audio_ms is None and voiced_pcm16(frame.audio):
+            reply.first_audio_ms = written_ms
             log.debug(
-                "reply %d: first audio sent at %d ms (question ended at %d ms)",
+                "reply %d: first audio written at %d ms (question's voice ended at %d ms,"
+                " the VAD's turn at %d ms)",
                 reply.frame.ordinal,
-                self.inbound_ms,
+                written_ms,
+                reply.question_end_ms,
                 reply.frame.t_question_end_ms,
             )
         reply.sent_ms += len(frame.audio) * 1000 / (2 * frame.num_channels * frame.sample_rate)
@@ -229,8 +250,11 @@ class ReplyTracker(FrameProcessor):  # type: ignore[misc]
             intent=frame.intent,
             question=frame.question,
             answer=frame.answer,
-            t_question_end_ms=frame.t_question_end_ms,
-            t_first_audio_ms=reply.first_audio_ms,
+            t_question_end_ms=reply.question_end_ms,
+            # Nothing voiced was sent (only silence): when the first chunk went out.
+            t_first_audio_ms=reply.first_sent_ms
+            if reply.first_audio_ms is None
+            else reply.first_audio_ms,
             audio_ms=int(reply.sent_ms),
             interrupted=interrupted,
             hung_up=hung_up and interrupted,
@@ -238,3 +262,7 @@ class ReplyTracker(FrameProcessor):  # type: ignore[misc]
         )
         self.replies.append(record)
         self._submit(record)
+        if record.t_first_audio_ms is not None and not record.hung_up:
+            # A reply cut by a hang-up is left out: nobody was there to hear it start.
+            latency_ms = record.t_first_audio_ms - record.t_question_end_ms
+            VOICE_TO_VOICE.observe(max(0, latency_ms) / 1000)

@@ -42,6 +42,7 @@ from pipecat.pipeline.service_switcher import (
 )
 from pipecat.processors.frame_processor import FrameDirection, FrameProcessor
 
+from core.metrics import STT_FAILOVERS
 from processors.stt_timing import CallClock
 
 log = logging.getLogger(__name__)
@@ -66,11 +67,19 @@ class FailoverReplay(FrameProcessor):  # type: ignore[misc]
     """In front of a `ServiceSwitcher` of STT services: replays to the new one what the failed
     one never transcribed, and keeps the call's clock."""
 
-    def __init__(self, switcher: ServiceSwitcher[Any], clock: CallClock, *, replay: bool = True):
+    def __init__(
+        self,
+        switcher: ServiceSwitcher[Any],
+        clock: CallClock,
+        *,
+        replay: bool = True,
+        provider: str = "primary",
+    ):
         super().__init__()
         self.switcher = switcher
         self.clock = clock
         self.replay = replay
+        self.provider = provider  # what failed, for the metric (`stt.provider`)
         self.serving: FrameProcessor = switcher.strategy.active_service
         self.kept: deque[tuple[Frame, int]] = deque()
         self.speaking = False
@@ -128,6 +137,7 @@ class FailoverReplay(FrameProcessor):  # type: ignore[misc]
             return
         failed, self.serving = self.serving, active
         self.failovers += 1
+        STT_FAILOVERS.labels(provider=self.provider).inc()
         frames = self._unanswered(failed) if self.replay else []
         audio_ms = sum(
             len(f.audio) * 1000 // (2 * f.num_channels * (f.sample_rate or 16000))
@@ -192,9 +202,11 @@ def build_stt_failover(
     clock: CallClock,
     *,
     replay: bool = True,
+    provider: str = "primary",
 ) -> Pipeline:
     """The primary STT with `fallback` behind Pipecat's failover switcher, the replay in front."""
     switcher = ServiceSwitcher(
         services=[primary, fallback], strategy_type=ServiceSwitcherStrategyFailover
     )
-    return Pipeline([FailoverReplay(switcher, clock, replay=replay), switcher])
+    replayer = FailoverReplay(switcher, clock, replay=replay, provider=provider)
+    return Pipeline([replayer, switcher])

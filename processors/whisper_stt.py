@@ -30,6 +30,7 @@ from pipecat.services.stt_service import SegmentedSTTService
 from pipecat.services.whisper.stt import WhisperSTTService
 from pipecat.utils.time import time_now_iso8601
 
+from core.metrics import transcribing
 from processors.frames import EarlyTranscriptFrame, SpeechPausedFrame, SpeechResumedFrame
 from processors.stt_timing import CallClock, SegmentTimingMixin
 
@@ -308,7 +309,7 @@ class SharedWhisperSTTService(SegmentTimingMixin, SegmentedSTTService):  # type:
             )
             return result
 
-        speculation = self.create_task(asyncio.to_thread(timed), name="stt-speculate")
+        speculation = self.create_task(transcribing(asyncio.to_thread(timed)), name="stt-speculate")
         self._speculation = speculation
         self.speculations += 1
         start_ms = self._timing_start_ms
@@ -361,9 +362,13 @@ class SharedWhisperSTTService(SegmentTimingMixin, SegmentedSTTService):  # type:
                 # The same audio a speculation would have had: the turn up to its last pause.
                 audio = audio[:pause_cut] + self.silence(self._pad_secs)
             if unsure:  # the turn-sized window was unsure of this very audio: the full one
-                result = await asyncio.to_thread(transcribe_full, model, _samples(audio), settings)
+                result = await transcribing(
+                    asyncio.to_thread(transcribe_full, model, _samples(audio), settings)
+                )
             else:
-                result = await asyncio.to_thread(transcribe_local, model, audio, settings)
+                result = await transcribing(
+                    asyncio.to_thread(transcribe_local, model, audio, settings)
+                )
         text, confidence = result
         await self.stop_processing_metrics()
         if not text:

@@ -8,6 +8,7 @@ from urllib.parse import parse_qsl
 from fastapi import Depends, HTTPException, Request
 from twilio.request_validator import RequestValidator
 
+from server.guard import HangUps
 from server.runtime import Runtime
 
 
@@ -17,6 +18,15 @@ def get_runtime(request: Request) -> Runtime:
 
 
 RuntimeDep = Annotated[Runtime, Depends(get_runtime)]
+
+
+def hang_ups(request: Request) -> HangUps:
+    """The app's call timers (`HangUps`), made on first use where the lifespan did not."""
+    found: HangUps | None = getattr(request.app.state, "hang_ups", None)
+    if found is None:
+        found = HangUps()
+        request.app.state.hang_ups = found
+    return found
 
 
 def public_url(request: Request, runtime: Runtime) -> str:

@@ -21,11 +21,6 @@ log = logging.getLogger(__name__)
 RETENTION_EVERY_SECS = 3600.0
 
 
-def _llm_spool(runtime: Runtime) -> Path:
-    """The file `CallDeps.llm_spool` names: windows the LLM extractor failed on."""
-    return runtime.settings.llm_spool_path
-
-
 async def erase_calls(runtime: Runtime, call_ids: list[str]) -> Deleted:
     deleted = await AccessStore(runtime.store.pool).delete_calls(call_ids)
     await _erase_elsewhere(runtime, deleted)
@@ -42,7 +37,8 @@ async def erase_series(runtime: Runtime, series_key: str) -> Deleted | None:
 async def _erase_elsewhere(runtime: Runtime, deleted: Deleted) -> None:
     calls, series = list(deleted.call_ids), list(deleted.series)
     await runtime.spool.discard(calls, series)
-    await asyncio.to_thread(_discard_llm_windows, _llm_spool(runtime), set(calls), set(series))
+    spool = runtime.settings.llm_spool_path  # windows the LLM extractor failed on
+    await asyncio.to_thread(_discard_llm_windows, spool, set(calls), set(series))
     try:
         await _erase_redis(runtime.redis, set(calls), series)
     except REDIS_ERRORS as exc:

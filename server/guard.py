@@ -4,6 +4,7 @@ parsing), trusted Host names, security headers, Redis-backed rate limits, call c
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import logging
 import time
 from collections.abc import Callable
@@ -20,6 +21,8 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from core.errors import NotConfigured, ProviderError
 from core.settings import Settings
+from memory.access import AccessStore
+from memory.store import Store, is_transient
 from server.dialer import hang_up
 
 log = logging.getLogger(__name__)
@@ -130,13 +133,16 @@ class SecurityHeaders:
         await self.app(scope, receive, with_headers)
 
 
-PROBE_PATHS = ("/health", "/ready")
+# Answered whatever the Host: orchestrators' probes and Prometheus' scrapes go to the pod's
+# own address. The probes answer nothing a stranger could use; /metrics takes its token (or
+# counts only, with CONVENE_METRICS_PUBLIC).
+PROBE_PATHS = ("/health", "/ready", "/metrics")
 
 
 class HostCheck:
     """Starlette's TrustedHostMiddleware (a foreign Host header: 400, against DNS rebinding),
-    except for the liveness and readiness probes, which orchestrators send to the pod's own
-    address (they answer nothing a stranger could use)."""
+    except for the probes and /metrics, which orchestrators and Prometheus send to the pod's
+    own address."""
 
     def __init__(self, app: ASGIApp, allowed_hosts: list[str]) -> None:
         self.app = app
@@ -194,30 +200,78 @@ class RateLimiter:
 REDIS_ERRORS: tuple[type[BaseException], ...] = (RedisError, OSError, TimeoutError)
 
 
+async def live_calls(access: AccessStore, settings: Settings) -> int:
+    """The account's calls in progress, as the cap counts them: every call Postgres knows as
+    not over, dialled or answered, whichever process runs it; one that has not streamed within
+    its stream token's life (CONVENE_STREAM_TOKEN_TTL_SECS) never will and is not counted."""
+    return await access.live_calls(
+        within=dt.timedelta(minutes=settings.security.max_call_minutes),
+        unstarted_within=dt.timedelta(seconds=settings.streams.token_ttl_secs),
+    )
+
+
+async def call_cap_refusal(
+    access: AccessStore, *, in_process: int, settings: Settings
+) -> str | None:
+    """Why one more call may not start now, if so: CONVENE_MAX_CALLS calls in progress in this
+    process (the streams it runs), or in the account (`live_calls`). Raises what Postgres
+    raises."""
+    cap = settings.security.max_concurrent_calls
+    if in_process >= cap:
+        return (
+            f"{in_process} calls in progress in this process: at most {cap} at once "
+            "(CONVENE_MAX_CALLS)"
+        )
+    live = await live_calls(access, settings)
+    if live >= cap:
+        return f"{live} calls in progress: at most {cap} at once (CONVENE_MAX_CALLS)"
+    return None
+
+
 class HangUps:
-    """Dialled calls hung up through Twilio's REST API once they last `max_call_minutes`
-    (a timer per call; Twilio's own TimeLimit is asked for too)."""
+    """Calls, dialled or answered, hung up through Twilio's REST API once they last
+    `max_call_minutes` (a timer per call; for dialled calls Twilio's TimeLimit is asked for
+    too). Before hanging up, the call is marked `ended_by` 'time-limit' in Postgres, so its
+    end says so whichever process runs its stream."""
 
     def __init__(self) -> None:
         self._timers: dict[str, asyncio.TimerHandle] = {}
         self._tasks: set[asyncio.Task[None]] = set()
 
-    def schedule(self, call_sid: str, after_secs: float, settings: Settings) -> None:
+    def schedule(self, call_sid: str, after_secs: float, settings: Settings, store: Store) -> None:
+        """Hang `call_sid` up in `after_secs` (once: a call already timed keeps its timer)."""
+        if call_sid in self._timers:
+            return
         loop = asyncio.get_running_loop()
 
         def fire() -> None:
             self._timers.pop(call_sid, None)
-            task = loop.create_task(self._hang_up(call_sid, settings))
+            task = loop.create_task(self._hang_up(call_sid, settings, store))
             self._tasks.add(task)
             task.add_done_callback(self._tasks.discard)
 
         self._timers[call_sid] = loop.call_later(after_secs, fire)
 
-    async def _hang_up(self, call_sid: str, settings: Settings) -> None:
+    async def _hang_up(self, call_sid: str, settings: Settings, store: Store) -> None:
+        marked: bool | None = None
+        try:
+            marked = await store.mark_time_limited(call_sid)
+        except Exception as exc:
+            if not is_transient(exc):
+                raise
+            log.warning("call %s: time limit not recorded (Postgres unavailable)", call_sid)
+        if marked is False:
+            return  # over already: nothing to hang up
         try:
             await hang_up(settings, call_sid)
         except (ProviderError, NotConfigured) as exc:
             log.warning("call %s: hanging up at its time limit failed: %s", call_sid, exc)
+            if marked:
+                try:
+                    await store.unmark_time_limited(call_sid)
+                except Exception as unmark:
+                    if not is_transient(unmark):
+                        raise
         else:
             log.warning("call %s: hung up at its time limit", call_sid)
 

@@ -27,10 +27,10 @@ from core.identifiers import (
 from memory.access import AccessStore
 from memory.models import CallCreated as CallRecord
 from server.auth import Admin, Dialer, Principal, Reader, Writer, audit, count_request
-from server.deps import RuntimeDep
+from server.deps import RuntimeDep, hang_ups
 from server.dialer import missing_twilio_settings, place_call
 from server.erase import erase_calls, erase_series
-from server.guard import HangUps
+from server.guard import call_cap_refusal
 from server.runtime import Runtime
 from server.stream_tokens import TOKEN_PARAMETER
 from server.twiml import stream_twiml
@@ -96,14 +96,6 @@ async def _visible_call(runtime: Runtime, principal: Principal, call_id: str) ->
     return series
 
 
-def _hang_ups(request: Request) -> HangUps:
-    found: HangUps | None = getattr(request.app.state, "hang_ups", None)
-    if found is None:
-        found = HangUps()
-        request.app.state.hang_ups = found
-    return found
-
-
 @router.post(
     "/calls",
     status_code=201,
@@ -146,15 +138,12 @@ async def create_call(
             detail=f"{body.to} is not on the dial-out allow-list "
             "(dial.allow in prompts/pipeline.yaml)",
         )
-    access = AccessStore(runtime.store.pool)
+    full = await call_cap_refusal(
+        AccessStore(runtime.store.pool), in_process=len(runtime.active_calls), settings=settings
+    )
+    if full:
+        raise HTTPException(status_code=429, detail=full)
     minutes = security.max_call_minutes
-    live = await access.live_calls(within=dt.timedelta(minutes=minutes))
-    if live >= security.max_concurrent_calls:
-        raise HTTPException(
-            status_code=429,
-            detail=f"{live} calls in progress: at most {security.max_concurrent_calls} at once "
-            "(CONVENE_MAX_CALLS)",
-        )
     meeting_date, zone = runtime.meeting_date_for(series, body.meeting_date)
     call_id = await runtime.store.create_call(
         CallRecord(
@@ -192,7 +181,7 @@ async def create_call(
         await runtime.store.set_status(call_id, "failed")
         raise HTTPException(status_code=502, detail=str(exc)) from exc
     await runtime.store.set_call_sid(call_id, call_sid, status="queued")
-    _hang_ups(request).schedule(call_sid, minutes * 60, settings)
+    hang_ups(request).schedule(call_sid, minutes * 60, settings, runtime.store)
     await audit(request, runtime, principal, "dial", f"call:{call_id}")
     return CallCreated(call_id=call_id, call_sid=call_sid, status="queued")
 

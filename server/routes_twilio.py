@@ -23,13 +23,15 @@ from bot.twilio_stream import (
     read_stream_start,
 )
 from core.settings import reveal
+from memory.access import AccessStore
 from memory.models import CallCreated, CallEnded, SummaryRecord
-from memory.store import StreamNotAttached, is_transient
+from memory.store import CALL_SID_MISMATCH, StreamNotAttached, is_transient
 from memory.summary import summarize_call
-from server.deps import RuntimeDep, TwilioForm, media_stream_url
+from server.deps import RuntimeDep, TwilioForm, hang_ups, media_stream_url
+from server.guard import call_cap_refusal
 from server.runtime import Runtime
 from server.stream_tokens import TOKEN_PARAMETER, StreamClaims, TokenRefused
-from server.twiml import stream_twiml
+from server.twiml import refusal_twiml, stream_twiml
 
 log = logging.getLogger(__name__)
 router = APIRouter(prefix="/twilio", tags=["twilio"])
@@ -54,6 +56,10 @@ async def voice(
     Query parameters (set them on the number's webhook URL), or the same names as form
     fields: `series` (the meeting series key), `date` (the meeting date; default: today in
     the series' time zone, decided now and kept for the whole call) and `title`.
+
+    A new call counts against CONVENE_MAX_CALLS as a dialled one does (past it: a spoken
+    refusal and a hang-up, nothing stored) and is hung up through Twilio's REST API after
+    CONVENE_MAX_CALL_MINUTES.
     """
     series = series or form.get("series") or None
     title = title or form.get("title") or None
@@ -79,10 +85,19 @@ async def voice(
         meeting_date=meeting_date,
         time_zone=zone,
     )
+    security = runtime.settings.security
+    access = AccessStore(runtime.store.pool)
     try:
         async with asyncio.timeout(STORE_ANSWER_SECS):
             known = await runtime.store.call_by_sid(call_sid) if call_sid else None
             if known is None:
+                # A new call counts against the cap as a dialled one does (a retried webhook
+                # of a call already answered is counted already).
+                full = await call_cap_refusal(
+                    access, in_process=len(runtime.active_calls), settings=runtime.settings
+                )
+                if full:
+                    return _refused_call(call_sid, full)
                 call_id = await runtime.store.create_call(new_call)
             else:
                 call_id = known.call_id
@@ -90,7 +105,14 @@ async def voice(
     except Exception as exc:
         if not is_transient(exc):
             raise
-        # Postgres is away: answer anyway (the meeting is not lost); the record is spooled.
+        # Postgres is away: answer anyway (the meeting is not lost) within this process's
+        # cap; the record is spooled.
+        if len(runtime.active_calls) >= security.max_concurrent_calls:
+            return _refused_call(
+                call_sid,
+                f"{len(runtime.active_calls)} calls in progress in this process: at most "
+                f"{security.max_concurrent_calls} at once (CONVENE_MAX_CALLS)",
+            )
         known = None
         call_id = runtime.create_call_later(new_call, reason=exc)
     if known is not None and (known.streaming or known.over):
@@ -113,8 +135,22 @@ async def voice(
         params["meeting_date"] = meeting_date.isoformat()
     if title:
         params["meeting_title"] = title
+    if call_sid and known is None:
+        # Hung up through Twilio's REST API at the time limit, as a dialled call is.
+        hang_ups(request).schedule(
+            call_sid, security.max_call_minutes * 60, runtime.settings, runtime.store
+        )
     twiml = stream_twiml(media_stream_url(request, runtime), params)
     return Response(content=twiml, media_type="application/xml")
+
+
+BUSY_MESSAGE = "Sorry, the meeting assistant is busy with other calls right now. Goodbye."
+
+
+def _refused_call(call_sid: str | None, why: str) -> Response:
+    """Answer a call past the cap: a polite word and a hang-up; no token, nothing stored."""
+    log.warning("twilio voice: refused call %s: %s", call_sid or "without CallSid", why)
+    return Response(content=refusal_twiml(BUSY_MESSAGE), media_type="application/xml")
 
 
 @router.post("/status")
@@ -237,7 +273,11 @@ async def _end_refused_call(runtime: Runtime, bad: BadStart) -> str | None:
                 token_nonce=claims.nonce,
                 token_expires_at=claims.expires_at,
                 ended_by=ended_by,
+                call_sid=bad.call_sid,
             )
+    except StreamNotAttached:
+        runtime.stream_tokens.release(claims)  # not the call's CallSid: not its stream
+        return None
     except Exception as exc:
         if not is_transient(exc):
             raise
@@ -292,6 +332,9 @@ async def media(websocket: WebSocket) -> None:
         await _refuse(websocket, exc.reason, call_id=exc.call_id)
         return
     except StreamNotAttached as exc:
+        if exc.reason == CALL_SID_MISMATCH:
+            # The token was not used: the call's own stream (its CallSid) may still open.
+            runtime.stream_tokens.release(claims)
         await _refuse(websocket, exc.reason, call_id=claims.call_id)
         return
     call_id = attached.call_id

@@ -20,6 +20,7 @@ from tenacity import AsyncRetrying, retry_if_exception_type, stop_never, wait_ex
 
 from bot.call import CallDeps
 from bot.models import resolve_whisper_model, shared_whisper_model, warm_up
+from bot.tracing import start_tracing
 from core import clock
 from core.errors import ConfigError, StorageUnavailable
 from core.prompts import LlmProvider, Prompts, load_prompts
@@ -201,6 +202,7 @@ class Runtime:
     async def start(cls, settings: Settings, *, load_whisper: bool = True) -> Runtime:
         prompts = load_prompts(settings.convene_prompts_dir)  # bad YAML stops start-up here
         check_provider_settings(settings, prompts)
+        start_tracing(settings)  # CONVENE_TRACING without the `tracing` extra stops here
         home = settings.convene_home
         home.mkdir(parents=True, exist_ok=True)
 

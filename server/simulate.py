@@ -147,7 +147,12 @@ async def simulate_call(
         "call_id": call_id,
         "series": call.get("series"),
         "transcript": [
-            {"start_ms": s["start_ms"], "end_ms": s["end_ms"], "text": s["text"]}
+            {
+                "start_ms": s["start_ms"],
+                "end_ms": s["end_ms"],
+                "text": s["text"],
+                "speaker": s.get("speaker"),
+            }
             for s in call["transcript"]
         ],
         "commitments": [

@@ -5,7 +5,14 @@ It sends exactly what Twilio sends (`connected`, `start`, 20 ms `media` frames o
 `connected`) and records what the server sends back (`media`, `mark`, `clear`, anything else).
 Like Twilio it echoes each `mark` the server sends once the audio queued before it has
 "played" (in real time), or at once when the server sends `clear`. Like a caller it can stay on
-the line while the bot talks (`hold`), and `stop` is a hang-up: nothing after it is heard.
+the line while the bot talks (`hold`, `keep_line`), and `stop` is a hang-up: nothing after it is
+heard. Paced audio keeps one 20 ms cadence across calls, as a phone line does.
+
+It times what a caller's ear times (core/voice.py says what is voiced): when the last voiced
+frame it sent went out (`StreamResult.last_voiced_sent_at`) and when each voiced `media` frame
+of the server's arrived (`voiced_arrivals`), on the monotonic clock and on the call's clock
+(the audio sent by then, as the server counts it); `first_voiced_after(t)` is the first reply
+heard after `t`.
 
 `simulate_stream` runs a whole call; `stream_url_from_twiml` reads the `<Stream>` URL and its
 parameters out of the TwiML a voice webhook answers with.
@@ -16,6 +23,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import binascii
+import bisect
 import contextlib
 import json
 import math
@@ -27,13 +35,14 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
-from typing import Any
+from typing import Any, NamedTuple
 
 from twilio.request_validator import RequestValidator
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidURI
 
 from core.errors import ConveneError
+from core.voice import voiced_ulaw
 from server.audio import TWILIO_SAMPLE_RATE, ULAW_SILENCE, ulaw_to_pcm16, write_wav
 
 FRAME_MS = 20
@@ -61,6 +70,14 @@ def new_sid(prefix: str) -> str:
     return prefix + secrets.token_hex(16)
 
 
+class Arrival(NamedTuple):
+    """A `media` message from the server: when it arrived (monotonic) and how much audio the
+    client had sent by then (ms): the call's clock at the client."""
+
+    at: float
+    sent_ms: int
+
+
 @dataclass
 class StreamResult:
     """What one simulated stream sent and what the server sent back."""
@@ -76,6 +93,11 @@ class StreamResult:
     closed_by_server: bool = False
     # Bytes of `media` received when `stop` was sent (None before): what the caller got.
     media_before_stop: int | None = None
+    # When the last voiced frame sent went out (monotonic) and the audio sent by its end (ms).
+    last_voiced_sent_at: float | None = None
+    last_voiced_sent_ms: int | None = None
+    # Each voiced `media` message from the server, in order of arrival.
+    voiced_arrivals: list[Arrival] = field(default_factory=list)
 
     def received_pcm16(self) -> bytes:
         """The audio the server sent back, decoded to 8 kHz PCM16 mono."""
@@ -139,6 +161,8 @@ class TwilioStreamClient:
         self._last_media_at = 0.0  # monotonic time the last `media` came from the server
         self._pending_marks: deque[tuple[float, str]] = deque()
         self._marks_changed = asyncio.Event()
+        # The paced cadence: when the last paced frame was due, its length, when it was sent.
+        self._cadence: tuple[float, float, float] | None = None
 
     @property
     def result(self) -> StreamResult:
@@ -263,6 +287,9 @@ class TwilioStreamClient:
                 return False
             self._result.received_media.extend(audio)
             now = time.monotonic()
+            if voiced_ulaw(audio):
+                sent_ms = self._ulaw_bytes_sent // BYTES_PER_MS
+                self._result.voiced_arrivals.append(Arrival(now, sent_ms))
             self._last_media_at = now
             self._playback_until = max(now, self._playback_until) + len(audio) / TWILIO_SAMPLE_RATE
             return True
@@ -386,6 +413,9 @@ class TwilioStreamClient:
         self._ulaw_bytes_sent += len(ulaw_chunk)
         await self._send({"event": "media", "media": media, "streamSid": self.stream_sid})
         self._result.media_sent += 1
+        if voiced_ulaw(ulaw_chunk):
+            self._result.last_voiced_sent_at = time.monotonic()
+            self._result.last_voiced_sent_ms = self._ulaw_bytes_sent // BYTES_PER_MS
 
     async def send_dtmf(self, digit: str) -> None:
         if digit not in DTMF_DIGITS:
@@ -419,6 +449,12 @@ class TwilioStreamClient:
         """Monotonic time the server's audio last finished playing (0.0 if none came yet)."""
         return max(self._playback_until, self._last_media_at)
 
+    def first_voiced_after(self, instant: float) -> Arrival | None:
+        """The first voiced `media` frame that arrived after `instant` (monotonic), if any."""
+        arrivals = self._result.voiced_arrivals
+        index = bisect.bisect_right(arrivals, instant, key=lambda arrival: arrival.at)
+        return arrivals[index] if index < len(arrivals) else None
+
     async def hold(
         self, quiet_secs: float, *, for_answer: bool = False, max_secs: float = 120.0
     ) -> None:
@@ -428,18 +464,39 @@ class TwilioStreamClient:
         for the end of it), or after `max_secs`. With `for_answer`, the quiet only counts once
         some audio has come back: a caller who asked something waits for the answer.
         """
-        silence = bytes([ULAW_SILENCE]) * FRAME_BYTES
-        frame_secs = FRAME_MS / 1000
         started = time.monotonic()
-        index = 0
-        while time.monotonic() - started < max_secs:
+
+        def quiet() -> bool:
             heard = self.bot_quiet_since()
             waiting = for_answer and heard == 0.0
-            if not waiting and time.monotonic() - max(started, heard) >= quiet_secs:
-                return
-            index += 1
-            await asyncio.sleep(max(0.0, started + index * frame_secs - time.monotonic()))
-            await self.send_media(silence)
+            return not waiting and time.monotonic() - max(started, heard) >= quiet_secs
+
+        await self.keep_line(quiet, max_secs=max_secs)
+
+    async def keep_line(self, until: Callable[[], bool], *, max_secs: float = 120.0) -> bool:
+        """Send silence in real time, 20 ms a frame, until `until()` holds (checked before each
+        frame); False if it still did not after `max_secs`."""
+        silence = bytes([ULAW_SILENCE]) * FRAME_BYTES
+        started = time.monotonic()
+        while not until():
+            if time.monotonic() - started >= max_secs:
+                return False
+            await self._paced_send(silence, FRAME_MS / 1000)
+        return True
+
+    async def _paced_send(self, frame: bytes, frame_secs: float) -> None:
+        """Send one frame when it is due: one frame after the last paced frame was due while
+        frames keep coming at this pace (one cadence, late frames catch up, no drift), else a
+        frame from now."""
+        now = time.monotonic()
+        due = now + frame_secs
+        if self._cadence is not None:
+            last_due, last_secs, last_sent = self._cadence
+            if last_secs == frame_secs and now - last_sent <= frame_secs:
+                due = last_due + frame_secs
+        await asyncio.sleep(max(0.0, due - time.monotonic()))
+        await self.send_media(frame)
+        self._cadence = (due, frame_secs, time.monotonic())
 
     async def stream_audio(
         self,
@@ -450,22 +507,22 @@ class TwilioStreamClient:
     ) -> None:
         """Send `ulaw` as 20 ms media frames (the last padded with silence), paced like a call.
 
-        Frame i goes out when its audio has been "captured": at (i + 1) * 20 ms / speed after
-        the first, on an absolute monotonic schedule (no drift from sleep overshoot). `speed`
-        <= 0 or infinite sends as fast as possible, yielding to the event loop every frame.
+        Frame i goes out when its audio has been "captured": (i + 1) * 20 ms / speed after the
+        start, on an absolute monotonic schedule (no drift from sleep overshoot) that goes on
+        from the previous paced frames when the last went out at most a frame ago. `speed` <= 0 or
+        infinite sends as fast as possible, yielding to the event loop every frame.
         `on_progress` gets the seconds of audio sent so far after every frame.
         """
         fast = _is_fast(speed)
         frame_secs = FRAME_MS / 1000 / (1.0 if fast else speed)
-        started = time.monotonic()
         for index, offset in enumerate(range(0, len(ulaw), FRAME_BYTES)):
             frame = ulaw[offset : offset + FRAME_BYTES]
             frame += bytes([ULAW_SILENCE]) * (FRAME_BYTES - len(frame))
             if fast:
                 await asyncio.sleep(0)
+                await self.send_media(frame)
             else:
-                await asyncio.sleep(max(0.0, started + (index + 1) * frame_secs - time.monotonic()))
-            await self.send_media(frame)
+                await self._paced_send(frame, frame_secs)
             if on_progress is not None:
                 on_progress((index + 1) * FRAME_MS / 1000)
 

@@ -164,3 +164,8 @@ class StreamTokens:
         if claims.nonce in self._used:
             raise TokenRefused("reused stream token", call_id=claims.call_id)
         self._used[claims.nonce] = claims.expires_at
+
+    def release(self, claims: StreamClaims) -> None:
+        """Give back a nonce `claim` took for a stream that Postgres then refused without using
+        the token (its CallSid is not the call's): the call's real stream may still use it."""
+        self._used.pop(claims.nonce, None)

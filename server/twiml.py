@@ -20,3 +20,11 @@ def stream_twiml(
         stream.parameter(name=name, value=value)
     response.append(connect)
     return str(response)
+
+
+def refusal_twiml(message: str) -> str:
+    """Say `message` to the caller, then hang up (no stream, no token)."""
+    response = VoiceResponse()
+    response.say(message)
+    response.hangup()
+    return str(response)

@@ -45,18 +45,17 @@ async def simulate_meeting(
     )
 
 
-@asynccontextmanager
-async def answered_stream(
+async def answer_call(
     base_url: str,
     *,
     series: str | None = None,
     meeting_date: dt.date | None = None,
-    **kwargs: Any,
-) -> AsyncIterator[TwilioStreamClient]:
-    """A Media Streams client for a call answered as Twilio would have it: `/twilio/voice`
-    (signed) answers TwiML whose `<Stream>` names the URL and carries the call's stream token;
-    the client connects there with those parameters and the same CallSid."""
-    call_sid = kwargs.pop("call_sid", None) or new_sid("CA")
+    call_sid: str | None = None,
+) -> tuple[str, dict[str, str], str]:
+    """A call answered as Twilio would have it: `/twilio/voice` (signed) answers TwiML whose
+    `<Stream>` names the URL and carries the call's stream token. Returns that URL, the
+    stream's parameters and the CallSid (`call_sid`, else a new one)."""
+    call_sid = call_sid or new_sid("CA")
     async with httpx.AsyncClient(timeout=30) as http:
         twiml = await request_twiml(
             http,
@@ -67,6 +66,22 @@ async def answered_stream(
             call_sid=call_sid,
         )
     url, params = stream_url_from_twiml(twiml)
+    return url, params, call_sid
+
+
+@asynccontextmanager
+async def answered_stream(
+    base_url: str,
+    *,
+    series: str | None = None,
+    meeting_date: dt.date | None = None,
+    **kwargs: Any,
+) -> AsyncIterator[TwilioStreamClient]:
+    """A Media Streams client for a call answered by `answer_call`: it connects to the
+    `<Stream>` URL with those parameters and the same CallSid."""
+    url, params, call_sid = await answer_call(
+        base_url, series=series, meeting_date=meeting_date, call_sid=kwargs.pop("call_sid", None)
+    )
     async with TwilioStreamClient(
         url, custom_parameters=params, call_sid=call_sid, **kwargs
     ) as client:

@@ -103,6 +103,9 @@ def make_settings(home: Path, **overrides: object) -> Settings:
         "convene_writer_retry_secs": 0.3,
         "convene_bootstrap_token": SecretStr(TEST_API_TOKEN),
         "convene_prompts_dir": rules_prompts(),
+        # Calls tests answer or dial and never stream stay `ringing`/`queued` (no status
+        # callbacks) and count against the call cap for a while: no cap but where tested.
+        "convene_max_calls": 10_000,
     }
     if os.environ.get("DATABASE_URL"):
         values["database_url"] = SecretStr(os.environ["DATABASE_URL"])

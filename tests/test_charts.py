@@ -34,6 +34,7 @@ SECRET_KEYS = [
     "DEEPGRAM_API_KEY",
     "CARTESIA_API_KEY",
     "ELEVENLABS_API_KEY",
+    "CONVENE_STREAM_TOKEN_SECRET",  # shared by every pod: a webhook and its stream may differ
 ]
 REMOTE: dict[str, Any] = {"whisperRemote": {"enabled": True}}
 
@@ -371,12 +372,13 @@ def test_app_features_enabled() -> None:
         "name": deployment["metadata"]["name"],
     }
     assert (hpa["spec"]["minReplicas"], hpa["spec"]["maxReplicas"]) == (2, 6)
+    # On the calls each pod streams (a custom metric from prometheus-adapter), not on CPU.
     assert hpa["spec"]["metrics"] == [
         {
-            "type": "Resource",
-            "resource": {
-                "name": "cpu",
-                "target": {"type": "Utilization", "averageUtilization": 70},
+            "type": "Pods",
+            "pods": {
+                "metric": {"name": "convene_active_calls"},
+                "target": {"type": "AverageValue", "averageValue": "3"},
             },
         }
     ]
@@ -409,10 +411,74 @@ def test_app_memory_target_and_emptydir_limit() -> None:
     }
     docs = manifests(APP, values)
     metrics = only(docs, "HorizontalPodAutoscaler")["spec"]["metrics"]
-    assert [m["resource"]["name"] for m in metrics] == ["cpu", "memory"]
+    assert [m["type"] for m in metrics] == ["Pods", "Resource"]
+    assert metrics[1]["resource"]["name"] == "memory"
     assert metrics[1]["resource"]["target"]["averageUtilization"] == 80
     home = volumes_of(only(docs, "Deployment"))["home"]
     assert home == {"name": "home", "emptyDir": {"sizeLimit": "2Gi"}}
+
+
+def test_app_scales_on_active_calls_scraped_from_each_pod() -> None:
+    """The HPA's custom metric, and how Prometheus gets it: a ServiceMonitor on each pod's
+    /metrics with a read token from a Secret (or the pods' scrape annotations)."""
+    values = {
+        "autoscaling": {
+            "enabled": True,
+            "activeCalls": {"targetPerPod": "5"},
+            "targetCPUUtilizationPercentage": 90,
+        },
+        "metrics": {
+            "serviceMonitor": {
+                "enabled": True,
+                "tokenSecret": {"name": "prometheus-convene"},
+                "labels": {"release": "kube-prometheus-stack"},
+            },
+            "scrapeAnnotations": True,
+        },
+    }
+    docs = manifests(APP, values)
+    metrics = only(docs, "HorizontalPodAutoscaler")["spec"]["metrics"]
+    assert metrics[0]["pods"]["target"] == {"type": "AverageValue", "averageValue": "5"}
+    assert metrics[1]["resource"] == {
+        "name": "cpu",
+        "target": {"type": "Utilization", "averageUtilization": 90},
+    }
+    monitor = only(docs, "ServiceMonitor")
+    assert monitor["apiVersion"] == "monitoring.coreos.com/v1"
+    assert monitor["metadata"]["labels"]["release"] == "kube-prometheus-stack"
+    service = only(docs, "Service")
+    assert monitor["spec"]["selector"]["matchLabels"].items() <= (
+        service["metadata"]["labels"].items()
+    )
+    assert monitor["spec"]["namespaceSelector"] == {"matchNames": [NAMESPACE]}
+    [endpoint] = monitor["spec"]["endpoints"]
+    assert (endpoint["port"], endpoint["path"]) == (service["spec"]["ports"][0]["name"], "/metrics")
+    assert endpoint["authorization"] == {
+        "type": "Bearer",
+        "credentials": {"name": "prometheus-convene", "key": "token"},
+    }
+    deployment = only(docs, "Deployment")
+    annotations = deployment["spec"]["template"]["metadata"]["annotations"]
+    assert annotations["prometheus.io/scrape"] == "true"
+    assert annotations["prometheus.io/path"] == "/metrics"
+    assert annotations["prometheus.io/port"] == "8000"
+    # /metrics keeps its token unless metrics.public says otherwise.
+    assert "CONVENE_METRICS_PUBLIC" not in env_of(container(deployment))
+    # A media stream is one websocket: it stays on its pod; no affinity is needed for it.
+    assert service["spec"]["sessionAffinity"] == "None"
+    notes = render(APP, values, "convene")["convene/templates/NOTES.txt"]
+    assert "aiming at 5 calls per pod" in notes and "CONVENE_STREAM_TOKEN_SECRET" in notes
+
+
+def test_app_public_metrics_and_a_monitor_without_a_token() -> None:
+    with pytest.raises(RenderError, match="tokenSecret"):
+        render(APP, {"metrics": {"serviceMonitor": {"enabled": True}}}, "convene")
+    values = {"metrics": {"public": True, "serviceMonitor": {"enabled": True}}}
+    docs = manifests(APP, values)
+    [endpoint] = only(docs, "ServiceMonitor")["spec"]["endpoints"]
+    assert "authorization" not in endpoint
+    env = env_of(container(only(docs, "Deployment")))
+    assert env["CONVENE_METRICS_PUBLIC"]["value"] == "true"
 
 
 def test_app_existing_claim() -> None:

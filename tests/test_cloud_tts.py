@@ -304,7 +304,7 @@ async def test_cartesia_dropped_socket_mid_sentence_is_said_again_by_piper(
     assert voice.watch.failovers == 1 and voice.watch.respoken == 1
     assert sum(isinstance(f, TTSStoppedFrame) for f in run.down) == 1
     heard = await asyncio.to_thread(_heard, runtime, run)
-    assert set(words(SECOND)) <= set(words(heard)), heard
+    assert wer(SECOND, heard) <= 0.25, heard  # the whole sentence, not just its rest
     assert any("failover 1" in m for m in _messages(caplog))
 
 

@@ -24,6 +24,7 @@ from pydantic import SecretStr
 import bot.call as call_module
 import processors.deepgram_stt as deepgram_stt
 import processors.stt_failover as stt_failover
+from core.metrics import REGISTRY
 from processors.deepgram_stt import DeepgramSegmentsSTTService
 from processors.frames import TranscriptSegmentFrame
 from processors.stt_failover import FailoverReplay
@@ -105,8 +106,8 @@ async def deepgram(runtime: Runtime, monkeypatch: pytest.MonkeyPatch) -> AsyncIt
         stt.add_event_handler("on_after_push_frame", pushed)
         return stt
 
-    def recording_failover(primary: Any, fallback: Any, clock: Any) -> Any:
-        stage = build_failover(primary, fallback, clock, replay=harness.replay)
+    def recording_failover(primary: Any, fallback: Any, clock: Any, **kwargs: Any) -> Any:
+        stage = build_failover(primary, fallback, clock, **kwargs, replay=harness.replay)
         harness.failovers.extend(p for p in stage.processors if isinstance(p, FailoverReplay))
 
         def pushed(_processor: object, frame: Frame) -> None:
@@ -252,8 +253,12 @@ async def test_a_refused_key_fails_over_at_once_without_leaking_it(
     deepgram.runtime.settings = deepgram.runtime.settings.updated(
         **{"deepgram_api_key": SecretStr(wrong_key)}
     )
+    counted = {"provider": "deepgram"}
+    before = REGISTRY.get_sample_value("convene_stt_failovers_total", counted) or 0.0
     with caplog.at_level(logging.DEBUG):
         result = await call(base_url, meeting_wav)
+    # /metrics counts it (tests/test_metrics.py reads the same registry through the route).
+    assert REGISTRY.get_sample_value("convene_stt_failovers_total", counted) == before + 1
 
     (conn,) = deepgram.fake.connections  # a 401 is not retried
     assert conn.status == 401

@@ -512,9 +512,12 @@ def test_shipped_prompt_loads() -> None:
     assert kinds == {"commitment", "status_done", "cancel"}
 
 
-def _edited_prompt(tmp_path: Path, edit: Callable[[dict[str, Any]], None]) -> Path:
-    path = tmp_path / "extraction.yaml"
-    shutil.copy(PROMPT_PATH, path)
+def edited_prompt(
+    tmp_path: Path, edit: Callable[[dict[str, Any]], None], source: Path = PROMPT_PATH
+) -> Path:
+    """A copy of the prompt file `source` in `tmp_path`, its YAML changed by `edit`."""
+    path = tmp_path / source.name
+    shutil.copy(source, path)
     raw = yaml.safe_load(path.read_text())
     edit(raw)
     path.write_text(yaml.safe_dump(raw))
@@ -538,7 +541,7 @@ def _edited_prompt(tmp_path: Path, edit: Callable[[dict[str, Any]], None]) -> Pa
 def test_bad_prompt_file_names_file_and_key(
     tmp_path: Path, edit: Callable[[dict[str, Any]], None], expected: str
 ) -> None:
-    path = _edited_prompt(tmp_path, edit)
+    path = edited_prompt(tmp_path, edit)
     with pytest.raises(ConfigError, match=expected) as info:
         build_llm_extractor(
             prompt_path=path,

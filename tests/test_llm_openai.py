@@ -26,9 +26,8 @@ from domain.llm import OPENAI_API_KEY_ENV, OPENAI_NO_KEY
 from domain.llm_extraction import LLMExtractor, build_llm_extractor
 from domain.llm_extraction_prompt import load_extraction_prompt
 from domain.llm_extraction_tool import COMMITMENTS_SCHEMA, OPENAI_TOOL
-from domain.llm_pending import PendingSpool
 from domain.llm_report import LLMReporter, build_llm_reporter, load_report_prompt
-from domain.report_text import Facts, TaskFact, load_report_templates, render
+from domain.report_text import Facts, render
 from server.local_server import serve_in_process
 from server.runtime import Runtime
 from tests.calls import say_weekday, simulate_meeting, weekday_on_or_after
@@ -43,6 +42,9 @@ from tests.fakes.openai_chat_api import (
 )
 from tests.fakes.openai_chat_api import TextReply as ChatText
 from tests.speech import write_meeting
+from tests.test_llm_extraction import spool_bytes, spooled
+from tests.test_llm_report import FAITHFUL, INVENTED, LAST, TODAY, T
+from tests.test_llm_report import TASKS as REPORT_TASKS
 
 pytestmark = pytest.mark.dates  # resolves dates: re-run on other days by .ci/run
 
@@ -62,27 +64,10 @@ ALICE_ITEM = {
 }
 NAMED_CHOICE = {"type": "function", "function": {"name": "record_commitments"}}
 
-T = load_report_templates(REPO_ROOT / "prompts" / "report.yaml")
-TODAY = dt.date(2026, 11, 24)  # a Tuesday
-LAST = dt.date(2026, 11, 17)
-TASKS = [
-    TaskFact("Tom", "get the demo environment ready", dt.date(2026, 11, 20), "done", LAST, TODAY),
-    TaskFact(None, "send the security review to legal", dt.date(2026, 11, 25), "open", LAST, TODAY),
-    TaskFact("Priya", "update the pricing page", dt.date(2026, 11, 23), "open", LAST, LAST),
-    TaskFact("Lee", "send the invoice", None, "open", TODAY, TODAY),
-]
+# test_llm_report's facts, less its cancelled task, and its answers to them.
+TASKS = [task for task in REPORT_TASKS if task.status != "cancelled"]
 FACTS = Facts(intent="progress_report", meeting_date=TODAY, previous_meeting=LAST, tasks=TASKS)
 TEMPLATE_ANSWER = render(FACTS, T)
-FAITHFUL = (
-    "Priya's update of the pricing page is overdue; it was due by Monday the 23rd. "
-    "Since last time, Tom got the demo environment ready. "
-    "Someone still needs to send the security review to legal by Wednesday the 25th. "
-    "New today, Lee will send the invoice."
-)
-INVENTED = (
-    "Priya's update of the pricing page is overdue. "
-    "Ken will migrate the database by Wednesday the 25th."
-)
 
 MakeExtractor = Callable[..., LLMExtractor]
 MakeReporter = Callable[..., LLMReporter]
@@ -194,27 +179,6 @@ async def make_reporter(
 
 def offline(lines: list[Utterance]) -> list[Commitment]:
     return DeterministicExtractor().extract(lines, meeting_date=MEETING)
-
-
-def spooled(path: Path) -> list[tuple[str, list[dict[str, Any]], int]]:
-    """What the spool file holds, read by a spool of its own (as a new process would)."""
-    spool = PendingSpool(path)
-    try:
-        windows = spool.load()
-    finally:
-        spool.close()
-    return [
-        (
-            w.meeting_date.isoformat(),
-            [{"speaker": u.speaker, "text": u.text} for u in w.utterances],
-            w.attempts,
-        )
-        for w in windows
-    ]
-
-
-def spool_bytes(folder: Path) -> list[str]:
-    return [p.read_bytes().decode("latin-1") for p in folder.glob("*.sqlite3*")]
 
 
 # --------------------------------------------------------------------------- extraction

@@ -11,13 +11,11 @@ import asyncio
 import datetime as dt
 import json
 import logging
-import shutil
 from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
 
 from core.errors import ConfigError
 from core.settings import REPO_ROOT
@@ -33,6 +31,7 @@ from domain.llm_report import (
 from domain.report_text import Facts, TaskFact, load_report_templates, render
 from server.local_server import serve_in_process
 from tests.fakes.anthropic_api import FakeAnthropic, TextReply, overloaded, slow
+from tests.test_llm_extraction import edited_prompt
 
 pytestmark = pytest.mark.dates  # resolves dates: re-run on other days by .ci/run
 
@@ -384,15 +383,6 @@ def test_shipped_prompt_loads() -> None:
         assert rule in prompt.system
 
 
-def _edited_prompt(tmp_path: Path, edit: Callable[[dict[str, Any]], None]) -> Path:
-    path = tmp_path / "report_llm.yaml"
-    shutil.copy(PROMPT_PATH, path)
-    raw = yaml.safe_load(path.read_text())
-    edit(raw)
-    path.write_text(yaml.safe_dump(raw))
-    return path
-
-
 @pytest.mark.parametrize(
     ("edit", "expected"),
     [
@@ -407,7 +397,7 @@ def _edited_prompt(tmp_path: Path, edit: Callable[[dict[str, Any]], None]) -> Pa
 def test_bad_prompt_file_names_file_and_key(
     tmp_path: Path, edit: Callable[[dict[str, Any]], None], expected: str
 ) -> None:
-    path = _edited_prompt(tmp_path, edit)
+    path = edited_prompt(tmp_path, edit, PROMPT_PATH)
     with pytest.raises(ConfigError, match=expected) as info:
         build_llm_reporter(prompt_path=path, templates=T, api_key="k")
     assert str(path) in str(info.value)

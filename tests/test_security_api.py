@@ -31,10 +31,14 @@ from memory.spool import Spool
 from server.app import create_app
 from server.cli import app as cli_app
 from server.erase import purge_expired
+from server.guard import live_calls
 from server.local_server import serve_in_process
 from server.runtime import Runtime
+from server.simulate import request_twiml, wait_completed
+from server.simulator import TwilioStreamClient, new_sid, stream_url_from_twiml
 from tests.calls import overridden
 from tests.conftest import API_HEADERS as API
+from tests.conftest import TEST_ACCOUNT_SID, TEST_AUTH_TOKEN, make_settings
 from tests.fakes.twilio_api import FakeTwilio
 
 ACCOUNT = "AC" + "2" * 32
@@ -74,6 +78,16 @@ def security(runtime: Runtime, **changes: Any) -> dict[str, Any]:
     """`overridden(runtime, settings=...)` for fields of the security sub-model."""
     fields = type(runtime.settings.security).model_fields
     return {str(fields[name].validation_alias).lower(): value for name, value in changes.items()}
+
+
+async def capped_one_above(runtime: Runtime) -> dict[str, Any]:
+    """Settings that let exactly one more call start: the cap one above the calls counted now.
+    Unstarted calls count for a day here (the stream tokens' life), so none of the session's
+    earlier calls ages out of the count while the test runs."""
+    settings = {"convene_stream_token_ttl_secs": 86_400.0}
+    with overridden(runtime, settings=settings):
+        live = await live_calls(AccessStore(runtime.store.pool), runtime.settings)
+    return {**settings, **security(runtime, max_concurrent_calls=live + 1)}
 
 
 @pytest.fixture
@@ -351,8 +365,7 @@ async def test_concurrent_calls_are_capped(
 ) -> None:
     url, fake = twilio
     token = await make_token(runtime, "dial")
-    live = await AccessStore(runtime.store.pool).live_calls(within=dt.timedelta(hours=4))
-    with overridden(runtime, settings=security(runtime, max_concurrent_calls=live + 1)):
+    with overridden(runtime, settings=await capped_one_above(runtime)):
         async with httpx.AsyncClient(base_url=url, headers=bearer(token)) as client:
             first = await client.post("/calls", json={"to": "+14155550100", "series": "cap"})
             second = await client.post("/calls", json={"to": "+14155550100", "series": "cap"})
@@ -374,6 +387,164 @@ async def test_a_dialled_call_is_hung_up_at_its_time_limit(
     [update] = fake.updates
     assert update == {"call_sid": made.json()["call_sid"], "form": {"Status": "completed"}}
     assert fake.requests[0]["form"]["TimeLimit"] == ["1"]  # Twilio's own limit too
+
+
+@pytest.fixture
+async def answering(runtime: Runtime) -> AsyncIterator[FakeTwilio]:
+    """The session's app answering inbound calls (`/twilio/voice`, signed with the test auth
+    token, streams to its own loopback address) with Twilio's REST API at a loopback fake, so
+    it can hang calls up."""
+    fake = FakeTwilio()
+    async with serve_in_process(fake.app()) as twilio_url:
+        settings = {"twilio_account_sid": TEST_ACCOUNT_SID, "twilio_api_base_url": twilio_url}
+        with overridden(runtime, settings=settings):
+            yield fake
+
+
+async def voice_answer(base_url: str, call_sid: str, series: str) -> str:
+    """The TwiML `/twilio/voice` answers for a new inbound call, signed as Twilio signs it."""
+    async with httpx.AsyncClient(timeout=30) as http:
+        return await request_twiml(
+            http,
+            base_url,
+            series=series,
+            meeting_date=MEETING_DAY,
+            auth_token=TEST_AUTH_TOKEN,
+            call_sid=call_sid,
+        )
+
+
+SILENCE = b"\xff" * 160  # 20 ms of mu-law silence
+
+
+async def test_inbound_calls_count_against_the_concurrent_call_cap(
+    base_url: str, runtime: Runtime, answering: FakeTwilio, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Past CONVENE_MAX_CALLS an answered call hears a refusal and is hung up: no stream, no
+    token, no record. Twilio retrying the webhook of a call already answered is not a new
+    call."""
+    first, second = new_sid("CA"), new_sid("CA")
+    with overridden(runtime, settings=await capped_one_above(runtime)):
+        answered = await voice_answer(base_url, first, "inbound-cap")
+        calls_before = await runtime.store.pool.fetchval("SELECT count(*) FROM calls")
+        refused = await voice_answer(base_url, second, "inbound-cap")
+        retried = await voice_answer(base_url, first, "inbound-cap")
+    assert "<Stream" in answered and "stream_token" in answered
+    assert "<Stream" in retried  # the same call again, not one more
+    assert "<Say>" in refused and "<Hangup />" in refused
+    assert "<Stream" not in refused and "stream_token" not in refused
+    assert await runtime.store.find_call(call_sid=second) is None
+    assert await runtime.store.pool.fetchval("SELECT count(*) FROM calls") == calls_before
+    assert any(
+        "refused call" in r.getMessage() and second in r.getMessage() for r in caplog.records
+    )
+    assert not answering.updates  # refused by TwiML: nothing to hang up
+
+
+async def test_a_call_that_never_streamed_stops_counting_once_its_token_expired(
+    runtime: Runtime,
+) -> None:
+    """A caller who hung up while the call rang leaves it `ringing` (no status callback on an
+    inbound number): it holds a place under the cap only while its stream token could still
+    open a stream; a call that streams counts until the time limit."""
+    access = AccessStore(runtime.store.pool)
+    window = {"within": dt.timedelta(days=3), "unstarted_within": dt.timedelta(days=1)}
+    before = await access.live_calls(**window)
+    rang = await make_call(runtime, "cap-age", status="ringing")
+    streams = await make_call(runtime, "cap-age", status="ringing")
+    await runtime.store.start_stream(
+        call_id=streams, stream_sid=new_sid("MZ"), call_sid=None, meeting_title=None
+    )
+    assert await access.live_calls(**window) == before + 2
+    await runtime.store.pool.execute(
+        "UPDATE calls SET created_at = now() - interval '2 days' WHERE id = ANY($1::uuid[])",
+        [uuid.UUID(rang), uuid.UUID(streams)],
+    )
+    assert await access.live_calls(**window) == before + 1  # the one that streams
+
+
+async def test_while_postgres_is_away_inbound_calls_count_against_this_process(
+    tmp_path: Path,
+) -> None:
+    """Postgres away: a call is still answered (its record spooled), but only while this
+    process runs fewer than CONVENE_MAX_CALLS calls."""
+    settings = make_settings(
+        tmp_path / "home", database_url=None, redis_url=None, convene_max_calls=1
+    )
+    rt = await Runtime.start(settings, load_whisper=False)
+    try:
+        assert rt.embedded_postgres is not None
+        async with serve_in_process(create_app(runtime=rt)) as url:
+            await asyncio.to_thread(rt.embedded_postgres.interrupt)
+            streaming = str(uuid.uuid4())
+            rt.active_calls.add(streaming)  # one call streaming here already
+            refused = await voice_answer(url, new_sid("CA"), "while-down")
+            with overridden(rt, settings={"convene_max_calls": 2}):
+                answered = await voice_answer(url, new_sid("CA"), "while-down")
+            rt.active_calls.discard(streaming)
+            await asyncio.to_thread(rt.embedded_postgres.restart)
+    finally:
+        await rt.close()
+    assert "<Hangup />" in refused and "<Stream" not in refused
+    assert "<Stream" in answered and "stream_token" in answered
+
+
+async def test_an_answered_call_is_hung_up_at_its_time_limit_and_says_so(
+    base_url: str, runtime: Runtime, answering: FakeTwilio
+) -> None:
+    """An inbound call past CONVENE_MAX_CALL_MINUTES is hung up through Twilio's REST API, as
+    a dialled one is; Twilio then stops the stream, and the call ends `time-limit`."""
+    call_sid = new_sid("CA")
+    with overridden(runtime, settings=security(runtime, max_call_minutes=0.01)):
+        url, params = stream_url_from_twiml(await voice_answer(base_url, call_sid, "long-in"))
+        async with TwilioStreamClient(url, custom_parameters=params, call_sid=call_sid) as client:
+            await client.send_connected()
+            await client.send_start()
+            await client.stream_audio(SILENCE * 10, speed=0)
+            await asyncio.wait_for(answering.updated.wait(), timeout=30)
+            # What Twilio does once the call is hung up: the stream's `stop`.
+            await client.send_stop()
+            await client.wait_closed(60)
+    assert answering.updates == [{"call_sid": call_sid, "form": {"Status": "completed"}}]
+    async with httpx.AsyncClient(timeout=30, headers=API) as http:
+        stored = await wait_completed(http, base_url, params["call_id"], 60)
+    assert (stored["status"], stored["ended_by"]) == ("completed", "time-limit")
+
+
+async def test_a_dialled_calls_stream_must_carry_the_callsid_twilio_gave_it(
+    twilio: tuple[str, FakeTwilio], runtime: Runtime, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Once calls.create returned the CallSid, the call's stream token opens a stream only
+    with that CallSid: another one is refused (1008), stores nothing and leaves the token to
+    the call's real stream."""
+    url, fake = twilio
+    token = await make_token(runtime, "dial")
+    async with httpx.AsyncClient(base_url=url, headers=bearer(token)) as client:
+        made = await client.post("/calls", json={"to": "+14155550100", "series": "bound"})
+    assert made.status_code == 201, made.text
+    call_id, call_sid = made.json()["call_id"], made.json()["call_sid"]
+    _, params = stream_url_from_twiml(fake.requests[-1]["form"]["Twiml"][0])
+    media = url.replace("http", "ws") + "/twilio/media"
+    for stranger in (new_sid("CA"), None):
+        async with TwilioStreamClient(media, custom_parameters=params) as client:
+            await client.send_connected()
+            await client.send_start(callSid=stranger)
+            await client.wait_closed(15)
+        assert client.close_code == 1008, (client.close_code, client.close_reason)
+    stored = await runtime.store.get_call(call_id)
+    assert stored is not None and stored["stream_sid"] is None and stored["started_at"] is None
+    refusals = [r.getMessage() for r in caplog.records if "stream refused" in r.getMessage()]
+    assert len(refusals) == 2 and all("CallSid" in line for line in refusals), refusals
+    async with TwilioStreamClient(media, custom_parameters=params, call_sid=call_sid) as client:
+        await client.send_connected()
+        await client.send_start()
+        await client.stream_audio(SILENCE * 10, speed=0)
+        await client.send_stop()
+        await client.wait_closed(60)
+    async with httpx.AsyncClient(timeout=30, headers=API) as http:
+        stored = await wait_completed(http, url, call_id, 60)
+    assert (stored["status"], stored["ended_by"]) == ("completed", None)
+    assert stored["stream_sid"] is not None
 
 
 # --- bodies, keys, hosts --------------------------------------------------------------------
@@ -563,6 +734,41 @@ async def test_delete_call_removes_it_everywhere_and_is_audited(
     mine = [(e["action"], e["target"]) for e in entries if e["actor"].startswith("token:deleter#")]
     assert ("read", f"call:{call_id}") in mine and ("delete", f"call:{call_id}") in mine
     assert all(e["client"] == "127.0.0.1" for e in entries if e["actor"].startswith("token:del"))
+
+
+async def test_every_read_is_audited_and_listed_to_admins(base_url: str, runtime: Runtime) -> None:
+    """Who read which call, transcript, commitments, replies or series' tasks, and when: one
+    audit row per read, listed by `GET /audit` to an admin token only."""
+    call_id = await _call_with_memory(runtime, "audited-reads")
+    reader = await make_token(runtime, "read", name="auditee")
+    admin = await make_token(runtime, "admin", name="auditor")
+    since = dt.datetime.now(dt.UTC)
+    reads = [
+        f"/calls/{call_id}",
+        f"/calls/{call_id}/commitments",
+        f"/calls/{call_id}/replies",
+        "/series/audited-reads/tasks",
+    ]
+    async with httpx.AsyncClient(base_url=base_url) as client:
+        for path in reads:
+            assert (await client.get(path, headers=bearer(reader))).status_code == 200, path
+        missing = await client.get(f"/calls/{uuid.uuid4()}", headers=bearer(reader))
+        denied = await client.get("/audit", headers=bearer(reader))
+        listed = await client.get("/audit", params={"limit": 50}, headers=bearer(admin))
+    assert missing.status_code == 404 and denied.status_code == 403
+    assert listed.status_code == 200
+    [row] = [r for r in await AccessStore(runtime.store.pool).list_tokens() if r.name == "auditee"]
+    mine = [e for e in listed.json()["entries"] if e["actor"] == f"token:auditee#{row.id}"]
+    assert sorted((e["action"], e["target"]) for e in mine) == sorted(
+        [
+            ("read", f"call:{call_id}"),
+            ("read", f"call:{call_id}/commitments"),
+            ("read", f"call:{call_id}/replies"),
+            ("read", "series:audited-reads/tasks"),
+        ]
+    )  # the 404 read nothing, so it is not among them
+    assert all(dt.datetime.fromisoformat(e["at"]) >= since for e in mine)
+    assert all(e["client"] == "127.0.0.1" for e in mine)
 
 
 async def test_delete_series_removes_its_calls_tasks_and_memory(

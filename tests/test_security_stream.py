@@ -21,10 +21,11 @@ import httpx
 import pytest
 
 from server.runtime import Runtime
-from server.simulate import request_twiml, wait_completed
-from server.simulator import StreamClosed, TwilioStreamClient, new_sid, stream_url_from_twiml
+from server.simulate import wait_completed
+from server.simulator import StreamClosed, TwilioStreamClient
 from server.stream_tokens import TOKEN_PARAMETER, StreamTokens
-from tests.conftest import TEST_AUTH_TOKEN
+from tests.calls import answer_call
+from tests.conftest import API_HEADERS, TEST_AUTH_TOKEN
 from tests.test_webhooks import signed
 
 SILENCE = b"\xff" * 160  # 20 ms of mu-law silence
@@ -59,17 +60,9 @@ def tokens_seen() -> list[str]:
 @pytest.fixture
 def answer(base_url: str, tokens_seen: list[str]) -> Callable[..., Any]:
     async def answer(*, series: str = "sec-room", call_sid: str | None = None) -> Answered:
-        sid = call_sid or new_sid("CA")
-        async with httpx.AsyncClient(timeout=30) as http:
-            twiml = await request_twiml(
-                http,
-                base_url,
-                series=series,
-                meeting_date=dt.date(2026, 12, 1),
-                auth_token=TEST_AUTH_TOKEN,
-                call_sid=sid,
-            )
-        url, params = stream_url_from_twiml(twiml)
+        url, params, sid = await answer_call(
+            base_url, series=series, meeting_date=dt.date(2026, 12, 1), call_sid=call_sid
+        )
         tokens_seen.append(params[TOKEN_PARAMETER])
         return Answered(url, params, sid)
 
@@ -116,17 +109,38 @@ async def untouched(runtime: Runtime, call_id: str) -> None:
     assert call["transcript"] == []
 
 
+async def start_streaming(client: TwilioStreamClient, frames: int = 0) -> None:
+    """`connected`, `start`, then `frames` 20 ms frames of silence."""
+    await client.send_connected()
+    await client.send_start()
+    if frames:
+        await client.stream_audio(SILENCE * frames, speed=0)
+
+
+async def hang_up(client: TwilioStreamClient) -> None:
+    """`stop`, and the server's close."""
+    await client.send_stop()
+    await client.wait_closed(60)
+
+
+async def attached(runtime: Runtime, call_id: str) -> None:
+    """Until the call's stream is attached (its streamSid stored)."""
+    while True:
+        stored = await runtime.store.get_call(call_id)
+        if stored and stored["stream_sid"]:
+            return
+        await asyncio.sleep(0.05)
+
+
 async def run_silent_call(client: TwilioStreamClient, frames: int = 25) -> None:
     async with client:
-        await client.send_connected()
-        await client.send_start()
-        await client.stream_audio(SILENCE * frames, speed=0)
-        await client.send_stop()
-        await client.wait_closed(60)
+        await start_streaming(client, frames)
+        await hang_up(client)
 
 
 async def completed(base_url: str, call_id: str) -> dict[str, Any]:
-    async with httpx.AsyncClient(timeout=30) as http:
+    """The call once it is over, read back through the REST API (with a token, as it needs)."""
+    async with httpx.AsyncClient(timeout=30, headers=API_HEADERS) as http:
         return await wait_completed(http, base_url, call_id, 60)
 
 
@@ -305,21 +319,14 @@ async def test_a_bad_start_does_not_end_a_call_that_streams(
     first = await answer()
     second = await answer(call_sid=first.call_sid)
     async with first.client() as client:
-        await client.send_connected()
-        await client.send_start()
-        await client.stream_audio(SILENCE * 5, speed=0)
-        for _ in range(200):
-            stored = await runtime.store.get_call(first.call_id)
-            if stored and stored["stream_sid"]:
-                break
-            await asyncio.sleep(0.05)
+        await start_streaming(client, 5)
+        await attached(runtime, first.call_id)
         await refused(second.client(), streamSid=None)
         during = await runtime.store.get_call(first.call_id)
         assert during is not None
         assert (during["status"], during["completed_at"]) == ("in-progress", None)
         await client.stream_audio(SILENCE * 5, speed=0)
-        await client.send_stop()
-        await client.wait_closed(60)
+        await hang_up(client)
     stored = await completed(base_url, first.call_id)
     assert (stored["status"], stored["ended_by"]) == ("completed", None)
     assert len(refusals(caplog)) == 1
@@ -331,9 +338,7 @@ async def test_bad_messages_do_not_end_the_call_and_are_logged_once_per_kind(
     call = await answer()
     deep = "[" * 30_000 + "]" * 30_000  # under the size bound: the depth check skips it
     async with call.client() as client:
-        await client.send_connected()
-        await client.send_start()
-        await client.stream_audio(SILENCE * 10, speed=0)
+        await start_streaming(client, 10)
         for _ in range(2000):
             await client.send_raw("{not json")
         await client.send_raw(deep)
@@ -341,8 +346,7 @@ async def test_bad_messages_do_not_end_the_call_and_are_logged_once_per_kind(
         await client.send_raw(json.dumps({"event": "dtmf", "dtmf": "5"}))
         await client.send_raw(json.dumps({"event": "dtmf", "dtmf": {"digit": ["x"]}}))
         await client.stream_audio(SILENCE * 10, speed=0)
-        await client.send_stop()
-        await client.wait_closed(60)
+        await hang_up(client)
     assert client.close_code != POLICY_VIOLATION
     stored = await completed(base_url, call.call_id)
     assert (stored["status"], stored["ended_by"]) == ("completed", None)
@@ -362,13 +366,13 @@ async def test_a_message_too_large_for_the_socket_ends_the_call_as_interrupted(
     early and says so, never `completed`."""
     call = await answer()
     async with call.client() as client:
-        await client.send_connected()
-        await client.send_start()
-        await client.stream_audio(SILENCE * 10, speed=0)
+        await start_streaming(client, 10)
         with pytest.raises(StreamClosed):  # closed mid-send or just after
             await client.send_raw("x" * (20 * 1024 * 1024))
             await client.wait_closed(30)
             await client.send_stop()
+    # websockets fails the connection from the frame's header (1009, message too big).
+    assert client.close_code == 1009, (client.close_code, client.close_reason)
     stored = await completed(base_url, call.call_id)
     assert (stored["status"], stored["ended_by"]) == ("interrupted", "disconnect")
 
@@ -379,8 +383,7 @@ async def test_a_silent_call_ends_by_idle_timeout(
     override(pipeline={"call": {"idle_timeout_secs": 1.0}})
     call = await answer()
     async with call.client() as client:
-        await client.send_connected()
-        await client.send_start()
+        await start_streaming(client)
         await client.wait_closed(60)  # nobody speaks: the server ends it
     stored = await completed(base_url, call.call_id)
     assert (stored["status"], stored["ended_by"]) == ("completed", "idle-timeout")
@@ -420,19 +423,12 @@ async def test_voice_for_a_call_already_streaming_is_refused(
     url = f"{base_url}/twilio/voice"
     form = {"CallSid": call.call_sid, "From": "+15550100001", "To": "+15550100002"}
     async with call.client() as client, httpx.AsyncClient() as http:
-        await client.send_connected()
-        await client.send_start()
-        await client.stream_audio(SILENCE * 5, speed=0)
-        for _ in range(200):
-            stored = await runtime.store.get_call(call.call_id)
-            if stored and stored["stream_sid"]:
-                break
-            await asyncio.sleep(0.05)
+        await start_streaming(client, 5)
+        await attached(runtime, call.call_id)
         response = await http.post(url, data=form, headers=signed(url, form))
         assert response.status_code == 409
         assert TOKEN_PARAMETER not in response.text
-        await client.send_stop()
-        await client.wait_closed(60)
+        await hang_up(client)
     await completed(base_url, call.call_id)
     async with httpx.AsyncClient() as http:
         response = await http.post(url, data=form, headers=signed(url, form))
@@ -441,11 +437,20 @@ async def test_voice_for_a_call_already_streaming_is_refused(
 
 async def test_voice_reads_no_unsigned_or_oversized_form(base_url: str) -> None:
     url = f"{base_url}/twilio/voice"
-    big = {"CallSid": "CA" + "0" * 32, "Junk": "x" * (2 * 1024 * 1024)}
-    async with httpx.AsyncClient() as http:
-        unsigned = await http.post(url, data=big)
-        oversized = await http.post(url, data=big, headers={"X-Twilio-Signature": "AAAA"})
+    small = {"CallSid": "CA" + "0" * 32}
+    big = {**small, "Junk": "x" * (2 * 1024 * 1024)}
+
+    async def post(form: dict[str, str], headers: dict[str, str] | None = None) -> httpx.Response:
+        # A connection each: the server closes one whose body it refused to read.
+        async with httpx.AsyncClient() as http:
+            return await http.post(url, data=form, headers=headers)
+
+    unsigned = await post(small)
+    oversized_unsigned = await post(big)
+    oversized = await post(big, {"X-Twilio-Signature": "AAAA"})
     assert unsigned.status_code == 403
+    # The body limit answers before anything is parsed, signed or not.
+    assert oversized_unsigned.status_code == 413
     assert oversized.status_code == 413
 
 

@@ -309,6 +309,40 @@ async def test_unpaced_streaming_is_fast(speed: float) -> None:
     assert elapsed < 10  # not paced: a paced stream of 10 s of audio cannot end sooner
 
 
+async def test_the_client_times_voiced_frames_as_a_callers_ear() -> None:
+    """The last voiced frame sent, and each voiced frame received with the audio sent by then;
+    silence either way is not what a caller hears."""
+
+    async def answer_after_the_question(
+        ws: ServerConnection, message: dict[str, Any], server: FakeTwilioServer
+    ) -> bool:
+        if message.get("event") == "media" and message["media"]["chunk"] == "20":
+            sid = message["streamSid"]
+            for audio in (b"\xff" * 160, tone_ulaw(0.02)):
+                payload = base64.b64encode(audio).decode()
+                media = {"event": "media", "streamSid": sid, "media": {"payload": payload}}
+                await ws.send(json.dumps(media))
+        return False
+
+    server = FakeTwilioServer(answer_after_the_question)
+    async with running(server) as url, TwilioStreamClient(url) as client:
+        await client.send_connected()
+        await client.send_start()
+        await client.stream_audio(tone_ulaw(0.2) + b"\xff" * 1600, speed=0)
+        asked = client.result.last_voiced_sent_at
+        assert asked is not None
+        assert await client.keep_line(lambda: client.first_voiced_after(asked) is not None)
+        # Nothing else comes: the line is kept open until `max_secs`, then it says so.
+        assert not await client.keep_line(lambda: False, max_secs=0.1)
+    result = client.result
+    assert result.last_voiced_sent_ms == 200  # the tone's 10 frames, not the silence after
+    [heard] = result.voiced_arrivals  # the silent frame before it is not heard
+    assert heard == client.first_voiced_after(asked)
+    assert heard.at > asked and heard.sent_ms >= 400  # after the whole question had been sent
+    assert client.first_voiced_after(heard.at) is None
+    assert len(result.received_media) == 320
+
+
 # -- server -> client --------------------------------------------------------------------------
 
 

@@ -25,6 +25,7 @@ pytestmark = pytest.mark.dates  # resolves dates: re-run on other days by .ci/ru
 
 SERIES = "ops-weekly"
 SILENCE = b"\xff" * 160  # 20 ms of mu-law silence
+FRAME_MS = 20
 # One output chunk either way: a chunk in flight when the reply was cut.
 TOLERANCE_MS = 60
 WEEK_1 = [
@@ -224,3 +225,40 @@ async def test_hang_up_mid_reply_stores_what_was_sent(
     assert got_ms - before_ms < 1000, (before_ms, got_ms)
     assert reply["t_first_audio_ms"] >= reply["t_question_end_ms"]
     assert 0 <= reply["audio_played_ms"] <= reply["audio_ms"]
+
+
+async def test_a_reply_stores_the_latency_the_caller_hears(
+    base_url: str, runtime: Runtime, tmp_path: Path
+) -> None:
+    """The stored times are the caller's, read at the socket: the question ends at the last
+    voiced frame the client sent, the first audio is the voiced frame it then got first."""
+    question = _ulaw(tmp_path / "q.wav", ["Convene, what can you do?"])
+    async with answered_stream(base_url, series="ear") as client:
+        await client.send_connected()
+        await client.send_start()
+        await client.stream_audio(SILENCE * 50 + question, speed=1)
+        asked, asked_ms = client.result.last_voiced_sent_at, client.result.last_voiced_sent_ms
+        assert asked is not None and asked_ms is not None
+        answered = await client.keep_line(
+            lambda: client.first_voiced_after(asked) is not None, max_secs=60
+        )
+        assert answered, "the bot never answered"
+        await client.hold(1.0)  # the reply plays out and its marks come back
+        await client.send_stop()
+        await client.wait_closed(timeout=90)
+        result = client.result
+    heard = client.first_voiced_after(asked)
+    assert heard is not None
+    reply = await _reply_of(base_url, runtime, result)
+    assert reply["interrupted"] is False and reply["audio_played_ms"] == reply["audio_ms"]
+    # The question ended with the last voiced frame the client sent (the VAD, ~0.1 s later,
+    # is not the end).
+    assert abs(reply["t_question_end_ms"] - asked_ms) <= FRAME_MS, (reply, asked_ms)
+    # The first voiced chunk was written before the client got it, with at most the frames
+    # in flight between (the server's clock runs at most one frame past the audio it read).
+    first_ms = reply["t_first_audio_ms"]
+    assert heard.sent_ms - 2 * FRAME_MS <= first_ms <= heard.sent_ms + FRAME_MS, (reply, heard)
+    # So the stored latency is the one the client measured, within a frame or two.
+    measured_ms = (heard.at - asked) * 1000
+    stored_ms = first_ms - reply["t_question_end_ms"]
+    assert abs(stored_ms - measured_ms) <= 2 * FRAME_MS, (stored_ms, measured_ms)

@@ -31,28 +31,19 @@ import contextlib
 import json
 import time
 from collections import deque
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
-from fastapi import FastAPI, WebSocket, WebSocketDisconnect
+from fastapi import FastAPI, WebSocket
 from fastapi.responses import JSONResponse
-from starlette.websockets import WebSocketState
 
 from processors.piper_voice import synthesize
 from server.audio import pcm16_to_ulaw
+from tests.fakes.tts_socket import Scripted, SocketLoop, Speak
 
 SAMPLE_RATES = (8000, 16000, 22050, 24000, 44100, 48000)
 ENCODINGS = ("pcm_s16le", "pcm_f32le", "pcm_mulaw", "pcm_alaw")
-
-
-@dataclass(frozen=True)
-class Speak:
-    """Speak the transcript: `delay_secs` before the first chunk, `chunk_delay_secs` between."""
-
-    delay_secs: float = 0.0
-    chunk_delay_secs: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -167,7 +158,7 @@ def _validate(body: dict[str, Any]) -> str | None:
 
 
 @dataclass
-class FakeCartesia:
+class FakeCartesia(Scripted[Behavior]):
     """The programmable fake. `script` is consumed per request; `default` when it is empty."""
 
     api_key: str = "sk_car_test_" + "0" * 20
@@ -182,14 +173,6 @@ class FakeCartesia:
     refuse_connections: deque[int] = field(default_factory=deque)  # HTTP statuses, in order
     chunks_sent: int = 0
     closed_by_client: int = 0
-
-    async def wait_until(self, predicate: Callable[[], bool]) -> None:
-        while not predicate():
-            self.changed.clear()
-            await self.changed.wait()
-
-    def push(self, *behaviors: Behavior) -> None:
-        self.script.extend(behaviors)
 
     def reset(self) -> None:
         self.script.clear()
@@ -239,9 +222,6 @@ class FakeCartesia:
         connection = sum(1 for h in self.handshakes if h.accepted)
         await _Connection(self, ws, connection).run()
 
-    def next_behavior(self) -> Behavior:
-        return self.script.popleft() if self.script else self.default
-
 
 def _presented_key(ws: WebSocket) -> tuple[str | None, str]:
     if ws.headers.get("x-api-key"):
@@ -254,26 +234,18 @@ def _presented_key(ws: WebSocket) -> tuple[str | None, str]:
     return None, "none"
 
 
-class _Connection:
+class _Connection(SocketLoop):
     """One accepted socket: a reader, and one task per context."""
 
     def __init__(self, fake: FakeCartesia, ws: WebSocket, number: int) -> None:
+        super().__init__(ws)
         self.fake = fake
-        self.ws = ws
         self.number = number
-        self.send_lock = asyncio.Lock()
         self.contexts: dict[str, _Context] = {}
-        self.closed = False
 
     async def send(self, message: dict[str, Any]) -> bool:
-        if self.closed:
+        if not await super().send(message):
             return False
-        async with self.send_lock:
-            try:
-                await self.ws.send_text(json.dumps(message))
-            except (WebSocketDisconnect, RuntimeError, OSError):
-                self.closed = True
-                return False
         self.fake.chunks_sent += message.get("type") == "chunk"
         return True
 
@@ -284,30 +256,15 @@ class _Connection:
             with contextlib.suppress(Exception):
                 await self.ws.close(code=1011, reason="internal error")
 
-    async def run(self) -> None:
-        try:
-            while not self.closed:
-                try:
-                    raw = await self.ws.receive_text()
-                except WebSocketDisconnect:
-                    self.fake.closed_by_client += 1
-                    break
-                except RuntimeError:  # closed by us meanwhile
-                    break
-                await self._on_message(raw)
-        finally:
-            self.closed = True
-            for context in self.contexts.values():
-                context.cancel()
-            with contextlib.suppress(Exception):
-                await asyncio.gather(
-                    *(c.task for c in self.contexts.values() if c.task), return_exceptions=True
-                )
-            if self.ws.application_state != WebSocketState.DISCONNECTED:
-                with contextlib.suppress(Exception):
-                    await self.ws.close()
+    def on_client_close(self) -> None:
+        self.fake.closed_by_client += 1
 
-    async def _on_message(self, raw: str) -> None:
+    def stop_contexts(self) -> list[asyncio.Task[None]]:
+        for context in self.contexts.values():
+            context.cancel()
+        return [c.task for c in self.contexts.values() if c.task]
+
+    async def on_message(self, raw: str) -> None:
         try:
             body = json.loads(raw)
         except ValueError:

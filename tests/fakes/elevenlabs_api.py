@@ -31,24 +31,15 @@ import contextlib
 import json
 import time
 from collections import deque
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from fastapi import FastAPI, WebSocket, WebSocketDisconnect
-from starlette.websockets import WebSocketState
+from fastapi import FastAPI, WebSocket
 
 from tests.fakes.cartesia_api import encode, speech_pcm16, word_times
+from tests.fakes.tts_socket import Scripted, SocketLoop, Speak
 
 PCM_RATES = (8000, 16000, 22050, 24000, 32000, 44100, 48000)
-
-
-@dataclass(frozen=True)
-class Speak:
-    """Speak the text: `delay_secs` before the first chunk, `chunk_delay_secs` between."""
-
-    delay_secs: float = 0.0
-    chunk_delay_secs: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -95,7 +86,7 @@ class Handshake:
 
 
 @dataclass
-class FakeElevenLabs:
+class FakeElevenLabs(Scripted[Behavior]):
     """The programmable fake. `script` is consumed per submission; `default` when empty."""
 
     api_key: str = "sk_" + "0" * 48
@@ -112,14 +103,6 @@ class FakeElevenLabs:
     # Set whenever something is recorded: tests wait on it, never poll.
     changed: asyncio.Event = field(default_factory=asyncio.Event, repr=False)
 
-    async def wait_until(self, predicate: Callable[[], bool]) -> None:
-        while not predicate():
-            self.changed.clear()
-            await self.changed.wait()
-
-    def push(self, *behaviors: Behavior) -> None:
-        self.script.extend(behaviors)
-
     def reset(self) -> None:
         self.script.clear()
         self.default = Speak()
@@ -133,9 +116,6 @@ class FakeElevenLabs:
 
     def texts(self) -> list[str]:
         return [r.text.strip() for r in self.requests]
-
-    def next_behavior(self) -> Behavior:
-        return self.script.popleft() if self.script else self.default
 
     def _note(self) -> None:
         self.changed.set()
@@ -205,33 +185,20 @@ async def _error_and_close(ws: WebSocket, code: int, error: str, message: str) -
         await ws.close(code=code, reason=error)
 
 
-class _Connection:
+class _Connection(SocketLoop):
     """One accepted socket: a reader, and one task per context speaking its submissions."""
 
     def __init__(
         self, fake: FakeElevenLabs, ws: WebSocket, voice_id: str, query: dict[str, str], n: int
     ) -> None:
+        super().__init__(ws)
         self.fake = fake
-        self.ws = ws
         self.voice_id = voice_id
         self.query = query
         self.number = n
         self.auto_mode = query.get("auto_mode", "false") == "true"
         self.rate, self.encoding = _format(query.get("output_format", "")) or (8000, "pcm_s16le")
-        self.send_lock = asyncio.Lock()
         self.contexts: dict[str, _Context] = {}
-        self.closed = False
-
-    async def send(self, message: dict[str, Any]) -> bool:
-        if self.closed:
-            return False
-        async with self.send_lock:
-            try:
-                await self.ws.send_text(json.dumps(message))
-            except (WebSocketDisconnect, RuntimeError, OSError):
-                self.closed = True
-                return False
-        return True
 
     async def close(self, code: int, error: str | None = None, message: str = "") -> None:
         if self.closed:
@@ -242,31 +209,16 @@ class _Connection:
         with contextlib.suppress(Exception):
             await self.ws.close(code=code, reason=error or "")
 
-    async def run(self) -> None:
-        try:
-            while not self.closed:
-                try:
-                    raw = await self.ws.receive_text()
-                except WebSocketDisconnect:
-                    self.fake.disconnected += 1
-                    self.fake._note()
-                    break
-                except RuntimeError:  # closed by us meanwhile
-                    break
-                await self._on_message(raw)
-        finally:
-            self.closed = True
-            for context in self.contexts.values():
-                context.stop()
-            with contextlib.suppress(Exception):
-                await asyncio.gather(
-                    *(c.task for c in self.contexts.values()), return_exceptions=True
-                )
-            if self.ws.application_state != WebSocketState.DISCONNECTED:
-                with contextlib.suppress(Exception):
-                    await self.ws.close()
+    def on_client_close(self) -> None:
+        self.fake.disconnected += 1
+        self.fake._note()
 
-    async def _on_message(self, raw: str) -> None:
+    def stop_contexts(self) -> list[asyncio.Task[None]]:
+        for context in self.contexts.values():
+            context.stop()
+        return [c.task for c in self.contexts.values()]
+
+    async def on_message(self, raw: str) -> None:
         try:
             body = json.loads(raw)
         except ValueError:
