@@ -245,7 +245,9 @@ class LLMExtractor:
             max_tokens=self.prompt.max_tokens,
             temperature=self.prompt.temperature,
         )
-        return to_commitments(reply, bot_names=self.bot_names)
+        return to_commitments(
+            reply, bot_names=self.bot_names, lines=lines, meeting_date=meeting_date
+        )
 
     async def _fall_back(
         self, lines: list[Utterance], new_from: int, meeting_date: dt.date, reason: str

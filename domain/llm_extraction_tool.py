@@ -4,17 +4,20 @@ model's own `model_json_schema()`, made strict) and what its input becomes (Comm
 from __future__ import annotations
 
 import datetime as dt
+import logging
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from typing import Annotated, Any
 
 from anthropic.types import ToolChoiceToolParam, ToolParam
 from openai.types.chat import ChatCompletionFunctionToolParam, ChatCompletionNamedToolChoiceParam
 from pydantic import BaseModel, ConfigDict, Field, WithJsonSchema, field_validator
 
-from domain.extraction import Commitment, Kind
+from domain.extraction import Commitment, Kind, Utterance
 from domain.llm import Tool
 from domain.llm_extraction_prompt import TOOL_NAME
+
+log = logging.getLogger(__name__)
 
 _DUE_SCHEMA = {
     "type": ["string", "null"],
@@ -77,10 +80,52 @@ OPENAI_TOOL: ChatCompletionFunctionToolParam = COMMITMENTS_TOOL.openai
 OPENAI_TOOL_CHOICE: ChatCompletionNamedToolChoiceParam = COMMITMENTS_TOOL.openai_choice
 
 
-def to_commitments(reply: ToolInput, *, bot_names: Iterable[str] = ()) -> list[Commitment]:
-    """The tool input as Commitments; the bot is never an owner."""
+def to_commitments(
+    reply: ToolInput,
+    *,
+    bot_names: Iterable[str] = (),
+    lines: Sequence[Utterance] | None = None,
+    meeting_date: dt.date | None = None,
+) -> list[Commitment]:
+    """The tool input as Commitments; the bot is never an owner.
+
+    Given the window (`lines`) and `meeting_date`, an item is rejected (and logged, never
+    returned) when its owner is nobody in the window (not a speaker, not a word said) or its due
+    date is before the meeting.
+    """
     bots = {name.casefold() for name in bot_names}
-    return [_to_commitment(item, bots) for item in reply.commitments]
+    kept = []
+    for item in reply.commitments:
+        problem = _problem(item, lines, meeting_date)
+        if problem is not None:
+            log.warning("LLM extraction: rejected a %s item: %s", item.kind, problem)
+            continue
+        kept.append(_to_commitment(item, bots))
+    return kept
+
+
+def _problem(
+    item: ToolItem, lines: Sequence[Utterance] | None, meeting_date: dt.date | None
+) -> str | None:
+    if meeting_date is not None and item.due is not None and item.due < meeting_date:
+        return f"due {item.due.isoformat()} is before the meeting ({meeting_date.isoformat()})"
+    if lines is not None and item.owner and not _in_meeting(item.owner, lines):
+        return f"owner {item.owner!r} is nobody in the meeting"
+    return None
+
+
+def _words(text: str) -> set[str]:
+    return set(re.findall(r"[\w']+", text.casefold()))
+
+
+def _in_meeting(owner: str, lines: Sequence[Utterance]) -> bool:
+    """A speaker of the window, or named in it: every word of the owner is a word said or a
+    word of a speaker's label ("Marketing Expert", "Tom")."""
+    known: set[str] = set()
+    for line in lines:
+        known |= _words(line.speaker or "") | _words(line.text)
+    wanted = _words(owner) - {"the"}
+    return bool(wanted) and wanted <= known
 
 
 def _to_commitment(item: ToolItem, bots: set[str]) -> Commitment:

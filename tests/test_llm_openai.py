@@ -356,6 +356,62 @@ async def test_malformed_output_falls_back(
     assert extractor.stats.fallbacks == 1 and extractor.stats.queued == 1
 
 
+@pytest.mark.parametrize(
+    ("bad", "logged"),
+    [
+        ({**ALICE_ITEM, "owner": "Gandalf"}, "owner 'Gandalf' is nobody in the meeting"),
+        ({**ALICE_ITEM, "due": "2025-03-04"}, "due 2025-03-04 is before the meeting (2025-03-05)"),
+    ],
+    ids=["owner-not-in-meeting", "due-before-meeting"],
+)
+async def test_an_impossible_item_is_rejected_logged_and_never_stored(
+    fake: FakeOpenAIChat,
+    make: MakeExtractor,
+    caplog: pytest.LogCaptureFixture,
+    bad: dict[str, Any],
+    logged: str,
+) -> None:
+    """A well-formed reply whose item cannot be true (a small local model invents an owner or
+    a date in the past): that item is dropped and logged; the reply's good items are kept, and
+    the window is not a failure (no fallback, nothing spooled)."""
+    extractor = make()
+    ken = Utterance("Ken", "And I will book the venue.")
+    ken_item = {
+        **ALICE_ITEM,
+        "owner": "Ken",
+        "action": "book the venue",
+        "due": None,
+        "quote": ken.text,
+    }
+    fake.push(commitments(bad, ken_item))
+
+    with caplog.at_level(logging.WARNING, logger="domain.llm_extraction_tool"):
+        found = await extractor.extract([PROMISE, ken], meeting_date=MEETING)
+
+    assert [(c.owner, c.action) for c in found] == [("Ken", "book the venue")]
+    assert any(logged in r.getMessage() and "rejected" in r.getMessage() for r in caplog.records)
+    assert extractor.stats.fallbacks == 0 and await extractor.pending() == []
+
+
+async def test_owners_named_by_role_or_in_the_talk_are_in_the_meeting(
+    fake: FakeOpenAIChat, make: MakeExtractor
+) -> None:
+    """An owner is in the meeting when they speak (a role label counts) or are named."""
+    extractor = make()
+    lines = [
+        Utterance("Project Manager", "Marketing Expert, you'll do the trend watching."),
+        Utterance("Marketing Expert", "Okay. And Bob will send the survey."),
+    ]
+    fake.push(
+        commitments(
+            {**ALICE_ITEM, "owner": "Marketing Expert", "action": "do the trend watching"},
+            {**ALICE_ITEM, "owner": "Bob", "action": "send the survey", "due": None},
+        )
+    )
+    found = await extractor.extract(lines, meeting_date=MEETING)
+    assert [c.owner for c in found] == ["Marketing Expert", "Bob"]
+
+
 # --------------------------------------------------------------------------- keys
 
 
