@@ -261,8 +261,56 @@ _REQUEST_OPEN = re.compile(
 )
 _DIRECT = re.compile(
     rf"(?:^|[,.:]\s*)(?P<name>{_NAME}),\s+(?i:you'll|you\s+will|you're\s+going\s+to|"
-    r"you\s+are\s+going\s+to|you're\s+on),?\s+(?P<rest>.+?)\s*[.!]?$"
+    r"you\s+are\s+going\s+to|you're\s+gonna|you\s+are\s+gonna|you're\s+on),?\s+"
+    r"(?P<rest>.+?)\s*[.!]?$"
 )
+# Real talk: the chair hands out work to "you" without a name, by role, as a request or a
+# reminder, or to the group. Each is a commitment of whoever is addressed.
+_YOU_WILL = r"(?:you'll|you\s+will|you're\s+(?:going\s+to|gonna)|you\s+are\s+(?:going\s+to|gonna))"
+# "you'll be working on ...": an arranged task, not a prediction ("you'll see").
+_YOU_ASSIGNED = re.compile(
+    rf"(?:^|[,.:]\s*|\b(?:and|so|then|okay|ok|now|right)\s+){_YOU_WILL}\s+"
+    r"(?P<rest>be\s+\w+ing\b.+?)\s*[.!]?$",
+    _I,
+)
+_ROLE = (
+    r"(?:[A-Za-z-]+\s+){0,2}?(?i:manager|expert|designer|engineer|developer|lead|analyst|"
+    r"architect|researcher|secretary|coordinator)"
+)
+# "the Marketing Expert is going to work on ...", "as the industrial designer, you're gonna ..."
+_ROLE_ASSIGNMENT = re.compile(
+    rf"(?:^|[,.:;]\s*|\b(?i:and|so|then|okay|ok|now)\s+)(?i:the)\s+(?P<role>{_ROLE})\s+"
+    r"(?i:will|'ll|is\s+going\s+to|is\s+gonna|'s\s+going\s+to|'s\s+gonna|has\s+to|needs\s+to)"
+    r",?\s+(?P<rest>.+?)\s*[.!]?$"
+)
+_AS_ROLE = re.compile(
+    rf"(?:^|[,.:;]\s*|\b(?i:and|so|then|okay|ok|now)\s+)(?i:as)\s+(?i:the|our)\s+(?P<role>{_ROLE})"
+    rf",?\s+(?i:{_YOU_WILL}|you\s+have\s+to|you\s+need\s+to),?\s+(?P<rest>.+?)\s*[.!]?$"
+)
+# "I'd like you to ...", "if you can figure out how to ...": asked of whoever is addressed.
+_DIRECTIVE = re.compile(
+    r"(?:^|[,.:]\s*|\b(?:and|so|then|okay|ok|now|right)\s+)"
+    r"(?:(?:i'd|i\s+would)\s+like\s+you\s+to|i\s+want\s+you\s+to|"
+    r"(?:if\s+)?you\s+(?:can|could)\s+(?=(?:figure|find|work|look|check|research|prepare|get|"
+    r"send|try)\b))\s*(?P<rest>.+?)\s*[.!]?$",
+    _I,
+)
+# "don't forget to complete the final questionnaire"
+_REMINDER = re.compile(
+    r"(?:^|[,.:]\s*|\b(?:and|so|then|okay|ok|now|right|also|oh)\s+)"
+    r"(?:(?:please\s+)?(?:don't|do\s+not)\s+forget|remember)\s+to\s+(?P<rest>.+?)\s*[.!]?$",
+    _I,
+)
+# "everyone's gonna go finish their questionnaire", "you two are gonna work together on ..."
+_GROUP = re.compile(
+    r"(?:^|[,.:;]\s*|\b(?:and|so|then|okay|ok|now|right)\s+)"
+    r"(?P<group>everyone|everybody|all\s+of\s+you|you\s+all|you\s+guys|you\s+two|"
+    r"you\s+three|both\s+of\s+you|each\s+of\s+you)\s*"
+    r"(?:will|'ll|'s\s+(?:going\s+to|gonna)|is\s+(?:going\s+to|gonna)|are\s+(?:going\s+to|gonna)|"
+    r"have\s+to|has\s+to|need\s+to|needs\s+to),?\s+(?P<rest>.+?)\s*[.!]?$",
+    _I,
+)
+_TOGETHER = re.compile(r"\btogether\b", _I)
 _ASSIGNMENT = re.compile(
     r"(?:^|[,:;]\s*|\b(?i:and|so|then|okay|ok|also|now|think|guess|sure|yes|yeah)\s+)"
     rf"(?P<name>{_NAME}(?:\s+and\s+(?:{_NAME}|I))?)(?:\s+|(?='))"
@@ -371,7 +419,7 @@ _PRIOR_VP = re.compile(
     _I,
 )
 _DETERMINER = re.compile(r"^(?:the|our|my|your|their|his|her|all\s+the|this|that)\s+", _I)
-_LEAD = re.compile(r"^(?:to|then|and|so|also|,)\s+", _I)
+_LEAD = re.compile(r"^(?:to|then|and|so|also|have\s+to|need\s+to|,)\s+", _I)
 _TAIL_CLAUSE = re.compile(
     r"(?:\s*[,(]|\s+-+)\s*.*$|\s+(?:so\s+that|so\s+you|so\s+we|because|since|once|"
     r"as\s+soon\s+as|if\s+that|unless|while|which|and\s+get\s+back\s+to\s+you|"
@@ -540,6 +588,7 @@ class _State:
     recent: deque[Utterance]
     requests: list[_Request] = field(default_factory=list)
     index: int = 0
+    speakers: list[str] = field(default_factory=list)  # everyone heard so far, in order
     # "Is the staging environment ready?": (utterance index, subject, asker)
     status_question: tuple[int, str, str | None] | None = None
 
@@ -610,6 +659,8 @@ class DeterministicExtractor:
         text = _normalise(utterance.text)
         clauses = [_strip_tag_question(c) for c in _clauses(text)]
         owner = utterance.speaker if self._is_person(utterance.speaker) else None
+        if owner is not None and owner not in state.speakers:
+            state.speakers.append(owner)
         context = _Context(
             utterance=utterance,
             owner=owner,
@@ -745,6 +796,9 @@ class DeterministicExtractor:
             return []
         if _REPORTED.search(clause):
             return []
+        directed = self._directed(clause, context)
+        if directed is not None:
+            return [directed]
         if _HYPOTHETICAL.search(clause) or context.conditional:
             return []
         cancel = self._cancel(clause, context)
@@ -802,7 +856,54 @@ class DeterministicExtractor:
             return None
         due = _due(clause, context.meeting_date)
         quote = context.utterance.text
+        if len(names) > 1 and _TOGETHER.search(rest):
+            # One joint task, not one per owner: "Poppy and Tara will work together on ..."
+            joint = _join_owners([o for o in owners if o])
+            return [Commitment(joint, action, due, quote, 0.8)]
         return [Commitment(owner, action, due, quote, 0.8) for owner in owners]
+
+    def _directed(self, clause: str, context: _Context) -> Commitment | None:
+        """Work handed to someone not speaking: by role, to "you", to the group, a reminder."""
+        if _REFUSAL.search(clause) or _PAST.search(clause):
+            return None
+        owner: str | None
+        role = _AS_ROLE.search(clause) or _ROLE_ASSIGNMENT.search(clause)
+        group = _GROUP.search(clause)
+        you = _YOU_ASSIGNED.search(clause) or _DIRECTIVE.search(clause) or _REMINDER.search(clause)
+        if role is not None:
+            owner, rest = _role_name(role["role"]), role["rest"]
+        elif group is not None:
+            owner, rest = self._group(group["group"], context), group["rest"]
+        elif you is not None and not context.conditional:
+            owner, rest = self._addressee(context), you["rest"]
+        else:
+            return None
+        if _HYPOTHETICAL.search(rest) or _CONDITION_FIRST.match(rest):
+            return None
+        action = _resolve_pronoun(
+            _clean_action(rest, meeting_date=context.meeting_date), context.before[:2]
+        )
+        if not action or _NON_TASK.match(action) or _GENERIC_ACTION.match(action):
+            return None
+        due = _due(clause, context.meeting_date)
+        confidence = 0.7 if owner else 0.5
+        return Commitment(owner, action, due, context.utterance.text, confidence)
+
+    def _addressee(self, context: _Context) -> str | None:
+        """Whom "you" means: the last other person who spoke in the window."""
+        speaker = (context.utterance.speaker or "").lower()
+        for earlier in reversed(context.state.recent):
+            name = earlier.speaker
+            if name and self._is_person(name) and name.lower() != speaker:
+                return name
+        return None
+
+    def _group(self, group: str, context: _Context) -> str | None:
+        """ "everyone" is every person heard; "you two", "all of you" leaves the speaker out."""
+        people = list(context.state.speakers)
+        if group.lower().startswith(("you", "all of you", "both", "each")) and context.owner:
+            people = [p for p in people if p != context.owner]
+        return _join_owners(people)
 
     def _cancel(self, clause: str, context: _Context) -> Commitment | None:
         match = _CANCEL.search(clause) or _CANCEL_HOLD.search(clause)
@@ -834,6 +935,20 @@ class DeterministicExtractor:
             return None
         quote = context.utterance.text
         return Commitment(context.owner, subject, None, quote, 0.75, "status_done")
+
+
+def _role_name(role: str) -> str:
+    """ "industrial designer" -> "Industrial Designer": a role named as its owner."""
+    return " ".join(word[:1].upper() + word[1:] for word in role.split())
+
+
+def _join_owners(people: Sequence[str]) -> str | None:
+    """Several owners of one task as one owner: "Poppy and Tara", "Ann, Ben and Cy"."""
+    if not people:
+        return None
+    if len(people) == 1:
+        return people[0]
+    return f"{', '.join(people[:-1])} and {people[-1]}"
 
 
 def _find(text: str, context: _Context) -> list[DueMatch]:
