@@ -2,6 +2,7 @@
 the first voiced reply frame received, both timed at the client's socket.
 
     uv run python benchmarks/voice_to_voice.py [--turns 20]
+    uv run python benchmarks/voice_to_voice.py --compare turn|quick [--rounds 2] [--turns 8]
 
 A Twilio Media Streams client (server/simulator.py: real-time 20 ms frames on one cadence, each
 `mark` echoed when the audio before it has "played", `clear` honoured) streams spoken questions
@@ -12,6 +13,11 @@ the same run, and prints p50/p95 for both and their ratio. "Voiced" is core/voic
 the one the server's stored replies use (`t_first_audio_ms - t_question_end_ms`), whose p50/p95
 are printed beside the client's. Stage shares are measured beside it on the same audio: the VAD
 stop wait (configured), Whisper on the question, memory lookup + report, and Piper's first chunk.
+
+`--compare` runs Convene's pipeline with a knob off (A) and on (B) in interleaved calls (A, B,
+A, B, ...: a busy machine's drift falls on both): `turn` is `turn.analyzer: smart-turn-v3`,
+`quick` is `stt.quick_model: tiny` (with the quick model's words and time against the main
+model's on the same questions).
 """
 
 from __future__ import annotations
@@ -295,6 +301,115 @@ async def stage_shares(runtime: Runtime, questions: list[bytes], series: str) ->
     }
 
 
+COMPARED = {
+    "turn": ("turn", {"analyzer": "none"}, {"analyzer": "smart-turn-v3"}),
+    "quick": ("stt", {"quick_model": "none"}, {"quick_model": "tiny"}),
+}
+
+
+def with_knobs(runtime: Runtime, section: str, values: dict[str, str]) -> None:
+    knobs = runtime.prompts.pipeline
+    changed = getattr(knobs, section).model_copy(update=values)
+    runtime.prompts = runtime.prompts.model_copy(
+        update={"pipeline": knobs.model_copy(update={section: changed})}
+    )
+
+
+async def compare(
+    runtime: Runtime,
+    url: str,
+    series: str,
+    token: str,
+    questions: list[bytes],
+    *,
+    what: str,
+    rounds: int,
+    turns: int,
+    verbose: bool,
+) -> None:
+    section, off, on = COMPARED[what]
+    if what == "quick":  # first: loads and warms the quick model, outside the timed calls
+        await quick_words(runtime, questions)
+    saved = runtime.prompts
+    results: dict[str, list[list[float]]] = {"A": [], "B": []}
+    try:
+        for r in range(rounds):
+            for name, values in (("A", off), ("B", on)):
+                with_knobs(runtime, section, values)
+                ws, params, call_sid = await answered(url, series, token)
+                latencies = await run_turns(
+                    ws,
+                    questions,
+                    turns,
+                    params,
+                    label=f"{name}{r + 1}",
+                    verbose=verbose,
+                    call_sid=call_sid,
+                )
+                results[name].append(latencies)
+                runtime.prompts = saved
+    finally:
+        runtime.prompts = saved
+    print(f"--compare {what}: A = {section} {off}, B = {section} {on}; {rounds} rounds of")
+    print(f"  {turns} turns each, interleaved A, B, A, B; client-side voice-to-voice:")
+    for r in range(rounds):
+        row = []
+        for name in ("A", "B"):
+            values = results[name][r]
+            row.append(
+                f"{name} p50/p95 {pct(values, 0.5) * 1000:5.0f}/{pct(values, 0.95) * 1000:5.0f} ms"
+                f" ({len(values)}/{turns})"
+                if values
+                else f"{name} no replies"
+            )
+        print(f"  round {r + 1}: " + "   ".join(row))
+    for name in ("A", "B"):
+        values = [v for run in results[name] for v in run]
+        if values:
+            print(
+                f"  all {name}: p50 {pct(values, 0.5) * 1000:5.0f} ms  p95"
+                f" {pct(values, 0.95) * 1000:5.0f} ms  (answered {len(values)}/{turns * rounds})"
+            )
+
+
+async def quick_words(runtime: Runtime, questions: list[bytes]) -> None:
+    """The quick model against the main one on the questions (phone audio): words and time."""
+    from bot.models import quick_model_dir, shared_whisper_model
+    from processors.whisper_stt import transcribe_quick
+    from server.audio import ulaw_to_pcm16
+    from tests.speech import wer
+
+    deps = runtime.call_deps()
+    settings = whisper_settings(deps, runtime.prompts.pipeline)
+    quick = shared_whisper_model(quick_model_dir("tiny"), device="cpu", compute_type="int8")
+    models = (("base", deps.whisper_model), ("tiny", quick))
+    times: dict[str, list[float]] = {"base": [], "tiny": []}
+    errors: dict[str, list[float]] = {"base": [], "tiny": []}
+    against_base: list[float] = []
+    for _ in range(3):
+        for text, ulaw in zip(QUESTIONS, questions, strict=True):
+            pcm = np.frombuffer(ulaw_to_pcm16(ulaw), dtype=np.int16).astype(np.float32) / 32768.0
+            audio16 = soxr.resample(pcm, 8000, 16000)
+            pcm16 = (np.clip(audio16, -1, 1) * 32767).astype(np.int16).tobytes()
+            pcm16 += bytes(16000)  # the 0.5 s of silence a speculation is padded with
+            heard: dict[str, str] = {}
+            for name, model in models:
+                t = time.perf_counter()
+                result = await asyncio.to_thread(transcribe_quick, model, pcm16, settings)
+                times[name].append(time.perf_counter() - t)
+                heard[name] = result[0] if result else ""
+                errors[name].append(wer(text, heard[name]))
+            against_base.append(wer(heard["base"], heard["tiny"]))
+    print("quick model on the questions (phone audio, turn-sized window; 3 passes):")
+    for name, _ in models:
+        print(
+            f"  {name:<5} median {statistics.median(times[name]) * 1000:5.0f} ms"
+            f"  (min {min(times[name]) * 1000:4.0f}, max {max(times[name]) * 1000:4.0f})"
+            f"  WER vs the text {statistics.mean(errors[name]):.3f}"
+        )
+    print(f"  tiny vs base transcript WER {statistics.mean(against_base):.3f}")
+
+
 async def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--turns", type=int, default=20)
@@ -305,6 +420,12 @@ async def main() -> None:
     parser.add_argument(
         "--stages-only", action="store_true", help="only the stage shares, no streamed turns"
     )
+    parser.add_argument(
+        "--compare",
+        choices=sorted(COMPARED),
+        help="knob off (A) vs on (B), interleaved calls: turn.analyzer or stt.quick_model",
+    )
+    parser.add_argument("--rounds", type=int, default=2, help="--compare: A, B pairs")
     args = parser.parse_args()
     if args.stages_only:
         args.turns, args.convene_only = 0, True
@@ -347,6 +468,19 @@ async def main() -> None:
                     auth_token=token,
                     api_token=api_token,
                 )
+            if args.compare:
+                await compare(
+                    runtime,
+                    url,
+                    series,
+                    token,
+                    questions,
+                    what=args.compare,
+                    rounds=args.rounds,
+                    turns=args.turns,
+                    verbose=args.per_turn,
+                )
+                return
             ws, params, call_sid = await answered(url, series, token)
             RECENT.clear()
             convene = await run_turns(

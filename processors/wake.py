@@ -175,7 +175,7 @@ class WakeGate(FrameProcessor):  # type: ignore[misc]
     """Pushes an `AddressedFrame` after each transcript spoken to the bot; passes all frames.
 
     With `answer_early`, a speculative `EarlyTranscriptFrame` (the turn so far, transcribed
-    during a pause) that is addressed to the bot is answered at once; the final transcript of
+    during a pause) that is addressed to the bot with a known intent is answered at once; the final transcript of
     that same turn is then not answered again. If the speaker went on instead, the final
     transcript differs and is judged on its own (barge-in has already cut the early answer).
 
@@ -212,6 +212,7 @@ class WakeGate(FrameProcessor):  # type: ignore[misc]
         self.early_answers = 0
         self.early_cancelled = 0
         self.early_held_back = 0  # early transcripts not answered: the turn sounded unfinished
+        self.early_unknown = 0  # nor those that ask for nothing known: the turn's end decides
 
     def _in_follow_up(self, start_ms: int) -> bool:
         """Said while the bot spoke, or within `follow_up_secs` of the end of its speech."""
@@ -270,6 +271,11 @@ class WakeGate(FrameProcessor):  # type: ignore[misc]
         found = self._matcher.match(frame.text, follow_up=self._in_follow_up(frame.start_ms))
         log.debug("wake: early transcript: intent=%s", found and found.intent)
         if found is None:
+            return
+        if found.intent == "unknown":
+            # The name and words no intent knows: most often a question cut at its first
+            # pause ("Convene, what ..."), which sounds like a finished turn. Its end decides.
+            self.early_unknown += 1
             return
         if self._judged and not self._verdict:
             self.early_held_back += 1

@@ -124,9 +124,10 @@ async def test_the_quick_model_loads_from_its_package_once(runtime: Runtime) -> 
     quick = shared_quick_model(knobs, device="cpu", compute_type="int8")
     assert quick is not None
     assert shared_quick_model(knobs, device="cpu", compute_type="int8") is quick
-    assert shared_quick_model(PipelineKnobs(), device="cpu", compute_type="int8") is None
+    off = SttKnobs(quick_model="none")
+    assert shared_quick_model(PipelineKnobs(stt=off), device="cpu", compute_type="int8") is None
     # A series that asks for it is enough for the process to load it.
-    series = PipelineKnobs(series={"standup": {"stt": {"quick_model": "tiny"}}})
+    series = PipelineKnobs(stt=off, series={"standup": {"stt": {"quick_model": "tiny"}}})
     assert shared_quick_model(series, device="cpu", compute_type="int8") is quick
     # It is a smaller model than the main one, and hears a short question.
     base = shared_whisper_model(runtime.whisper_model_name, device="cpu", compute_type="int8")
