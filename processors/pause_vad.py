@@ -111,7 +111,7 @@ class PauseVADProcessor(VADProcessor):  # type: ignore[misc]
                 await self.broadcast_frame(SpeechPausedFrame, paused_secs=round(silent, 3))
                 if self._turn_analyzer is not None and self._turn_secs() <= MAX_JUDGED_SECS:
                     self.create_task(
-                        self._judge(self._turn_analyzer, self.pauses, bytes(self._audio)),
+                        self._judge(self._turn_analyzer, bytes(self._audio)),
                         name="turn-judge",
                     )
 
@@ -129,8 +129,11 @@ class PauseVADProcessor(VADProcessor):  # type: ignore[misc]
         if excess > 0:
             del self._audio[:excess]
 
-    async def _judge(self, analyzer: BaseTurnAnalyzer, pause: int, audio: bytes) -> None:
-        """Smart Turn's verdict on the turn up to this pause, broadcast while still current."""
+    async def _judge(self, analyzer: BaseTurnAnalyzer, audio: bytes) -> None:
+        """Smart Turn's verdict on the turn up to this pause, broadcast while still current:
+        the speaker has not gone on since (the turn may have ended meanwhile: its early
+        transcript may still be on its way)."""
+        pause, resumes = self.pauses, self.resumes
         async with self._judging:
             analyzer.set_sample_rate(self._analyzer.sample_rate or 16000)
             analyzer.clear()  # type: ignore[no-untyped-call]
@@ -144,7 +147,7 @@ class PauseVADProcessor(VADProcessor):  # type: ignore[misc]
         else:
             self.judged_incomplete += 1
         log.debug("turn: %s (p=%.2f)", "complete" if complete else "incomplete", probability)
-        if self._paused and self.pauses == pause:  # the speaker has not gone on meanwhile
+        if self.pauses == pause and self.resumes == resumes:
             await self.broadcast_frame(
                 TurnJudgedFrame, complete=complete, probability=round(probability, 3)
             )

@@ -351,11 +351,27 @@ class SharedWhisperSTTService(SegmentTimingMixin, SegmentedSTTService):  # type:
             spec.announced = text
             await self.push_frame(EarlyTranscriptFrame(text=text, start_ms=start_ms, end_ms=end_ms))
 
+    async def _announce_late(self, spec: _Speculation, timing: tuple[int, int]) -> None:
+        """The turn ended before its quick guess was ready: announce it now (before the main
+        model's transcript), as the wake gate may answer from it while that is made."""
+        try:
+            result = await asyncio.shield(spec.result)
+        except Exception:
+            return  # logged where it was to be announced
+        if result is not None and result[0]:
+            spec.announced = result[0]
+            start_ms, end_ms = timing
+            await self.push_frame(
+                EarlyTranscriptFrame(text=result[0], start_ms=start_ms, end_ms=end_ms)
+            )
+
     async def run_stt(self, audio: bytes) -> AsyncGenerator[Frame, None]:
         timing = self.next_timing()
         spec, pause_cut = self.next_speculation() or (None, None)
         speculation = spec.result if spec is not None and not spec.quick else None
         model = self._whisper_model
+        if spec is not None and spec.quick and spec.announced is None:
+            await self._announce_late(spec, timing)
         await self.start_processing_metrics()
         settings: Any = self._whisper
         result: tuple[str, float | None] | None = None
