@@ -23,11 +23,11 @@ from pipecat.processors.frame_processor import FrameProcessor
 from pipecat.serializers.twilio import TwilioFrameSerializer
 from pipecat.services.stt_service import STTService
 from pipecat.services.whisper.stt import WhisperSTTService
-from pipecat.transports.websocket.fastapi import FastAPIWebsocketParams, FastAPIWebsocketTransport
+from pipecat.transports.websocket.fastapi import FastAPIWebsocketParams
 from pipecat.workers.runner import WorkerRunner
 
 from bot.tracing import worker_tracing
-from bot.twilio_stream import ConveneTwilioSerializer, StreamStart
+from bot.twilio_stream import ConveneTwilioSerializer, StreamStart, TwilioTransport
 from core import clock
 from core.errors import ConfigError
 from core.prompts import LlmProvider, PipelineKnobs, Prompts, VadKnobs
@@ -358,9 +358,15 @@ async def run_call(
             auto_hang_up=False, resampler_clear_after_secs=None
         ),
     )
-    transport = FastAPIWebsocketTransport(
-        websocket=websocket,
-        params=FastAPIWebsocketParams(
+
+    async def on_client_disconnected() -> None:
+        # A hang-up without `stop`: end gracefully so queued speech is still transcribed.
+        if not serializer.stopped:
+            await end_call("disconnect")
+
+    transport = TwilioTransport(
+        websocket,
+        FastAPIWebsocketParams(
             audio_in_enabled=True,
             audio_out_enabled=True,
             add_wav_header=False,
@@ -368,6 +374,10 @@ async def run_call(
             audio_out_end_silence_secs=0,
             serializer=serializer,
         ),
+        clock=serializer.clock,
+        # Reply audio goes out this far ahead of real time: Twilio's buffer absorbs jitter.
+        lead_secs=knobs.call.audio_lead_secs,
+        on_client_disconnected=on_client_disconnected,
     )
     vad = build_vad(knobs.vad)
     segments = 0
@@ -404,7 +414,7 @@ async def run_call(
         [
             transport.input(),
             vad,
-            BargeIn(),
+            BargeIn(clock=serializer.clock),
             stt,
             probe,
             # Before the recorder: the segment is stored with its speaker label.
@@ -459,12 +469,6 @@ async def run_call(
         **worker_tracing(deps.settings, call_id=call_id, series=series),
         name=f"call-{call_id}",
     )
-
-    @transport.event_handler("on_client_disconnected")  # type: ignore[misc, untyped-decorator]
-    async def _on_disconnected(_transport: object, _ws: object) -> None:
-        # A hang-up without `stop`: end gracefully so queued speech is still transcribed.
-        if not serializer.stopped:
-            await end_call("disconnect")
 
     @worker.event_handler("on_idle_timeout")  # type: ignore[misc, untyped-decorator]
     async def _on_idle(_worker: object) -> None:

@@ -105,6 +105,9 @@ class CallKnobs(_Strict):
     idle_timeout_secs: float = Field(600, ge=0)
     max_message_bytes: int = Field(65536, ge=1024)
     pipeline_sample_rate: Literal[8000, 16000] = 16000
+    # Reply audio is sent this far ahead of real time (Twilio buffers it; `clear` drops it on
+    # barge-in), so network jitter up to it is not heard; 0: Pipecat's real-time pacing.
+    audio_lead_secs: float = Field(0.5, ge=0, le=5)
     # The time zone the meeting's date is read in (IANA name); null: CONVENE_TIMEZONE.
     timezone: str | None = None
 
