@@ -39,6 +39,9 @@ __all__ = [
     "Commitment",
     "DeterministicExtractor",
     "KINDS",
+    "accepts",
+    "is_name",
+    "request_addressee",
     "Kind",
     "Utterance",
     "parse_transcript_lines",
@@ -94,6 +97,7 @@ def _words(text: str) -> frozenset[str]:
 
 
 _NAME = r"[A-Z][a-z]+(?:-[A-Z]?[a-z]+|'[A-Z][a-z]+)?"  # "Mary-Jane", "O'Neil", not "Sasha's"
+NAME_PATTERN = _NAME  # for other readers of names (domain/people.py)
 _NOT_NAMES = _words(
     """i we you he she they it this that these those there here the a an everyone everybody
     someone somebody anyone anybody nobody team so and but okay ok yes yeah yep no well also
@@ -436,6 +440,40 @@ _TRAILING = re.compile(
 _HAVE_READY = re.compile(r"^have\s+(?P<obj>.+?)\s+(?P<adj>ready|done|finished|sorted|fixed)\b", _I)
 _BE_ING = re.compile(r"^be\s+(?=\w+ing\b)", _I)
 _WORD_LIMIT = 14
+
+
+# --------------------------------------------------------------------------- for other readers
+
+
+def request_addressee(text: str) -> str | None:
+    """The person a request in `text` is put to by name ("Tom, can you ...?", "Can you ...,
+    Tom?"), or None. Common words and the bot's name are not names here; the caller checks."""
+    for clause in _clauses(_normalise(text)):
+        named = (
+            _REQUEST_NAME_MID.match(clause)
+            or _REQUEST_NAMED.search(clause)
+            or _REQUEST_NAME_LAST.match(clause)
+        )
+        if named and all(part.lower() not in _NOT_NAMES for part in named["name"].split()):
+            return str(named["name"])
+    return None
+
+
+def accepts(text: str) -> bool:
+    """`text` opens with an acceptance ("Yes, I will", "Sure", "On it"), not a refusal."""
+    clauses = _clauses(_normalise(text))
+    if not clauses:
+        return False
+    first = clauses[0]
+    reply = " ".join(clauses[:2])
+    if _REFUSAL.search(reply) or (_DECLINE_START.match(first) and not _ACCEPT.match(first)):
+        return False
+    return bool(_ACCEPT.match(first)) and not first.rstrip().endswith("?")
+
+
+def is_name(word: str) -> bool:
+    """A capitalised word that is no common word: "Priya", not "Okay" or "Monday"."""
+    return bool(re.fullmatch(_NAME, word)) and word.lower() not in _NOT_NAMES
 
 
 # --------------------------------------------------------------------------- text helpers

@@ -136,8 +136,9 @@ class CommitmentExtractor(FrameProcessor):  # type: ignore[misc]
 
     async def _extract(self, segment: TranscriptSegmentFrame) -> None:
         # A voice label (S1, S2, ...) is not a name: it never becomes an owner. Until a label
-        # is bound to a person, a first-person promise's owner stays unknown.
-        utterance = Utterance(speaker=None, text=segment.text)
+        # is bound to a person (processors/people.py), a first-person promise's owner stays
+        # unknown.
+        utterance = Utterance(speaker=segment.person, text=segment.text)
         try:
             found = await self._feed(utterance)
         except Exception as exc:  # one bad utterance must not stop extraction

@@ -7,6 +7,7 @@ import datetime as dt
 import ipaddress
 import json
 import os
+import re
 import secrets
 import sys
 from pathlib import Path
@@ -17,7 +18,7 @@ from pydantic import SecretStr
 from rich.console import Console
 
 from core.errors import ConveneError
-from core.identifiers import SERIES_KEY_RULE, valid_series_key
+from core.identifiers import E164_PATTERN, SERIES_KEY_RULE, valid_series_key
 from core.settings import Settings
 from memory.access import SCOPES, AccessStore, TokenRow
 from server.logs import configure_logging
@@ -174,6 +175,14 @@ def simulate(
         Path | None,
         typer.Option("--record-replies", "--record", help="Save what the bot said (8 kHz WAV)."),
     ] = None,
+    caller: Annotated[
+        str,
+        typer.Option(
+            "--from",
+            help="The caller's number (E.164) the call comes from; a person registered with "
+            "it (POST /people) is greeted with their open items.",
+        ),
+    ] = "+15550100001",
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
     verbose: Verbose = False,
 ) -> None:
@@ -192,6 +201,9 @@ def simulate(
     if speed < 0:
         err.print("[red]error:[/] --speed must be >= 0")
         raise typer.Exit(2)
+    if not re.fullmatch(E164_PATTERN, caller):
+        err.print(f"[red]error:[/] --from {caller!r}: expected an E.164 number, e.g. +14155550100")
+        raise typer.Exit(2)
 
     async def go() -> dict[str, object]:
         if url:
@@ -205,6 +217,7 @@ def simulate(
                 auth_token=token,
                 api_token=os.environ.get("CONVENE_API_TOKEN"),
                 record_path=record,
+                from_number=caller,
             )
         from server.app import create_app
         from server.local_server import minted_token, serve_in_process
@@ -229,6 +242,7 @@ def simulate(
                     auth_token=token,
                     api_token=api_token,
                     record_path=record,
+                    from_number=caller,
                 )
         finally:
             await runtime.close()
