@@ -32,6 +32,7 @@ from core import clock
 from core.errors import ConfigError
 from core.prompts import LlmProvider, PipelineKnobs, Prompts, VadKnobs
 from core.settings import Settings, reveal
+from domain.dates import next_meeting_date
 from domain.extraction import DeterministicExtractor
 from domain.llm_extraction import LLMExtractor, build_llm_extractor
 from domain.llm_report import Reporter, TemplateReporter, build_llm_reporter
@@ -253,6 +254,7 @@ def build_extractor(
         context={"call_id": call_id, "series": series or ""},
         provider=provider,
         model=knobs.llm.model,
+        gate=knobs.extraction.gate,
     )
 
 
@@ -420,12 +422,21 @@ async def run_call(
 
     recorder = TranscriptRecorder(call_id=call_id, submit=deps.submit, on_segment=counted)
     extractor = build_extractor(deps, call_id=call_id, series=series, knobs=knobs)
+
+    async def next_meeting() -> dt.date | None:
+        cadence = knobs.extraction.cadence_days
+        previous = None
+        if cadence is None and series:
+            previous = await deps.store.previous_meeting(series, before=meeting_date)
+        return next_meeting_date(meeting_date, previous=previous, cadence_days=cadence)
+
     commitments = CommitmentExtractor(
         call_id=call_id,
         series=series,
         meeting_date=meeting_date,
         extractor=extractor,
         submit=deps.submit,
+        next_meeting=next_meeting,
     )
     written = 0
 

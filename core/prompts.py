@@ -134,6 +134,11 @@ class ExtractionKnobs(_Strict):
     # as fallback. anthropic: the same as llm with llm.provider anthropic (kept for old files).
     backend: Literal["deterministic", "llm", "anthropic"] = "deterministic"
     window: int = Field(4, ge=1, le=20)
+    # llm backends: the model reads only windows the cheap gate passes (domain/extraction_gate.py)
+    gate: bool = True
+    # Days between the series' meetings, for "for the next meeting"; None: from the gap between
+    # its last two meetings (weekly, fortnightly, daily), else no date.
+    cadence_days: int | None = Field(None, ge=1, le=366)
 
 
 class CartesiaOptions(_Strict):

@@ -287,8 +287,16 @@ def extract(
     date: Annotated[
         str | None, typer.Option(help="Meeting date YYYY-MM-DD: due dates resolve against it.")
     ] = None,
+    next_meeting: Annotated[
+        str | None,
+        typer.Option(
+            "--next-meeting",
+            help='The series\' next meeting YYYY-MM-DD: "for the next meeting" is due then.',
+        ),
+    ] = None,
     batch: Annotated[
-        Path | None, typer.Option(help="JSONL: one {id, date, lines} per line.")
+        Path | None,
+        typer.Option(help="JSONL: one {id, date, lines[, next_meeting]} per line."),
     ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
@@ -323,6 +331,11 @@ def extract(
     except ValueError as exc:
         err.print(f"[red]error:[/] --date {date!r}: expected YYYY-MM-DD")
         raise typer.Exit(2) from exc
+    try:
+        next_date = dt.date.fromisoformat(next_meeting) if next_meeting else None
+    except ValueError as exc:
+        err.print(f"[red]error:[/] --next-meeting {next_meeting!r}: expected YYYY-MM-DD")
+        raise typer.Exit(2) from exc
     if file is None or file == "-":
         text = sys.stdin.read()
     else:
@@ -333,7 +346,7 @@ def extract(
         text = path.read_text(encoding="utf-8")
     if not text.strip():
         err.print("note: the transcript is empty; no commitments")
-    found = extract_lines(text.splitlines(), meeting_date=meeting_date)
+    found = extract_lines(text.splitlines(), meeting_date=meeting_date, next_meeting=next_date)
     if as_json:
         sys.stdout.write(json.dumps({"commitments": found}) + "\n")
     else:
