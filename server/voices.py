@@ -93,8 +93,23 @@ class Turn:
 
 
 def speak(text: str, voice: str) -> np.ndarray:
-    """int16 speech at 22.05 kHz, at a common loudness (-20 dBFS RMS)."""
-    audio, rate = synthesize(text) if voice == "piper" else espeak(text, voice)
+    """int16 speech at 22.05 kHz, at a common loudness (-20 dBFS RMS).
+
+    `voice`: "piper" (the packaged voice), "piper@F" (that voice with its pitch and formants
+    moved by the factor F, e.g. 0.78 lower, 1.25 higher: as clear to speech recognition, a
+    different voice to a speaker encoder), or an eSpeak NG voice ("en-us+m3").
+    """
+    shift = 1.0
+    if voice.startswith("piper@"):
+        shift = float(voice.removeprefix("piper@"))
+        if not 0.5 <= shift <= 2.0:
+            raise ValueError(f"voice {voice!r}: the shift must be between 0.5 and 2")
+    if voice == "piper" or voice.startswith("piper@"):
+        audio, rate = synthesize(text)
+        # Played back at another rate: pitch, formants and pace move together.
+        rate = round(rate * shift)
+    else:
+        audio, rate = espeak(text, voice)
     wav = audio.astype(np.float32) / 32768
     if rate != RATE:
         wav = np.asarray(soxr.resample(wav, rate, RATE), dtype=np.float32)
