@@ -294,6 +294,7 @@ def build_speakers(
         caller = await people.caller(call_id)
         return KnownPeople(
             voices=[KnownVoice(name, voice) for name, voice in voices],
+            names=await people.names(series) if series else [],
             caller=caller[0] if caller else None,
             number=await people.inbound_number(call_id),
         )
@@ -304,6 +305,7 @@ def build_speakers(
             voiceprint_threshold=spk.voiceprint_threshold,
             voiceprint_margin=spk.voiceprint_margin,
             not_names=(agent.name, *agent.aliases),
+            known_names=tuple(agent.participants),
         ),
         speakers=labeler.speakers,
         call_id=call_id,

@@ -22,6 +22,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
+from rapidfuzz import fuzz
 
 from domain.extraction import NAME_PATTERN, accepts, is_name, request_addressee
 from domain.speakers import Vector
@@ -35,6 +36,7 @@ VOICEPRINT = "voiceprint"
 STRENGTH = {INTRODUCTION: 3, ANSWER: 2, VOICEPRINT: 1, CALLER: 0}
 CONFIDENCE = {INTRODUCTION: 0.9, ANSWER: 0.75, CALLER: 0.7}
 
+SAME_NAME_RATIO = 80  # rapidfuzz ratio: "Pria" / "Priya", not "Tom" / "Tim"
 _NOT_POSSESSIVE = r"(?!['’]s\b)\b"
 _INTRODUCTIONS = (
     # "this is Priya", "hi, it's Tom" near the start of a sentence
@@ -88,6 +90,9 @@ class CallPeople:
     voiceprint_margin: float = 0.05
     # The bot's names (and aliases): never a person.
     not_names: tuple[str, ...] = ()
+    # Names known before the call (agent.yaml's participants, the series' people): a name
+    # heard that sounds like one of them is that person, spelled as they are known.
+    known_names: tuple[str, ...] = ()
     bindings: dict[str, Binding] = field(default_factory=dict)
     # Labels introduced under two names: nobody can say who they are.
     conflicted: set[str] = field(default_factory=set)
@@ -137,12 +142,24 @@ class CallPeople:
             return False
         return self.bind(label, person, VOICEPRINT, confidence=min(best, 0.95))
 
+    def canonical(self, name: str) -> str:
+        """`name` as it is known: "Pria" heard, "Priya" among the known names."""
+        best = max(
+            self.known_names,
+            key=lambda known: fuzz.ratio(known.lower(), name.lower()),
+            default=None,
+        )
+        if best is not None and fuzz.ratio(best.lower(), name.lower()) >= SAME_NAME_RATIO:
+            return best
+        return name
+
     def bind(
         self, label: str, person: str, source: str, *, confidence: float | None = None
     ) -> bool:
         """Record evidence that `label` is `person`; True if the label's binding changed."""
         if label in self.conflicted:
             return False
+        person = self.canonical(person)
         confidence = CONFIDENCE.get(source, 0.0) if confidence is None else confidence
         current = self.bindings.get(label)
         new = Binding(person, confidence, source)

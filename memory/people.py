@@ -137,6 +137,15 @@ class PeopleStore:
                 found.append((str(r["name"]), vector))
         return found
 
+    async def names(self, series_key: str) -> list[str]:
+        """The names of the series' people."""
+        rows = await self._pool.fetch(
+            "SELECT p.name FROM people p JOIN series s ON s.id = p.series_id"
+            " WHERE s.key = $1 ORDER BY p.id",
+            series_key,
+        )
+        return [str(r["name"]) for r in rows]
+
     async def caller(self, call_id: str) -> tuple[str, str] | None:
         """(name, number) of the person whose number placed this inbound call, in its series."""
         row = await self._pool.fetchrow(

@@ -37,6 +37,7 @@ class KnownPeople:
     the person it belongs to (if any)."""
 
     voices: list[KnownVoice] = field(default_factory=list)
+    names: list[str] = field(default_factory=list)  # the series' people
     caller: str | None = None
     number: str | None = None
 
@@ -93,6 +94,8 @@ class PersonBinder(FrameProcessor):  # type: ignore[misc]
             return  # not yet: this segment goes on with what is known
         except Exception as exc:  # memory away: voices go unnamed, nothing else changes
             log.warning("people: could not load the series' voiceprints (%s)", type(exc).__name__)
+        else:
+            self.people.known_names = (*self.people.known_names, *self._known.names)
         self._loading = None
 
     def _name_person(self, frame: TranscriptSegmentFrame) -> None:

@@ -115,6 +115,14 @@ def test_an_answer_to_a_request_by_name_is_that_person() -> None:
     assert refused.person_of("S2") is None
 
 
+def test_a_name_heard_like_a_known_one_is_that_person() -> None:
+    people = CallPeople(known_names=("Priya", "Tom"))
+    people.hear("S1", "Hi, this is Pria.")
+    people.hear("S2", "And this is Tim.")
+    assert people.person_of("S1") == "Priya"  # as she is known
+    assert people.person_of("S2") == "Tim"  # another name, not Tom
+
+
 def test_one_voice_with_two_names_is_nobody() -> None:
     people = CallPeople()
     people.hear("S1", "Hi, this is Maya.")
