@@ -258,6 +258,18 @@ def build_extractor(
     )
 
 
+def first_person_reader(deps: CallDeps) -> Callable[[str, dt.date], set[str]]:
+    """What a text commits its own speaker to, read by the rules alone (no call state)."""
+    agent = deps.prompts.agent
+    names = tuple(n.lower() for n in (agent.name, *agent.aliases))
+    probe = DeterministicExtractor(window=1, bot_names=names)
+
+    def read(text: str, meeting_date: dt.date) -> set[str]:
+        return probe.speakers_own(text, meeting_date=meeting_date)
+
+    return read
+
+
 def build_vad(knobs: VadKnobs, *, pauses: bool = True) -> VADProcessor:
     """Silero VAD with the thresholds from prompts/pipeline.yaml.
 
@@ -439,6 +451,7 @@ async def run_call(
         extractor=extractor,
         submit=deps.submit,
         next_meeting=next_meeting,
+        first_person=first_person_reader(deps) if knobs.speakers.people else None,
     )
     written = 0
 

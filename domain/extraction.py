@@ -97,6 +97,11 @@ def _words(text: str) -> frozenset[str]:
 
 
 _NAME = r"[A-Z][a-z]+(?:-[A-Z]?[a-z]+|'[A-Z][a-z]+)?"  # "Mary-Jane", "O'Neil", not "Sasha's"
+_VOCATIVE = re.compile(
+    rf"^(?:(?i:thanks|thank\s+you|okay|ok|so|and|great|right|alright|hi|hey|now),?\s+)?"
+    rf"(?P<name>{_NAME})\s*[.!,]?$"
+)
+_SPEAKER_PROBE = "Xavierspeaker"  # a name nobody says: stands for "whoever said this"
 NAME_PATTERN = _NAME  # for other readers of names (domain/people.py)
 _NOT_NAMES = _words(
     """i we you he she they it this that these those there here the a an everyone everybody
@@ -448,7 +453,13 @@ _WORD_LIMIT = 14
 def request_addressee(text: str) -> str | None:
     """The person a request in `text` is put to by name ("Tom, can you ...?", "Can you ...,
     Tom?"), or None. Common words and the bot's name are not names here; the caller checks."""
-    for clause in _clauses(_normalise(text)):
+    clauses = _clauses(_normalise(text))
+    for here, after in zip(clauses, clauses[1:], strict=False):
+        # "Thanks, Tom. Can you ...?": the name ends the sentence before the request.
+        lone = _VOCATIVE.match(here)
+        if lone and _REQUEST_OPEN.match(after) and lone["name"].lower() not in _NOT_NAMES:
+            return str(lone["name"])
+    for clause in clauses:
         named = (
             _REQUEST_NAME_MID.match(clause)
             or _REQUEST_NAMED.search(clause)
@@ -681,6 +692,12 @@ class DeterministicExtractor:
         for utterance in utterances:
             found.extend(self._read(utterance, (meeting_date, next_meeting), state))
         return found
+
+    def speakers_own(self, text: str, *, meeting_date: dt.date) -> set[str]:
+        """The actions `text` commits its own speaker to ("I will send ..."), read alone:
+        what becomes the speaker's once we know who they are."""
+        found = self.extract([Utterance(_SPEAKER_PROBE, text)], meeting_date=meeting_date)
+        return {c.action for c in found if c.owner == _SPEAKER_PROBE and c.kind == "commitment"}
 
     def feed(
         self, utterance: Utterance, *, meeting_date: dt.date, next_meeting: dt.date | None = None

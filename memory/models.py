@@ -154,11 +154,15 @@ class CommitmentRecord:
     quote: str
     confidence: float
     series: str | None = None
+    # The voice label that said a first-person promise whose owner is not known yet: it
+    # becomes the label's person when they are named later in the call (`SpeakerBound`).
+    speaker: str | None = None
 
     def as_json(self) -> dict[str, Any]:
         return {
             "call_id": self.call_id,
             "series": self.series,
+            "speaker": self.speaker,
             "seq": self.seq,
             "ordinal": self.ordinal,
             "kind": self.kind,

@@ -62,6 +62,25 @@ async def apply_speaker_bound(conn: Conn, op: SpeakerBound) -> None:
         op.person,
         person_id,
     )
+    if op.person is None:
+        return
+    # Promises this voice made before anyone knew who it was: now theirs, and their tasks.
+    tasks = await conn.fetch(
+        "UPDATE commitments SET owner = $3 WHERE call_id = $1 AND speaker = $2"
+        " AND owner IS NULL RETURNING task_id",
+        uuid.UUID(op.call_id),
+        op.label,
+        op.person,
+    )
+    task_ids = [r["task_id"] for r in tasks if r["task_id"] is not None]
+    if task_ids:
+        await conn.execute(
+            "UPDATE tasks SET owner = $2, owner_id = $3, updated_at = now()"
+            " WHERE id = ANY($1::bigint[]) AND owner IS NULL",
+            task_ids,
+            op.person,
+            person_id,
+        )
 
 
 async def apply_voiceprint(conn: Conn, op: VoiceprintLearned) -> None:

@@ -30,7 +30,13 @@ NEXT_MEETING_LOOKUP_SECS = 2.0
 
 
 def commitment_record(
-    item: Commitment, *, call_id: str, seq: int, ordinal: int, series: str | None
+    item: Commitment,
+    *,
+    call_id: str,
+    seq: int,
+    ordinal: int,
+    series: str | None,
+    speaker: str | None = None,
 ) -> CommitmentRecord:
     """What the writer stores for one extracted commitment."""
     return CommitmentRecord(
@@ -44,6 +50,7 @@ def commitment_record(
         quote=item.quote,
         confidence=item.confidence,
         series=series,
+        speaker=speaker,
     )
 
 
@@ -67,10 +74,14 @@ class CommitmentExtractor(FrameProcessor):  # type: ignore[misc]
         extractor: StreamingExtractor,
         submit: Callable[[CommitmentRecord], None],
         next_meeting: Callable[[], Awaitable[dt.date | None]] | None = None,
+        first_person: Callable[[str, dt.date], set[str]] | None = None,
     ) -> None:
         """`next_meeting` looks up the series' next meeting (for "for the next meeting"),
-        once, in the extraction task: the call starts without waiting for it."""
+        once, in the extraction task: the call starts without waiting for it. `first_person`
+        says which actions of a text its speaker commits themselves to (read by the rules):
+        those of a voice not yet named keep its label, to become its person's later."""
         super().__init__()
+        self._first_person = first_person
         self._call_id = call_id
         self._series = series
         self._meeting_date = meeting_date
@@ -153,6 +164,13 @@ class CommitmentExtractor(FrameProcessor):  # type: ignore[misc]
             finally:
                 self._processed_one()
 
+    def _speakers_own(self, segment: TranscriptSegmentFrame) -> set[str]:
+        """What an unnamed voice promised for itself: kept with its label, to become its
+        person's when they are named (processors/people.py)."""
+        if self._first_person is None or segment.speaker is None or segment.person is not None:
+            return set()
+        return self._first_person(segment.text, self._meeting_date)
+
     async def _extract(self, segment: TranscriptSegmentFrame) -> None:
         # A voice label (S1, S2, ...) is not a name: it never becomes an owner. Until a label
         # is bound to a person (processors/people.py), a first-person promise's owner stays
@@ -163,6 +181,7 @@ class CommitmentExtractor(FrameProcessor):  # type: ignore[misc]
         except Exception as exc:  # one bad utterance must not stop extraction
             await self.push_error(f"commitment extraction failed: {exc}", exception=exc)
             return
+        unnamed = self._speakers_own(segment) if any(i.owner is None for i in found) else set()
         for ordinal, item in enumerate(found):
             record = commitment_record(
                 item,
@@ -170,6 +189,7 @@ class CommitmentExtractor(FrameProcessor):  # type: ignore[misc]
                 seq=segment.seq,
                 ordinal=ordinal,
                 series=self._series,
+                speaker=segment.speaker if item.owner is None and item.action in unnamed else None,
             )
             self.found.append(record)
             self._submit(record)

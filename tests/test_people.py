@@ -29,7 +29,7 @@ from domain.people import (
     KnownVoice,
     introduced_name,
 )
-from memory.models import CallCreated, CommitmentRecord
+from memory.models import CallCreated, CommitmentRecord, SpeakerBound
 from server.runtime import Runtime
 from server.voices import Turn, voice_meeting
 from tests.calls import simulate_meeting
@@ -105,6 +105,10 @@ def test_an_answer_to_a_request_by_name_is_that_person() -> None:
     assert people.person_of("S2") == "Tom"
     assert people.bindings["S2"].source == ANSWER
     assert people.person_of("S1") is None
+    ended = CallPeople()
+    ended.hear("S1", "Thanks, Tom. Can you also get the demo ready by Friday?")
+    ended.hear("S2", "Yes, I will.")
+    assert ended.person_of("S2") == "Tom"
     # The asker answering their own request names nobody; a refusal names nobody.
     alone = CallPeople()
     alone.hear("S1", "Priya, could you update the pricing page?")
@@ -305,3 +309,70 @@ async def test_each_caller_is_greeted_with_their_own_items(
     assert len(tom) == 1
     assert "fix the login page" in tom[0]["answer"] and "vendor" not in tom[0]["answer"]
     assert await greeting("+15550107999") == []  # a number nobody registered: no greeting
+
+
+# -- named later ------------------------------------------------------------------------------
+
+
+async def test_a_promise_made_before_its_speaker_is_named_becomes_theirs(
+    runtime: Runtime, base_url: str, tmp_path: Path
+) -> None:
+    """Tom promises first and is named only later (by answering a request put to him): the
+    earlier promise, and the task it made, become his."""
+    series = f"later-{uuid.uuid4().hex[:8]}"
+    wav = tmp_path / "named-later.wav"
+    truth = voice_meeting(
+        wav,
+        [
+            ("piper@0.78", "Morning. I will send the security review to legal by Thursday."),
+            ("piper", "Thanks. Tom, can you also get the demo environment ready by Friday?"),
+            ("piper@0.78", "Yes, I will have it ready by Friday."),
+        ],
+    )
+    async with httpx.AsyncClient(base_url=base_url, headers=AUTH, timeout=30) as http:
+        result = await simulate_meeting(wav, base_url=base_url, meeting_date=FIRST, series=series)
+        voices = {"piper@0.78": "Tom", "piper": "nobody"}
+        found = (await http.get(f"/calls/{result['call_id']}/commitments")).json()["commitments"]
+        assert len(found) >= 2, found
+        for c in found:
+            seg = result["transcript"][c["seq"]]
+            turn = max(
+                truth,
+                key=lambda t: min(seg["end_ms"], t.end_ms) - max(seg["start_ms"], t.start_ms),
+            )
+            assert named(c["owner"], voices[turn.voice]), (c, seg)
+        tasks = (await http.get(f"/series/{series}/tasks")).json()["tasks"]
+        assert len(tasks) >= 2 and all(named(t["owner"], "Tom") for t in tasks), tasks
+
+
+async def test_a_label_named_later_owns_what_it_promised(runtime: Runtime) -> None:
+    series = f"later-{uuid.uuid4().hex[:8]}"
+    call_id = await runtime.store.create_call(
+        CallCreated(
+            call_id=str(uuid.uuid4()),
+            direction="inbound",
+            status="in-progress",
+            meeting_date=FIRST,
+            time_zone="UTC",
+            series_key=series,
+        )
+    )
+    promise = CommitmentRecord(
+        call_id=call_id, seq=0, ordinal=0, kind="commitment", owner=None,
+        action="renew the vendor contract", due=None, quote="I will renew the vendor contract.",
+        confidence=0.9, series=series, speaker="S2",
+    )  # fmt: skip
+    other = CommitmentRecord(
+        call_id=call_id, seq=1, ordinal=0, kind="commitment", owner=None,
+        action="fix the login page", due=None, quote="Someone will fix the login page.",
+        confidence=0.5, series=series,
+    )  # fmt: skip
+    await runtime.store.apply([promise, other])
+    bound = SpeakerBound(call_id=call_id, label="S2", person="Ines", confidence=0.9,
+                         source="introduction")  # fmt: skip
+    await runtime.store.apply([bound])
+    await runtime.store.apply([bound])  # a replay changes nothing more
+    owners = {c["action"]: c["owner"] for c in await runtime.store.get_commitments(call_id)}
+    assert owners == {"renew the vendor contract": "Ines", "fix the login page": None}
+    tasks = {t.action: t.owner for t in await runtime.store.tasks(series)}
+    assert tasks == {"renew the vendor contract": "Ines", "fix the login page": None}
