@@ -67,8 +67,16 @@ from tests.fakes.whisper_server import FakeWhisperServer  # noqa: E402
 from tests.speech import wer  # noqa: E402
 
 REPO = Path(__file__).resolve().parent.parent
-# One meeting recording: the demo's two meetings' talk (not their question), about 35 s.
-TURNS = [*MEETINGS[0][2], *MEETINGS[1][2][:-1]]
+# One meeting recording, about 45 s: the demo's two meetings' talk (not their question) and
+# some more of the same kind.
+TURNS = [
+    *MEETINGS[0][2],
+    *MEETINGS[1][2][:-1],
+    "The customer interviews went well, three of the five teams want the export feature first.",
+    "Marketing needs the launch copy before the end of the month.",
+    "I can draft the launch copy and share it on Monday.",
+    "Let's keep the retrospective short this time and move on to the budget.",
+]
 QUESTION = "Convene, what is Tom working on?"
 SERIES = "load-bench"
 REMOTE_REPLY_SECS = 0.05
