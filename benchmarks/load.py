@@ -14,6 +14,7 @@ starts (embedded) so that it can read when each segment was stored.
 (tests/fakes/whisper_server.py) that answers a segment it has heard before in 50 ms: a warm-up
 call, not counted, transcribes each segment once; what the server then costs is the pipeline's
 own. Segments the warm-up did not cover are transcribed when they come (counted: `stt_misses`).
+Either way a first call, not counted, warms the server up.
 
 Per N:
 - completeness: each call's stored transcript against the N = 1 call's (WER; 0 = the same words)
@@ -321,8 +322,10 @@ async def main() -> None:
             )
             pool = await stack.enter_async_context(asyncpg.create_pool(dsn, min_size=1))
             base_url = f"http://127.0.0.1:{port}"
-            if fake is not None:  # the warm-up call: every segment transcribed once
-                await run_n(1, pid, base_url, auth_token, api_token, pool, audio, fake)
+            # A warm-up call, not counted: first-call allocations (the RSS baseline is read
+            # after it) and, with remote STT, every segment transcribed once.
+            await run_n(1, pid, base_url, auth_token, api_token, pool, audio, fake)
+            if fake is not None:
                 log(args, f"warm-up: {len(fake.transcripts)} segments transcribed")
             for n in ns:
                 log(args, f"N = {n}: {n} calls of {len(audio[0]) / 8000:.0f} s + a question")
@@ -330,6 +333,7 @@ async def main() -> None:
                 log(args, json.dumps(results[n].summary(results[1].calls[0].transcript)))
     finally:
         await asyncio.to_thread(postgres.stop)
+    shutil.rmtree(home, ignore_errors=True)  # kept (with convene-serve.log) when a run failed
     reference = results[1].calls[0].transcript
     report = {
         "stt": args.stt,
