@@ -33,9 +33,11 @@ from core.errors import ConfigError
 from core.prompts import LlmProvider, PipelineKnobs, Prompts, VadKnobs
 from core.settings import Settings, reveal
 from core.stt_queue import shared_queue
+from domain.dates import next_meeting_date
 from domain.extraction import DeterministicExtractor
 from domain.llm_extraction import LLMExtractor, build_llm_extractor
 from domain.llm_report import Reporter, TemplateReporter, build_llm_reporter
+from domain.people import CallPeople, KnownVoice
 from memory.models import CommitmentRecord, WriteOp
 from memory.store import Store
 from processors.barge_in import BargeIn
@@ -43,9 +45,11 @@ from processors.cloud_tts import build_cloud_tts
 from processors.commitments import CommitmentExtractor
 from processors.deepgram_stt import build_deepgram_stt
 from processors.frames import CallerHungUpFrame
+from processors.greeting import CallerGreeting
 from processors.heard_probe import HeardProbe
 from processors.memory_lookup import MemoryLookup
 from processors.pause_vad import PauseAwareVADAnalyzer, PauseVADProcessor
+from processors.people import KnownPeople, PersonBinder
 from processors.piper_tts import SharedPiperTTSService
 from processors.reply_tracker import ReplyMarks, ReplyTracker
 from processors.report import ReportProcessor
@@ -255,6 +259,7 @@ def build_extractor(
         context={"call_id": call_id, "series": series or ""},
         provider=provider,
         model=knobs.llm.model,
+        gate=knobs.extraction.gate,
     )
 
 
@@ -274,6 +279,45 @@ def build_vad(knobs: VadKnobs, *, pauses: bool = True) -> VADProcessor:
             vad_analyzer=PauseAwareVADAnalyzer(params=params), pause_secs=knobs.pause_secs
         )
     return VADProcessor(vad_analyzer=SileroVADAnalyzer(params=params))
+
+
+def build_speakers(
+    deps: CallDeps, knobs: PipelineKnobs, *, call_id: str, series: str | None
+) -> list[FrameProcessor]:
+    """Voices into speaker labels (`speakers.enabled`), labels into people (`speakers.people`)."""
+    spk = knobs.speakers
+    if not spk.enabled:
+        return []
+    labeler = SpeakerLabeler(knobs=spk, call_id=call_id, submit=deps.submit)
+    if not spk.people:
+        return [labeler]
+    agent = deps.prompts.agent
+    people = deps.store.people
+
+    async def known() -> KnownPeople:
+        voices = await people.voiceprints(series) if series else []
+        caller = await people.caller(call_id)
+        return KnownPeople(
+            voices=[KnownVoice(name, voice) for name, voice in voices],
+            caller=caller[0] if caller else None,
+            number=await people.inbound_number(call_id),
+        )
+
+    binder = PersonBinder(
+        people=CallPeople(
+            min_confidence=spk.min_confidence,
+            voiceprint_threshold=spk.voiceprint_threshold,
+            voiceprint_margin=spk.voiceprint_margin,
+            not_names=(agent.name, *agent.aliases),
+        ),
+        speakers=labeler.speakers,
+        call_id=call_id,
+        submit=deps.submit,
+        known=known,
+        learn=spk.learn_voiceprints and series is not None,
+        learn_min_secs=spk.learn_min_secs,
+    )
+    return [labeler, binder]
 
 
 def build_reporter(deps: CallDeps, knobs: PipelineKnobs | None = None) -> Reporter:
@@ -383,12 +427,21 @@ async def run_call(
 
     recorder = TranscriptRecorder(call_id=call_id, submit=deps.submit, on_segment=counted)
     extractor = build_extractor(deps, call_id=call_id, series=series, knobs=knobs)
+
+    async def next_meeting() -> dt.date | None:
+        cadence = knobs.extraction.cadence_days
+        previous = None
+        if cadence is None and series:
+            previous = await deps.store.previous_meeting(series, before=meeting_date)
+        return next_meeting_date(meeting_date, previous=previous, cadence_days=cadence)
+
     commitments = CommitmentExtractor(
         call_id=call_id,
         series=series,
         meeting_date=meeting_date,
         extractor=extractor,
         submit=deps.submit,
+        next_meeting=next_meeting,
     )
     written = 0
 
@@ -404,6 +457,11 @@ async def run_call(
     agent = deps.prompts.agent
     reporter = build_reporter(deps, knobs)
     tts_knobs = knobs.tts
+
+    async def known_caller() -> str | None:
+        caller = await deps.store.people.caller(call_id)
+        return caller[0] if caller else None
+
     tracker = ReplyTracker(call_id=call_id, submit=deps.submit, clock=serializer.clock)
     pipeline = Pipeline(
         [
@@ -412,12 +470,9 @@ async def run_call(
             BargeIn(),
             stt,
             probe,
-            # Before the recorder: the segment is stored with its speaker label.
-            *(
-                [SpeakerLabeler(knobs=knobs.speakers, call_id=call_id, submit=deps.submit)]
-                if knobs.speakers.enabled
-                else []
-            ),
+            # Before the recorder: the segment is stored with its speaker label and person,
+            # and before the extractor: a first-person promise gets its owner.
+            *build_speakers(deps, knobs, call_id=call_id, series=series),
             recorder,
             commitments,
             WakeGate(
@@ -425,6 +480,8 @@ async def run_call(
                 follow_up_secs=knobs.wake.follow_up_secs,
                 answer_early=knobs.wake.answer_early,
             ),
+            # A known inbound caller hears their own open items first.
+            *([CallerGreeting(caller=known_caller)] if series else []),
             MemoryLookup(
                 store=deps.store,
                 series=series,

@@ -24,6 +24,10 @@ from processors.frames import CommitmentFrame, TranscriptSegmentFrame
 
 log = logging.getLogger(__name__)
 
+# Bounded: a slow or failing memory lookup leaves "for the next meeting" undated, it never
+# holds up extraction.
+NEXT_MEETING_LOOKUP_SECS = 2.0
+
 
 def commitment_record(
     item: Commitment, *, call_id: str, seq: int, ordinal: int, series: str | None
@@ -47,7 +51,7 @@ class StreamingExtractor(Protocol):
     """Deterministic extractors are plain functions; LLM ones are coroutines."""
 
     def feed(
-        self, utterance: Utterance, *, meeting_date: dt.date
+        self, utterance: Utterance, *, meeting_date: dt.date, next_meeting: dt.date | None = None
     ) -> list[Commitment] | Awaitable[list[Commitment]]: ...
 
 
@@ -62,11 +66,16 @@ class CommitmentExtractor(FrameProcessor):  # type: ignore[misc]
         meeting_date: dt.date,
         extractor: StreamingExtractor,
         submit: Callable[[CommitmentRecord], None],
+        next_meeting: Callable[[], Awaitable[dt.date | None]] | None = None,
     ) -> None:
+        """`next_meeting` looks up the series' next meeting (for "for the next meeting"),
+        once, in the extraction task: the call starts without waiting for it."""
         super().__init__()
         self._call_id = call_id
         self._series = series
         self._meeting_date = meeting_date
+        self._lookup_next_meeting = next_meeting
+        self._next_meeting: dt.date | None = None
         self._extractor = extractor
         self._submit = submit
         self._queue: asyncio.Queue[TranscriptSegmentFrame | None] = asyncio.Queue()
@@ -121,13 +130,23 @@ class CommitmentExtractor(FrameProcessor):  # type: ignore[misc]
     async def _feed(self, utterance: Utterance) -> list[Commitment]:
         feed = self._extractor.feed
         if inspect.iscoroutinefunction(feed):
-            result: list[Commitment] = await feed(utterance, meeting_date=self._meeting_date)
+            result: list[Commitment] = await feed(
+                utterance, meeting_date=self._meeting_date, next_meeting=self._next_meeting
+            )
             return result
         # A plain extractor runs in a thread: even a slow one never stalls the event loop.
-        found = await asyncio.to_thread(feed, utterance, meeting_date=self._meeting_date)
+        found = await asyncio.to_thread(
+            feed, utterance, meeting_date=self._meeting_date, next_meeting=self._next_meeting
+        )
         return found  # type: ignore[return-value]
 
     async def _run(self) -> None:
+        if self._lookup_next_meeting is not None:
+            try:
+                async with asyncio.timeout(NEXT_MEETING_LOOKUP_SECS):
+                    self._next_meeting = await self._lookup_next_meeting()
+            except Exception as exc:  # no next meeting date: "for the next meeting" stays undated
+                log.warning("call %s: the series' next meeting is unknown: %s", self._call_id, exc)
         while (segment := await self._queue.get()) is not None:
             try:
                 await self._extract(segment)
@@ -136,8 +155,9 @@ class CommitmentExtractor(FrameProcessor):  # type: ignore[misc]
 
     async def _extract(self, segment: TranscriptSegmentFrame) -> None:
         # A voice label (S1, S2, ...) is not a name: it never becomes an owner. Until a label
-        # is bound to a person, a first-person promise's owner stays unknown.
-        utterance = Utterance(speaker=None, text=segment.text)
+        # is bound to a person (processors/people.py), a first-person promise's owner stays
+        # unknown.
+        utterance = Utterance(speaker=segment.person, text=segment.text)
         try:
             found = await self._feed(utterance)
         except Exception as exc:  # one bad utterance must not stop extraction
