@@ -32,6 +32,7 @@ from core import clock
 from core.errors import ConfigError
 from core.prompts import LlmProvider, PipelineKnobs, Prompts, VadKnobs
 from core.settings import Settings, reveal
+from core.stt_queue import shared_queue
 from domain.dates import next_meeting_date
 from domain.extraction import DeterministicExtractor
 from domain.llm_extraction import LLMExtractor, build_llm_extractor
@@ -168,6 +169,8 @@ def build_stt(deps: CallDeps, knobs: PipelineKnobs | None = None) -> FrameProces
             settings=settings,
             trailing_silence_secs=stt.trailing_silence_secs,
             ttfs_p99_latency=1.0,
+            queue=shared_queue(workers=stt.workers, max_queue=stt.max_queue),
+            short_secs=stt.short_secs,
         )
     if stt.fallback == "none":
         primary.add_event_handler("on_usable_changed", _untranscribed_from_now)
@@ -179,6 +182,8 @@ def build_stt(deps: CallDeps, knobs: PipelineKnobs | None = None) -> FrameProces
         trailing_silence_secs=stt.trailing_silence_secs,
         ttfs_p99_latency=1.0,
         clock=clock,
+        queue=shared_queue(workers=stt.workers, max_queue=stt.max_queue),
+        short_secs=stt.short_secs,
     )
     return build_stt_failover(primary, local, clock, provider=stt.provider)
 

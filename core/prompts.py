@@ -96,6 +96,13 @@ class SttKnobs(_Strict):
     language: str = "en"
     no_speech_prob: float = Field(0.6, ge=0.0, le=1.0)
     trailing_silence_secs: float = Field(0.5, ge=0.0, le=3.0)
+    # The process's one queue in front of local Whisper (core/stt_queue.py; the global values,
+    # not a series'): threads transcribing at once (None: half the CPUs, at least 1), turns up
+    # to short_secs (and speculations) before longer ones, and how many may wait before a
+    # speculation is dropped (record turns always wait).
+    workers: int | None = Field(None, ge=1, le=64)
+    max_queue: int = Field(32, ge=1)
+    short_secs: float = Field(8.0, gt=0.0)
     deepgram: DeepgramOptions = DeepgramOptions()
     openai_whisper: OpenAIWhisperOptions = OpenAIWhisperOptions()
 
