@@ -96,6 +96,13 @@ class SttKnobs(_Strict):
     language: str = "en"
     no_speech_prob: float = Field(0.6, ge=0.0, le=1.0)
     trailing_silence_secs: float = Field(0.5, ge=0.0, le=3.0)
+    # The process's one queue in front of local Whisper (core/stt_queue.py; the global values,
+    # not a series'): threads transcribing at once (None: half the CPUs, at least 1), turns up
+    # to short_secs (and speculations) before longer ones, and how many may wait before a
+    # speculation is dropped (record turns always wait).
+    workers: int | None = Field(None, ge=1, le=64)
+    max_queue: int = Field(32, ge=1)
+    short_secs: float = Field(8.0, gt=0.0)
     deepgram: DeepgramOptions = DeepgramOptions()
     openai_whisper: OpenAIWhisperOptions = OpenAIWhisperOptions()
 
@@ -137,6 +144,11 @@ class ExtractionKnobs(_Strict):
     # as fallback. anthropic: the same as llm with llm.provider anthropic (kept for old files).
     backend: Literal["deterministic", "llm", "anthropic"] = "deterministic"
     window: int = Field(4, ge=1, le=20)
+    # llm backends: the model reads only windows the cheap gate passes (domain/extraction_gate.py)
+    gate: bool = True
+    # Days between the series' meetings, for "for the next meeting"; None: from the gap between
+    # its last two meetings (weekly, fortnightly, daily), else no date.
+    cadence_days: int | None = Field(None, ge=1, le=366)
 
 
 class CartesiaOptions(_Strict):
@@ -190,6 +202,19 @@ class SpeakerKnobs(_Strict):
     merge_threshold: float = Field(0.85, gt=0.0, lt=1.0)
     # Segments shorter than this never start a new speaker (too little voice to tell).
     min_new_secs: float = Field(1.0, ge=0.0)
+    # Speakers into people (processors/people.py): introductions, answers to requests by
+    # name, a known caller's number and voiceprints remembered per series name the voices.
+    people: bool = True
+    # Evidence below this names nobody (the owner stays unknown, "someone").
+    min_confidence: float = Field(0.6, gt=0.0, le=1.0)
+    # A voice this similar to a remembered voiceprint, and `voiceprint_margin` nearer to it
+    # than to anyone else's, is that person.
+    voiceprint_threshold: float = Field(0.75, gt=0.0, lt=1.0)
+    voiceprint_margin: float = Field(0.05, ge=0.0, lt=1.0)
+    # Remember the voices of the people named in a call (pgvector, per series).
+    learn_voiceprints: bool = True
+    # A voice heard less than this in a call is not remembered.
+    learn_min_secs: float = Field(2.0, ge=0.0)
 
 
 class ReportKnobs(_Strict):
@@ -357,6 +382,19 @@ class PersonTemplates(_Templates):
     item: str
 
 
+class GreetingTemplates(_Templates):
+    """`caller_greeting`: what an inbound caller whose number is a known person hears first."""
+
+    allowed: ClassVar[dict[str, set[str]]] = {
+        "some": {"person", "count", "items"},
+        "none": {"person"},
+        "item": {"action", "due"},
+    }
+    some: str = "Welcome back, {person}. You have {count} open: {items}."
+    none: str = "Welcome back, {person}. You have nothing open."  # "": say nothing
+    item: str = "{action}{due}"
+
+
 class TodayTemplates(_Templates):
     allowed: ClassVar[dict[str, set[str]]] = {
         "some": {"items"},
@@ -388,6 +426,7 @@ class ReportTemplates(_Templates):
     }
     progress_report: ProgressTemplates
     person_tasks: PersonTemplates
+    caller_greeting: GreetingTemplates = GreetingTemplates()
     today: TodayTemplates
     recall: RecallTemplates
     unknown: str

@@ -19,6 +19,7 @@ class TranscriptSegmentFrame(DataFrame):
     end_ms: int
     confidence: float | None = None
     speaker: str | None = None
+    person: str | None = None  # who the speaker is, when known (processors/people.py)
     seq: int = -1  # numbered by the transcript recorder
     # Barge-in interrupts the bot's speech, never the meeting's data.
     interruptible: bool = field(default=False, init=False)

@@ -30,7 +30,8 @@ from pipecat.services.stt_service import SegmentedSTTService
 from pipecat.services.whisper.stt import WhisperSTTService
 from pipecat.utils.time import time_now_iso8601
 
-from core.metrics import transcribing
+from core.metrics import STT_DROPPED, transcribing
+from core.stt_queue import Dropped, Lane, TranscriptionQueue, shared_queue
 from processors.frames import EarlyTranscriptFrame, SpeechPausedFrame, SpeechResumedFrame
 from processors.stt_timing import CallClock, SegmentTimingMixin
 
@@ -238,6 +239,11 @@ class SharedWhisperSTTService(SegmentTimingMixin, SegmentedSTTService):  # type:
     `EarlyTranscriptFrame`. If the turn then ends without the speaker going on, that result is
     the segment's transcript and Whisper does not run again; a `SpeechResumedFrame` throws it
     away. The transcription so overlaps the VAD's end-of-turn silence instead of following it.
+
+    Every transcription goes through the process's `TranscriptionQueue` (core/stt_queue.py):
+    speculations and turns up to `short_secs` before longer turns, so a question is not stuck
+    behind other calls' monologues; a speculation the queue has no room for is dropped (the
+    turn's own transcription follows).
     """
 
     def __init__(
@@ -249,6 +255,8 @@ class SharedWhisperSTTService(SegmentTimingMixin, SegmentedSTTService):  # type:
         trailing_silence_secs: float = 0.5,
         speculate_max_secs: float = SHORT_MAX_SECS,
         clock: CallClock | None = None,
+        queue: TranscriptionQueue | None = None,
+        short_secs: float = 8.0,
         **kwargs: Any,
     ) -> None:
         settings = settings or WhisperSTTService.Settings()
@@ -259,6 +267,8 @@ class SharedWhisperSTTService(SegmentTimingMixin, SegmentedSTTService):  # type:
         self._whisper = settings
         self._pad_secs = trailing_silence_secs
         self._speculate_max_secs = speculate_max_secs
+        self._queue = queue or shared_queue()
+        self._short_secs = short_secs
         self._speculation: asyncio.Future[tuple[str, float | None] | None] | None = None
         # Where in the turn's audio its last pause began (bytes): the turn is transcribed up to
         # there, speculatively or not, so the words do not depend on which finished first.
@@ -309,7 +319,10 @@ class SharedWhisperSTTService(SegmentTimingMixin, SegmentedSTTService):  # type:
             )
             return result
 
-        speculation = self.create_task(transcribing(asyncio.to_thread(timed)), name="stt-speculate")
+        speculation = self.create_task(
+            transcribing(self._queue.run(timed, lane=Lane.FIRST, droppable=True)),
+            name="stt-speculate",
+        )
         self._speculation = speculation
         self.speculations += 1
         start_ms = self._timing_start_ms
@@ -324,6 +337,10 @@ class SharedWhisperSTTService(SegmentTimingMixin, SegmentedSTTService):  # type:
     ) -> None:
         try:
             result = await asyncio.shield(speculation)
+        except Dropped:
+            STT_DROPPED.inc()
+            log.debug("stt: speculation dropped: the transcription queue is full")
+            return
         except Exception:
             log.exception("speculative transcription failed")
             return
@@ -361,13 +378,18 @@ class SharedWhisperSTTService(SegmentTimingMixin, SegmentedSTTService):  # type:
             if pause_cut is not None and pause_cut < len(audio):
                 # The same audio a speculation would have had: the turn up to its last pause.
                 audio = audio[:pause_cut] + self.silence(self._pad_secs)
+            turn = audio
+            short = len(turn) <= self._short_secs * self.sample_rate * 2
+            lane = Lane.FIRST if short else Lane.AFTER
             if unsure:  # the turn-sized window was unsure of this very audio: the full one
                 result = await transcribing(
-                    asyncio.to_thread(transcribe_full, model, _samples(audio), settings)
+                    self._queue.run(
+                        lambda: transcribe_full(model, _samples(turn), settings), lane=lane
+                    )
                 )
             else:
                 result = await transcribing(
-                    asyncio.to_thread(transcribe_local, model, audio, settings)
+                    self._queue.run(lambda: transcribe_local(model, turn, settings), lane=lane)
                 )
         text, confidence = result
         await self.stop_processing_metrics()
