@@ -15,10 +15,28 @@ either "Speaker: text" or {"speaker", "text"}. An owner is a string or, for a gr
 of owners. Optional "participants": [{"speaker", "role", "name"}] lets an owner be named either
 way ("Andrew" or "Marketing Expert" are the same person when a participant has both).
 
-Backends (`--backend`, repeatable; default every one available offline): `rules` (the
-deterministic extractor). Other sessions add theirs with `register_backend(name, factory)`: the
-factory returns an object with `extract(utterances, *, meeting_date) -> list[Commitment]`, or
-raises `BackendUnavailable` (no model, no key) and the backend is listed as skipped.
+Backends (`--backend`, repeatable; default every one that can run here):
+  rules          the deterministic extractor, reading every window.
+  rules+gate     the same behind the cheap gate (domain/extraction_gate.py): a window the gate
+                 closes is answered with nothing.
+  llm            LLMExtractor, provider openai-compatible at OPENAI_BASE_URL (model: LLM_MODEL
+                 or the prompt file's), reading every window; only when that server answers
+                 (no cloud: skipped with a note otherwise).
+  llm+gate       the same with the gate in front: the model reads gated windows (with their
+                 context), the rules answer the others, as in a live call.
+Other sessions add theirs with `register_backend(name, factory)`: the factory returns an object
+with `extract(utterances, *, meeting_date) -> list[Commitment]`, or raises `BackendUnavailable`
+(no model, no key) and the backend is listed as skipped.
+
+Cost. Windows per second: every window of the set extracted from scratch, repeated for
+--seconds (one pass for the LLM backends). CPU seconds per hour of meeting: this process' CPU
+time (`time.process_time`, so an LLM server's own CPU is NOT in it) for one pass over the set,
+divided by the set's meeting time. The AMI windows carry no timings, so meeting time is
+estimated from the words at 150 words a minute (for every set alike).
+
+The gate (`--gate-report`, and in --json under "gate"): the share of windows with gold items it
+passes (its recall: the target is >= 0.95), the share of negative windows it passes and the share
+of all lines it passes alone (what the model would read).
 
 Matching (one-to-one, greedy in prediction order). A prediction MATCHES an expected item when
   1. the kind is equal;
@@ -40,21 +58,25 @@ group task found for one of its owners is matched but its owner is not accurate)
 over matched items, the predicted due date equals the expected one (ISO date or null). AMI gold
 has no dates (the corpus gives none): its due is null, and "for the next meeting" is kept as
 `due_text`, so on AMI due accuracy measures that no date was invented.
-Windows per second: every window of the set extracted from scratch, repeated for --seconds.
 """
 
 from __future__ import annotations
 
 import argparse
+import asyncio
 import datetime as dt
 import json
+import os
 import re
 import sys
+import tempfile
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
+
+import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
@@ -64,6 +86,8 @@ from domain.extraction import (  # noqa: E402
     Utterance,
     parse_transcript_lines,
 )
+from domain.extraction_gate import may_hold_commitment, window_may_hold_commitment  # noqa: E402
+from domain.llm_extraction import build_llm_extractor  # noqa: E402
 from memory.tracking import content_words, word_credit  # noqa: E402
 
 DATA = Path(__file__).parent / "data"
@@ -91,7 +115,64 @@ class BackendUnavailable(Exception):
     """Raised by a backend factory when it cannot run here (no model, no key, no server)."""
 
 
-BACKENDS: dict[str, Callable[[], Extractor]] = {"rules": DeterministicExtractor}
+class Gated:
+    """An extractor behind the gate: a window the gate closes is answered with nothing."""
+
+    def __init__(self, inner: Extractor) -> None:
+        self.inner = inner
+
+    def extract(
+        self, utterances: Sequence[Utterance], *, meeting_date: dt.date
+    ) -> list[Commitment]:
+        if not window_may_hold_commitment(utterances):
+            return []
+        return self.inner.extract(utterances, meeting_date=meeting_date)
+
+
+class SyncLlm:
+    """LLMExtractor (async) behind the benchmark's synchronous `extract`, on a loop of its own."""
+
+    def __init__(self, *, gate: bool) -> None:
+        base_url = os.environ.get("OPENAI_BASE_URL")
+        if not base_url:
+            raise BackendUnavailable("no OPENAI_BASE_URL: no openai-compatible server to ask")
+        try:
+            httpx.get(base_url.rstrip("/") + "/models", timeout=2.0)
+        except httpx.HTTPError as exc:
+            raise BackendUnavailable(f"{base_url} does not answer ({type(exc).__name__})") from exc
+        self._loop = asyncio.new_event_loop()
+        self._spool = Path(tempfile.mkdtemp(prefix="convene-bench-")) / "spool.sqlite3"
+        self.llm = build_llm_extractor(
+            prompt_path=Path(__file__).resolve().parent.parent / "prompts" / "extraction.yaml",
+            spool_path=self._spool,
+            fallback=DeterministicExtractor(),
+            api_key=os.environ.get("OPENAI_API_KEY"),
+            base_url=base_url,
+            provider="openai-compatible",
+            model=os.environ.get("LLM_MODEL"),
+            gate=gate,
+        )
+
+    def extract(
+        self, utterances: Sequence[Utterance], *, meeting_date: dt.date
+    ) -> list[Commitment]:
+        return self._loop.run_until_complete(
+            self.llm.extract(utterances, meeting_date=meeting_date)
+        )
+
+    def close(self) -> None:
+        self._loop.run_until_complete(self.llm.aclose())
+        self._loop.close()
+
+
+BACKENDS: dict[str, Callable[[], Extractor]] = {
+    "rules": DeterministicExtractor,
+    "rules+gate": lambda: Gated(DeterministicExtractor()),
+    "llm": lambda: SyncLlm(gate=False),
+    "llm+gate": lambda: SyncLlm(gate=True),
+}
+SLOW = {"llm", "llm+gate"}  # one pass for the rates, not --seconds of them
+WORDS_PER_MINUTE = 150
 
 
 def register_backend(name: str, factory: Callable[[], Extractor]) -> None:
@@ -273,20 +354,48 @@ def evaluate(
     return score, misses
 
 
+def meeting_hours(rows: list[dict[str, Any]]) -> float:
+    """The set's meeting time, from its words at WORDS_PER_MINUTE (no window has timings)."""
+    words = sum(len(u.text.split()) for row in rows for u in utterances(row))
+    return words / WORDS_PER_MINUTE / 60
+
+
 def throughput(
     rows: list[dict[str, Any]], factory: Callable[[], Extractor], seconds: float = 2.0
-) -> tuple[float, float]:
-    """(windows per second, utterances per second), each window from a fresh extractor."""
+) -> tuple[float, float, float]:
+    """(windows per second, utterances per second, CPU seconds per pass over the set), each
+    window from a fresh extractor; at least one pass."""
     groups = [(utterances(r), dt.date.fromisoformat(r["date"])) for r in rows]
-    windows = lines = 0
-    start = time.perf_counter()
-    while time.perf_counter() - start < seconds:
+    windows = lines = passes = 0
+    start, cpu = time.perf_counter(), time.process_time()
+    while passes == 0 or time.perf_counter() - start < seconds:
         for group, date in groups:
             factory().extract(group, meeting_date=date)
             windows += 1
             lines += len(group)
+        passes += 1
     elapsed = time.perf_counter() - start
-    return windows / elapsed, lines / elapsed
+    return windows / elapsed, lines / elapsed, (time.process_time() - cpu) / passes
+
+
+def gate_report(rows: list[dict[str, Any]]) -> dict[str, Any]:
+    """How the gate does on a set: recall of gold-bearing windows, negatives and lines passed."""
+    gold = [r for r in rows if r["expected"]]
+    negatives = [r for r in rows if not r["expected"]]
+    lines = [u for r in rows for u in utterances(r)]
+
+    def passed(group: list[dict[str, Any]]) -> int:
+        return sum(window_may_hold_commitment(utterances(r)) for r in group)
+
+    return {
+        "gold_windows": len(gold),
+        "gold_windows_passed": passed(gold),
+        "recall": round(passed(gold) / len(gold), 3) if gold else None,
+        "negatives": len(negatives),
+        "negatives_passed": passed(negatives),
+        "lines": len(lines),
+        "lines_passed": sum(may_hold_commitment(u.text) for u in lines),
+    }
 
 
 def run(
@@ -294,8 +403,19 @@ def run(
 ) -> tuple[dict[str, Any], dict[str, list[str]]]:
     rows = load(path)
     factory = BACKENDS[backend]
-    score, misses = evaluate(rows, factory())
-    windows_rate, utterance_rate = throughput(rows, factory, seconds)
+    extractor = factory()
+    start, started_cpu = time.perf_counter(), time.process_time()
+    try:
+        score, misses = evaluate(rows, extractor)
+    finally:
+        if isinstance(extractor, SyncLlm):
+            extractor.close()
+    if backend in SLOW:  # the scored pass is the one timed: no model is asked twice
+        elapsed, cpu = time.perf_counter() - start, time.process_time() - started_cpu
+        lines = sum(len(utterances(r)) for r in rows)
+        windows_rate, utterance_rate = len(rows) / elapsed, lines / elapsed
+    else:
+        windows_rate, utterance_rate, cpu = throughput(rows, factory, seconds)
 
     def ratio(n: int) -> float | None:
         return round(n / score.matched_total, 3) if score.matched_total else None
@@ -315,8 +435,11 @@ def run(
         "f1": round(score.f1, 3),
         "owner_accuracy": ratio(score.owner_ok),
         "due_accuracy": ratio(score.due_ok),
-        "windows_per_sec": round(windows_rate),
-        "utterances_per_sec": round(utterance_rate),
+        "windows_per_sec": round(windows_rate, 1),
+        "utterances_per_sec": round(utterance_rate, 1),
+        "cpu_secs_per_meeting_hour": round(cpu / meeting_hours(rows), 2),
+        "meeting_hours": round(meeting_hours(rows), 2),
+        "gate": gate_report(rows),
     }, misses
 
 
@@ -328,17 +451,34 @@ def main() -> None:
     parser.add_argument("--json", action="store_true")
     parser.add_argument("--misses", action="store_true", help="list each miss and extra")
     parser.add_argument("--seconds", type=float, default=2.0)
+    parser.add_argument(
+        "--gate-report", action="store_true", help="how the gate does on each set, then stop"
+    )
     args = parser.parse_args()
     if args.data:
         targets = [(args.data.stem, args.data, str(args.data))]
     else:
         targets = [(name, SETS[name][0], SETS[name][1]) for name in args.sets or list(SETS)]
+    if args.gate_report:
+        if not args.data and not args.sets:  # the held-out test split only when asked for
+            targets = [t for t in targets if t[0] != "ami-test"]
+        for _name, path, label in targets:
+            report = gate_report(load(path))
+            print(
+                f"gate on {label}: passes {report['gold_windows_passed']} of "
+                f"{report['gold_windows']} windows with gold items (recall {report['recall']}), "
+                f"{report['negatives_passed']} of {report['negatives']} negative windows, "
+                f"{report['lines_passed']} of {report['lines']} lines"
+            )
+        return
     results: list[dict[str, Any]] = []
     for backend in args.backends or list(BACKENDS):
         if backend not in BACKENDS:
             raise SystemExit(f"unknown backend {backend!r}; known: {', '.join(BACKENDS)}")
         try:
-            BACKENDS[backend]()
+            probe = BACKENDS[backend]()
+            if isinstance(probe, SyncLlm):
+                probe.close()
         except BackendUnavailable as exc:
             print(f"backend {backend}: skipped ({exc})", file=sys.stderr)
             continue
@@ -359,6 +499,7 @@ def main() -> None:
                 "due_accuracy",
                 "windows_per_sec",
                 "utterances_per_sec",
+                "cpu_secs_per_meeting_hour",
             ):
                 print(f"  {key:<20} {result[key]}")
             print(f"  fired on {result['negatives_fired']} of {result['negatives']} negatives")

@@ -18,6 +18,9 @@ stop wait (configured), Whisper on the question, memory lookup + report, and Pip
 A, B, ...: a busy machine's drift falls on both): `turn` is `turn.analyzer: smart-turn-v3`,
 `quick` is `stt.quick_model: tiny` (with the quick model's words and time against the main
 model's on the same questions).
+It also prints how far ahead of real time the reply audio comes: for each `media` frame, the
+audio the client still had queued to play when it arrived (the headroom network jitter must not
+exceed, or the caller hears a gap); `--lead` sets `call.audio_lead_secs` for Convene's runs.
 """
 
 from __future__ import annotations
@@ -203,7 +206,10 @@ async def run_turns(
     label: str = "",
     verbose: bool = False,
     call_sid: str | None = None,
+    ahead_ms: list[float] | None = None,
 ) -> list[float]:
+    """Each turn's latency; `ahead_ms` gets, for each reply frame, the audio the client still
+    had queued to play when it arrived."""
     latencies: list[float] = []
     async with TwilioStreamClient(url, custom_parameters=params, call_sid=call_sid) as client:
         await client.send_connected()
@@ -218,6 +224,8 @@ async def run_turns(
                 latencies.append(latency)
         await client.send_stop()
         await client.wait_closed(timeout=60)
+    if ahead_ms is not None:
+        ahead_ms.extend(client.result.ahead_at_arrival_ms)
     return latencies
 
 
@@ -418,6 +426,12 @@ async def main() -> None:
     )
     parser.add_argument("--per-turn", action="store_true", help="print each turn's latency")
     parser.add_argument(
+        "--lead",
+        type=float,
+        default=None,
+        help="call.audio_lead_secs for Convene's runs (default: prompts/pipeline.yaml's)",
+    )
+    parser.add_argument(
         "--stages-only", action="store_true", help="only the stage shares, no streamed turns"
     )
     parser.add_argument(
@@ -442,6 +456,14 @@ async def main() -> None:
     runtime = await Runtime.start(settings)
     agent = runtime.prompts.agent.model_copy(update={"participants": ["Tom", "Priya"]})
     runtime.prompts = runtime.prompts.model_copy(update={"agent": agent})
+    if args.lead is not None:
+        knobs = runtime.prompts.pipeline
+        call = knobs.call.model_copy(update={"audio_lead_secs": args.lead})
+        runtime.prompts = runtime.prompts.model_copy(
+            update={"pipeline": knobs.model_copy(update={"call": call})}
+        )
+    lead = runtime.prompts.pipeline.call.audio_lead_secs
+    ahead: dict[str, list[float]] = {"convene": [], "bare pipecat": []}
     series = "bench-series"
     questions = [speech_ulaw(q) for q in QUESTIONS]
     try:
@@ -491,6 +513,7 @@ async def main() -> None:
                 label="convene",
                 verbose=args.per_turn,
                 call_sid=call_sid,
+                ahead_ms=ahead["convene"],
             )
             stored = await stored_latencies(runtime, url, api_token, call_sid)
             if args.per_turn:
@@ -533,6 +556,7 @@ async def main() -> None:
                     {},
                     label="bare",
                     verbose=args.per_turn,
+                    ahead_ms=ahead["bare pipecat"],
                 )
         shares = await stage_shares(runtime, questions, series)
     finally:
@@ -557,6 +581,16 @@ async def main() -> None:
             print(f"  {name:<24} no replies")
     if convene and bare:
         print(f"  ratio convene/bare p50: {pct(convene, 0.5) / pct(bare, 0.5):.2f}")
+    print(
+        "reply audio queued at the client when each frame arrived (headroom against jitter;"
+        f" Convene's call.audio_lead_secs {lead:g}):"
+    )
+    for name, values in ahead.items():
+        if values:
+            print(
+                f"  {name:<24} p10 {pct(values, 0.1):6.0f} ms   p50 {pct(values, 0.5):6.0f} ms"
+                f"   ({len(values)} frames)"
+            )
     if no_spec and bare:
         print(f"  ratio convene-no-speculation/bare p50: {pct(no_spec, 0.5) / pct(bare, 0.5):.2f}")
     print("stage shares (medians, measured beside the run on the same audio):")

@@ -39,6 +39,9 @@ __all__ = [
     "Commitment",
     "DeterministicExtractor",
     "KINDS",
+    "accepts",
+    "is_name",
+    "request_addressee",
     "Kind",
     "Utterance",
     "parse_transcript_lines",
@@ -94,6 +97,12 @@ def _words(text: str) -> frozenset[str]:
 
 
 _NAME = r"[A-Z][a-z]+(?:-[A-Z]?[a-z]+|'[A-Z][a-z]+)?"  # "Mary-Jane", "O'Neil", not "Sasha's"
+_VOCATIVE = re.compile(
+    rf"^(?:(?i:thanks|thank\s+you|okay|ok|so|and|great|right|alright|hi|hey|now),?\s+)?"
+    rf"(?P<name>{_NAME})\s*[.!,]?$"
+)
+_SPEAKER_PROBE = "Xavierspeaker"  # a name nobody says: stands for "whoever said this"
+NAME_PATTERN = _NAME  # for other readers of names (domain/people.py)
 _NOT_NAMES = _words(
     """i we you he she they it this that these those there here the a an everyone everybody
     someone somebody anyone anybody nobody team so and but okay ok yes yeah yep no well also
@@ -438,6 +447,46 @@ _BE_ING = re.compile(r"^be\s+(?=\w+ing\b)", _I)
 _WORD_LIMIT = 14
 
 
+# --------------------------------------------------------------------------- for other readers
+
+
+def request_addressee(text: str) -> str | None:
+    """The person a request in `text` is put to by name ("Tom, can you ...?", "Can you ...,
+    Tom?"), or None. Common words and the bot's name are not names here; the caller checks."""
+    clauses = _clauses(_normalise(text))
+    for here, after in zip(clauses, clauses[1:], strict=False):
+        # "Thanks, Tom. Can you ...?": the name ends the sentence before the request.
+        lone = _VOCATIVE.match(here)
+        if lone and _REQUEST_OPEN.match(after) and lone["name"].lower() not in _NOT_NAMES:
+            return str(lone["name"])
+    for clause in clauses:
+        named = (
+            _REQUEST_NAME_MID.match(clause)
+            or _REQUEST_NAMED.search(clause)
+            or _REQUEST_NAME_LAST.match(clause)
+        )
+        if named and all(part.lower() not in _NOT_NAMES for part in named["name"].split()):
+            return str(named["name"])
+    return None
+
+
+def accepts(text: str) -> bool:
+    """`text` opens with an acceptance ("Yes, I will", "Sure", "On it"), not a refusal."""
+    clauses = _clauses(_normalise(text))
+    if not clauses:
+        return False
+    first = clauses[0]
+    reply = " ".join(clauses[:2])
+    if _REFUSAL.search(reply) or (_DECLINE_START.match(first) and not _ACCEPT.match(first)):
+        return False
+    return bool(_ACCEPT.match(first)) and not first.rstrip().endswith("?")
+
+
+def is_name(word: str) -> bool:
+    """A capitalised word that is no common word: "Priya", not "Okay" or "Monday"."""
+    return bool(re.fullmatch(_NAME, word)) and word.lower() not in _NOT_NAMES
+
+
 # --------------------------------------------------------------------------- text helpers
 
 
@@ -477,8 +526,8 @@ def _is_question(clause: str) -> bool:
     return clause.rstrip().endswith("?") or bool(_QUESTION_START.match(clause))
 
 
-def _due(text: str, meeting_date: dt.date) -> dt.date | None:
-    chosen = choose_due(find_due_phrases(text, meeting_date=meeting_date), text)
+def _due(text: str, context: _Context) -> dt.date | None:
+    chosen = choose_due(_find(text, context), text)
     return chosen.due if chosen else None
 
 
@@ -497,9 +546,10 @@ def _without_due(text: str, matches: list[DueMatch]) -> str:
     return text[: first.start] + tail
 
 
-def _clean_action(rest: str, *, meeting_date: dt.date) -> str:
+def _clean_action(rest: str, *, meeting_date: dt.date, next_meeting: dt.date | None = None) -> str:
     """A short imperative phrase: no due phrase, fillers, hedges or trailing chatter."""
-    text = _without_due(rest, find_due_phrases(rest, meeting_date=meeting_date))
+    found = find_due_phrases(rest, meeting_date=meeting_date, next_meeting=next_meeting)
+    text = _without_due(rest, found)
     text = _SOFT.sub("", text)
     text = _SPACES.sub(" ", text).strip(" ,.;:!?-")
     text = _TAIL_CLAUSE.sub("", text)
@@ -601,6 +651,7 @@ class _Context:
     owner: str | None
     before: list[str]
     meeting_date: dt.date
+    next_meeting: dt.date | None  # the series' next meeting, when its cadence is known
     state: _State
     conditional: bool = False  # the clause before set a condition: "If it's approved, I'll ..."
 
@@ -628,18 +679,31 @@ class DeterministicExtractor:
         self._state = self._new_state()
 
     def extract(
-        self, utterances: Sequence[Utterance], *, meeting_date: dt.date
+        self,
+        utterances: Sequence[Utterance],
+        *,
+        meeting_date: dt.date,
+        next_meeting: dt.date | None = None,
     ) -> list[Commitment]:
-        """Everything found in a whole transcript, in order."""
+        """Everything found in a whole transcript, in order. `next_meeting` (the series' next
+        meeting, `domain.dates.next_meeting_date`) dates "for the next meeting"."""
         state = self._new_state()
         found: list[Commitment] = []
         for utterance in utterances:
-            found.extend(self._read(utterance, meeting_date, state))
+            found.extend(self._read(utterance, (meeting_date, next_meeting), state))
         return found
 
-    def feed(self, utterance: Utterance, *, meeting_date: dt.date) -> list[Commitment]:
+    def speakers_own(self, text: str, *, meeting_date: dt.date) -> set[str]:
+        """The actions `text` commits its own speaker to ("I will send ..."), read alone:
+        what becomes the speaker's once we know who they are."""
+        found = self.extract([Utterance(_SPEAKER_PROBE, text)], meeting_date=meeting_date)
+        return {c.action for c in found if c.owner == _SPEAKER_PROBE and c.kind == "commitment"}
+
+    def feed(
+        self, utterance: Utterance, *, meeting_date: dt.date, next_meeting: dt.date | None = None
+    ) -> list[Commitment]:
         """What this utterance completes, given the ones fed before it."""
-        return self._read(utterance, meeting_date, self._state)
+        return self._read(utterance, (meeting_date, next_meeting), self._state)
 
     # ----------------------------------------------------------------- one utterance
 
@@ -651,7 +715,9 @@ class DeterministicExtractor:
             return False
         return all(part.lower() not in _NOT_NAMES for part in name.split())
 
-    def _read(self, utterance: Utterance, meeting_date: dt.date, state: _State) -> list[Commitment]:
+    def _read(
+        self, utterance: Utterance, dates: tuple[dt.date, dt.date | None], state: _State
+    ) -> list[Commitment]:
         state.index += 1
         state.requests = [r for r in state.requests if state.index - r.index <= self.window]
         if self._is_bot(utterance.speaker) or not utterance.text.strip():
@@ -665,7 +731,8 @@ class DeterministicExtractor:
             utterance=utterance,
             owner=owner,
             before=[u.text for u in reversed(state.recent)],
-            meeting_date=meeting_date,
+            meeting_date=dates[0],
+            next_meeting=dates[1],
             state=state,
         )
         found: list[Commitment] = []
@@ -708,13 +775,15 @@ class DeterministicExtractor:
             rest = open_request["rest"]
         if _HYPOTHETICAL.search(rest) or _PAST.search(rest):
             return True
-        action = _clean_action(rest, meeting_date=context.meeting_date)
+        action = _clean_action(
+            rest, meeting_date=context.meeting_date, next_meeting=context.next_meeting
+        )
         if action and not _NON_TASK.match(action):
             context.state.requests.append(
                 _Request(
                     addressee=addressee,
                     action=action,
-                    due=_due(rest, context.meeting_date),
+                    due=_due(rest, context),
                     quote=context.utterance.text,
                     asker=context.utterance.speaker,
                     index=context.state.index,
@@ -758,7 +827,7 @@ class DeterministicExtractor:
         for index, clause in enumerate(clauses[:2]):
             if _PROMISE.search(clause) is not None:
                 used.add(index)
-                due = _due(clause, context.meeting_date) or due
+                due = _due(clause, context) or due
                 break
         quote = f"{request.quote} / {context.utterance.text}"
         confidence = 0.85 if owner else 0.6
@@ -821,7 +890,9 @@ class DeterministicExtractor:
             return None
         if _CONDITION_FIRST.match(clause[: promise.start()].strip()):
             return None
-        action = _clean_action(promise["rest"], meeting_date=context.meeting_date)
+        action = _clean_action(
+            promise["rest"], meeting_date=context.meeting_date, next_meeting=context.next_meeting
+        )
         if not action or _NON_TASK.match(action):
             return None
         confidence = 0.6 if _HEDGED.search(clause) else 0.9
@@ -832,7 +903,7 @@ class DeterministicExtractor:
             action = _resolve_pronoun(action, context.before[:2])
         if _GENERIC_ACTION.match(action):
             confidence = 0.5  # "I can take that" with nothing asked: "that" is unknown
-        due = _due(clause, context.meeting_date)
+        due = _due(clause, context)
         return Commitment(context.owner, action, due, context.utterance.text, confidence)
 
     def _assignment(self, clause: str, context: _Context) -> list[Commitment] | None:
@@ -850,11 +921,14 @@ class DeterministicExtractor:
         if aux in _AUX_VERB:
             rest = f"{_AUX_VERB[aux]} {rest}"
         action = _resolve_pronoun(
-            _clean_action(rest, meeting_date=context.meeting_date), context.before[:2]
+            _clean_action(
+                rest, meeting_date=context.meeting_date, next_meeting=context.next_meeting
+            ),
+            context.before[:2],
         )
         if not action or _NON_TASK.match(action):
             return None
-        due = _due(clause, context.meeting_date)
+        due = _due(clause, context)
         quote = context.utterance.text
         if len(names) > 1 and _TOGETHER.search(rest):
             # One joint task, not one per owner: "Poppy and Tara will work together on ..."
@@ -881,11 +955,14 @@ class DeterministicExtractor:
         if _HYPOTHETICAL.search(rest) or _CONDITION_FIRST.match(rest):
             return None
         action = _resolve_pronoun(
-            _clean_action(rest, meeting_date=context.meeting_date), context.before[:2]
+            _clean_action(
+                rest, meeting_date=context.meeting_date, next_meeting=context.next_meeting
+            ),
+            context.before[:2],
         )
         if not action or _NON_TASK.match(action) or _GENERIC_ACTION.match(action):
             return None
-        due = _due(clause, context.meeting_date)
+        due = _due(clause, context)
         confidence = 0.7 if owner else 0.5
         return Commitment(owner, action, due, context.utterance.text, confidence)
 
@@ -952,7 +1029,9 @@ def _join_owners(people: Sequence[str]) -> str | None:
 
 
 def _find(text: str, context: _Context) -> list[DueMatch]:
-    return find_due_phrases(text, meeting_date=context.meeting_date)
+    return find_due_phrases(
+        text, meeting_date=context.meeting_date, next_meeting=context.next_meeting
+    )
 
 
 def _prior_question(texts: Iterable[str], meeting_date: dt.date) -> str | None:

@@ -19,6 +19,7 @@ class TranscriptSegmentFrame(DataFrame):
     end_ms: int
     confidence: float | None = None
     speaker: str | None = None
+    person: str | None = None  # who the speaker is, when known (processors/people.py)
     seq: int = -1  # numbered by the transcript recorder
     # The speculative transcript announced for this turn (`EarlyTranscriptFrame`), if any: the
     # wake gate knows the turn it answered early even when the stored words differ from it.

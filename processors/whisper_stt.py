@@ -30,7 +30,8 @@ from pipecat.services.stt_service import SegmentedSTTService
 from pipecat.services.whisper.stt import WhisperSTTService
 from pipecat.utils.time import time_now_iso8601
 
-from core.metrics import transcribing
+from core.metrics import STT_DROPPED, transcribing
+from core.stt_queue import Dropped, Lane, TranscriptionQueue, shared_queue
 from processors.frames import EarlyTranscriptFrame, SpeechPausedFrame, SpeechResumedFrame
 from processors.stt_timing import CallClock, SegmentTimingMixin
 
@@ -242,6 +243,10 @@ class SharedWhisperSTTService(SegmentTimingMixin, SegmentedSTTService):  # type:
     With a `quick_model` (a smaller Whisper, `stt.quick_model`), a turn up to `quick_max_secs`
     long is speculated on with it instead: a faster guess for the wake gate; the turn's stored
     transcript is then still the main model's, made when the turn ends (from the same audio).
+    Every transcription goes through the process's `TranscriptionQueue` (core/stt_queue.py):
+    speculations and turns up to `short_secs` before longer turns, so a question is not stuck
+    behind other calls' monologues; a speculation the queue has no room for is dropped (the
+    turn's own transcription follows).
     """
 
     def __init__(
@@ -255,6 +260,8 @@ class SharedWhisperSTTService(SegmentTimingMixin, SegmentedSTTService):  # type:
         quick_model: WhisperModel | None = None,
         quick_max_secs: float = 0.0,
         clock: CallClock | None = None,
+        queue: TranscriptionQueue | None = None,
+        short_secs: float = 8.0,
         **kwargs: Any,
     ) -> None:
         settings = settings or WhisperSTTService.Settings()
@@ -267,6 +274,8 @@ class SharedWhisperSTTService(SegmentTimingMixin, SegmentedSTTService):  # type:
         self._speculate_max_secs = speculate_max_secs
         self._quick_model = quick_model
         self._quick_max_secs = quick_max_secs if quick_model is not None else 0.0
+        self._queue = queue or shared_queue()
+        self._short_secs = short_secs
         self._speculation: asyncio.Future[tuple[str, float | None] | None] | None = None
         self._spec: _Speculation | None = None
         # Where in the turn's audio its last pause began (bytes): the turn is transcribed up to
@@ -326,7 +335,10 @@ class SharedWhisperSTTService(SegmentTimingMixin, SegmentedSTTService):  # type:
             )
             return result
 
-        speculation = self.create_task(transcribing(asyncio.to_thread(timed)), name="stt-speculate")
+        speculation = self.create_task(
+            transcribing(self._queue.run(timed, lane=Lane.FIRST, droppable=True)),
+            name="stt-speculate",
+        )
         self._speculation = speculation
         spec = _Speculation(speculation, quick=quick)
         self._spec = spec
@@ -339,6 +351,10 @@ class SharedWhisperSTTService(SegmentTimingMixin, SegmentedSTTService):  # type:
         speculation = spec.result
         try:
             result = await asyncio.shield(speculation)
+        except Dropped:
+            STT_DROPPED.inc()
+            log.debug("stt: speculation dropped: the transcription queue is full")
+            return
         except Exception:
             log.exception("speculative transcription failed")
             return
@@ -394,13 +410,18 @@ class SharedWhisperSTTService(SegmentTimingMixin, SegmentedSTTService):  # type:
             if pause_cut is not None and pause_cut < len(audio):
                 # The same audio a speculation would have had: the turn up to its last pause.
                 audio = audio[:pause_cut] + self.silence(self._pad_secs)
+            turn = audio
+            short = len(turn) <= self._short_secs * self.sample_rate * 2
+            lane = Lane.FIRST if short else Lane.AFTER
             if unsure:  # the turn-sized window was unsure of this very audio: the full one
                 result = await transcribing(
-                    asyncio.to_thread(transcribe_full, model, _samples(audio), settings)
+                    self._queue.run(
+                        lambda: transcribe_full(model, _samples(turn), settings), lane=lane
+                    )
                 )
             else:
                 result = await transcribing(
-                    asyncio.to_thread(transcribe_local, model, audio, settings)
+                    self._queue.run(lambda: transcribe_local(model, turn, settings), lane=lane)
                 )
         text, confidence = result
         await self.stop_processing_metrics()

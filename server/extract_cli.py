@@ -22,9 +22,13 @@ def commitment_json(item: Commitment) -> dict[str, Any]:
     }
 
 
-def extract_lines(lines: Iterable[str], *, meeting_date: dt.date) -> list[dict[str, Any]]:
+def extract_lines(
+    lines: Iterable[str], *, meeting_date: dt.date, next_meeting: dt.date | None = None
+) -> list[dict[str, Any]]:
     utterances = parse_transcript_lines(lines)
-    found = DeterministicExtractor().extract(utterances, meeting_date=meeting_date)
+    found = DeterministicExtractor().extract(
+        utterances, meeting_date=meeting_date, next_meeting=next_meeting
+    )
     return [commitment_json(c) for c in found]
 
 
@@ -57,12 +61,18 @@ def _batch_item(line_no: int, raw: str) -> BatchResult:
         meeting_date = dt.date.fromisoformat(str(date_raw))
     except ValueError:
         problems.append(f"`date` {date_raw!r} is not YYYY-MM-DD")
+    next_raw = item.get("next_meeting")
+    next_meeting: dt.date | None = None
+    if next_raw is not None:
+        try:
+            next_meeting = dt.date.fromisoformat(str(next_raw))
+        except ValueError:
+            problems.append(f"`next_meeting` {next_raw!r} is not YYYY-MM-DD")
     if problems or meeting_date is None or not isinstance(lines, list):
         message = f"line {line_no}: " + "; ".join(problems)
         return BatchResult(line_no, {"id": item_id, "error": message}, message)
-    return BatchResult(
-        line_no, {"id": item_id, "commitments": extract_lines(lines, meeting_date=meeting_date)}
-    )
+    found = extract_lines(lines, meeting_date=meeting_date, next_meeting=next_meeting)
+    return BatchResult(line_no, {"id": item_id, "commitments": found})
 
 
 def run_batch(raw_lines: Iterable[str]) -> Iterator[BatchResult]:

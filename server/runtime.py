@@ -30,6 +30,7 @@ from core import clock
 from core.errors import ConfigError, StorageUnavailable
 from core.prompts import LlmProvider, Prompts, load_prompts
 from core.settings import Settings, reveal
+from core.stt_queue import TranscriptionQueue, shared_queue
 from domain.extraction import DeterministicExtractor
 from domain.llm_extraction import LLMExtractor, build_llm_extractor
 from domain.llm_extraction_prompt import load_extraction_prompt
@@ -174,6 +175,8 @@ class Runtime:
     whisper_model_name: str
     # stt.quick_model (a smaller Whisper for speculative transcripts), if the knobs use one.
     quick_whisper_model: WhisperModel | None = None
+    # The process's one queue in front of local Whisper (stt.workers, stt.max_queue).
+    stt_queue: TranscriptionQueue = field(default_factory=shared_queue)
     embedded_postgres: EmbeddedPostgres | None = None
     embedded_redis: EmbeddedRedis | None = None
     journal: CallJournal | None = None
@@ -257,6 +260,9 @@ class Runtime:
             whisper_model=model,
             whisper_model_name=model_name,
             quick_whisper_model=quick,
+            stt_queue=shared_queue(
+                workers=prompts.pipeline.stt.workers, max_queue=prompts.pipeline.stt.max_queue
+            ),
             embedded_postgres=embedded_pg,
             embedded_redis=embedded_redis,
             journal=journal,
