@@ -599,7 +599,7 @@ async def main() -> None:
     print("Pipecat service metrics in Convene's run (medians; processing = work per call):")
     for name, secs in service_metrics.items():
         print(f"  {name:<45} {secs * 1000:6.0f} ms")
-    print("targets: p50 <= 800 ms, p95 <= 1200 ms, convene/bare <= 1.10")
+    print("targets (issue 16, at the caller's ear): p50 <= 700 ms, p95 <= 1000 ms")
 
 
 if __name__ == "__main__":
