@@ -71,13 +71,16 @@ from tests.speech import wer  # noqa: E402
 REPO = Path(__file__).resolve().parent.parent
 # One meeting recording, about 45 s: the demo's two meetings' talk (not their question) and
 # some more of the same kind.
-TURNS = [
+TURNS: list[tuple[str, str]] = [  # (voice, text): server/voices.py
     *MEETINGS[0][2],
     *MEETINGS[1][2][:-1],
-    "The customer interviews went well, three of the five teams want the export feature first.",
-    "Marketing needs the launch copy before the end of the month.",
-    "I can draft the launch copy and share it on Monday.",
-    "Let's keep the retrospective short this time and move on to the budget.",
+    (
+        "piper",
+        "The customer interviews went well, three of the five teams want the export feature first.",
+    ),
+    ("piper@1.25", "Marketing needs the launch copy before the end of the month."),
+    ("piper@0.78", "I can draft the launch copy and share it on Monday."),
+    ("piper", "Let's keep the retrospective short this time and move on to the budget."),
 ]
 QUESTION = "Convene, what is Tom working on?"
 SERIES = "load-bench"
@@ -108,7 +111,7 @@ class RunFigures:
         v2v = [c.voice_to_voice for c in self.calls if c.voice_to_voice is not None]
         done = [c.completed_after for c in self.calls if c.completed_after is not None]
         wers = [wer(reference, c.transcript) for c in self.calls] if reference else []
-        script = " ".join([*TURNS, QUESTION])
+        script = " ".join([*(text for _, text in TURNS), QUESTION])
         script_wers = [wer(script, c.transcript) for c in self.calls]
         return {
             "n": self.n,
