@@ -85,6 +85,7 @@ TURNS: list[tuple[str, str]] = [  # (voice, text): server/voices.py
 QUESTION = "Convene, what is Tom working on?"
 SERIES = "load-bench"
 REMOTE_REPLY_SECS = 0.05
+MULAW_SILENCE = b"\xff"  # one 8 kHz mu-law sample of silence
 
 
 @dataclass
@@ -94,6 +95,7 @@ class CallFigures:
     lags: list[float]  # seconds, segment end sent -> stored
     voice_to_voice: float | None
     completed_after: float | None
+    asked: bool = True
 
 
 @dataclass
@@ -125,7 +127,7 @@ class RunFigures:
             "lag_max_s": round(max(lags), 2) if lags else None,
             "v2v_p50_ms": round(pct(v2v, 0.5) * 1000) if v2v else None,
             "v2v_p95_ms": round(pct(v2v, 0.95) * 1000) if v2v else None,
-            "answered": f"{len(v2v)}/{self.n}",
+            "answered": f"{len(v2v)}/{sum(c.asked for c in self.calls)}",
             "completed_after_max_s": round(max(done), 1) if done else None,
             "cpu_percent": round(self.cpu_percent),
             "cpu_percent_per_call": round(self.cpu_percent / self.n, 1),
@@ -142,7 +144,7 @@ def free_port() -> int:
         return port
 
 
-def prompts_for(home: Path, stt: str) -> Path:
+def prompts_for(home: Path, stt: str, workers: int | None = None) -> Path:
     """A copy of prompts/ for the server: the meeting's people named, the STT chosen, and a
     queue bound no run reaches (a dropped speculation would change what is measured)."""
     target = home / "prompts"
@@ -152,6 +154,8 @@ def prompts_for(home: Path, stt: str) -> Path:
     (target / "agent.yaml").write_text(yaml.safe_dump(agent))
     pipeline = yaml.safe_load((target / "pipeline.yaml").read_text())
     pipeline["stt"]["provider"] = "whisper-local" if stt == "local" else "whisper-remote"
+    if workers is not None:
+        pipeline["stt"]["workers"] = workers
     (target / "pipeline.yaml").write_text(yaml.safe_dump(pipeline))
     return target
 
@@ -213,6 +217,7 @@ async def one_call(
     pool: asyncpg.Pool,
     meeting: bytes,
     question: bytes,
+    ask: bool = True,
 ) -> CallFigures:
     ws, params, call_sid = await answered(base_url, SERIES, auth_token)
     call_id = params["call_id"]
@@ -221,7 +226,11 @@ async def one_call(
         await client.send_start()
         t0 = time.time()  # audio at offset x ms is sent at t0 + x (real time, one cadence)
         await client.stream_audio(meeting, speed=1.0)
-        latency = await one_turn(client, question)
+        if ask:
+            latency: float | None = await one_turn(client, question)
+        else:  # listening only: room tone while the others ask, then hang up
+            latency = None
+            await client.stream_audio(MULAW_SILENCE * (len(question) + 3 * 8000), speed=1.0)
         await client.send_stop()
         stopped = time.time()
         await client.wait_closed(timeout=300)
@@ -243,6 +252,7 @@ async def one_call(
         completed_after=(
             dt.datetime.fromisoformat(completed).timestamp() - stopped if completed else None
         ),
+        asked=ask,
     )
 
 
@@ -255,6 +265,7 @@ async def run_n(
     pool: asyncpg.Pool,
     audio: tuple[bytes, bytes],
     fake: FakeWhisperServer | None,
+    askers: int | None = None,
 ) -> RunFigures:
     proc = psutil.Process(pid)
     figures = RunFigures(n=n, rss_idle_mb=proc.memory_info().rss / 2**20)
@@ -274,7 +285,17 @@ async def run_n(
     try:
         figures.calls = list(
             await asyncio.gather(
-                *(one_call(base_url, auth_token, api_token, pool, *audio) for _ in range(n))
+                *(
+                    one_call(
+                        base_url,
+                        auth_token,
+                        api_token,
+                        pool,
+                        *audio,
+                        ask=askers is None or i < askers,
+                    )
+                    for i in range(n)
+                )
             )
         )
     finally:
@@ -291,6 +312,16 @@ async def main() -> None:
     parser.add_argument("--n", default="1,2,4,8,16", help="simultaneous calls, comma-separated")
     parser.add_argument("--stt", choices=("local", "remote"), default="local")
     parser.add_argument("--json", action="store_true", help="one JSON object on stdout")
+    parser.add_argument(
+        "--askers",
+        type=int,
+        default=None,
+        help="only this many calls ask the question at the end (default: every call); the"
+        " others listen, then hang up",
+    )
+    parser.add_argument(
+        "--workers", type=int, default=None, help="stt.workers for the server (default: its own)"
+    )
     args = parser.parse_args()
     ns = sorted({int(n) for n in args.n.split(",")})
     if 1 not in ns:
@@ -305,7 +336,7 @@ async def main() -> None:
     port = free_port()
     env = {
         "CONVENE_HOME": str(home / "server"),
-        "CONVENE_PROMPTS_DIR": str(prompts_for(home, args.stt)),
+        "CONVENE_PROMPTS_DIR": str(prompts_for(home, args.stt, args.workers)),
         "DATABASE_URL": dsn,
         "TWILIO_AUTH_TOKEN": auth_token,
         "CONVENE_BOOTSTRAP_TOKEN": api_token,
@@ -337,7 +368,9 @@ async def main() -> None:
                 log(args, f"warm-up: {len(fake.transcripts)} segments transcribed")
             for n in ns:
                 log(args, f"N = {n}: {n} calls of {len(audio[0]) / 8000:.0f} s + a question")
-                results[n] = await run_n(n, pid, base_url, auth_token, api_token, pool, audio, fake)
+                results[n] = await run_n(
+                    n, pid, base_url, auth_token, api_token, pool, audio, fake, args.askers
+                )
                 log(args, json.dumps(results[n].summary(results[1].calls[0].transcript)))
     finally:
         await asyncio.to_thread(postgres.stop)
@@ -348,6 +381,8 @@ async def main() -> None:
         "cpus": len(os.sched_getaffinity(0)),
         "meeting_secs": round(len(audio[0]) / 8000, 1),
         "remote_reply_ms": REMOTE_REPLY_SECS * 1000 if args.stt == "remote" else None,
+        "askers": args.askers,
+        "stt_workers": args.workers,
         "runs": [results[n].summary(reference) for n in ns],
     }
     if args.json:
@@ -356,7 +391,8 @@ async def main() -> None:
         return
     print(
         f"load: stt {args.stt}, {report['cpus']} CPUs, one {report['meeting_secs']} s meeting "
-        "+ one addressed question per call, real time"
+        f"+ one addressed question in {'every call' if args.askers is None else f'{args.askers} call(s)'}, "
+        f"real time, stt.workers {args.workers or 'default'}"
     )
     header = (
         f"{'N':>3} {'WER max':>8} {'script':>7} {'lag p50':>8} {'p95':>6} {'max':>6} {'v2v p50':>8} "
