@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING
 
 from core.errors import ConfigError
 from core.prompts import PipelineKnobs
+from core.stt_queue import default_workers
 from processors.piper_voice import synthesize
 from processors.whisper_stt import SAMPLE_RATE, transcribe_full, transcribe_short
 
@@ -83,7 +84,11 @@ def shared_whisper_model(model: str, *, device: str, compute_type: str) -> Whisp
         if found is None:
             from faster_whisper import WhisperModel
 
-            found = WhisperModel(model, device=device, compute_type=compute_type, num_workers=2)
+            # As many transcriptions at once as the queue runs (stt.workers), at least 2.
+            workers = max(2, default_workers())
+            found = WhisperModel(
+                model, device=device, compute_type=compute_type, num_workers=workers
+            )
             _models[key] = found
         return found
 

@@ -102,7 +102,7 @@ class SttKnobs(_Strict):
     quick_model: Literal["tiny", "none"] = "tiny"
     quick_max_secs: float = Field(8.0, gt=0.0, le=20.0)  # longer turns: the main model
     # The process's one queue in front of local Whisper (core/stt_queue.py; the global values,
-    # not a series'): threads transcribing at once (None: half the CPUs, at least 1), turns up
+    # not a series'): threads transcribing at once (None: one per CPU), turns up
     # to short_secs (and speculations) before longer ones, and how many may wait before a
     # speculation is dropped (record turns always wait).
     workers: int | None = Field(None, ge=1, le=64)
