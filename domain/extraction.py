@@ -14,7 +14,11 @@ It rejects past tense ("last week I fixed ..."), questions and hypotheticals ("s
 "maybe later", "if we had time I'd ..."), refusals ("I can't take that"), reported speech
 ("she said she'd call the vendor") and declined requests. The owner is the speaker for
 first-person speech, else the person asked or named; the bot's own names are never owners and
-its own lines are ignored. The action is a short imperative phrase with fillers, hedges and
+its own lines are ignored. Owners are people: a role ("the marketing expert will ...") is the
+person who introduced themselves in it, else the role as said; work handed to someone by name
+("Tom, I'd like you to ...") is theirs; a group ("we'll all", "everyone", "you two", "Poppy and
+Tara will") gives one commitment listing each in `owners`; "he"/"she" is the one known person
+it can mean, else nobody. The action is a short imperative phrase with fillers, hedges and
 the due phrase removed, and "it"/"them" replaced by what was asked for or last mentioned; the
 due date is resolved against the meeting date by `domain.dates`, a corrected date ("Monday,
 no, Tuesday") winning.
