@@ -12,7 +12,7 @@ from domain.extraction import Commitment, DeterministicExtractor, parse_transcri
 
 
 def commitment_json(item: Commitment) -> dict[str, Any]:
-    return {
+    out: dict[str, Any] = {
         "owner": item.owner,
         "action": item.action,
         "due": item.due.isoformat() if item.due else None,
@@ -20,6 +20,9 @@ def commitment_json(item: Commitment) -> dict[str, Any]:
         "confidence": round(item.confidence, 3),
         "kind": item.kind,
     }
+    if item.owners:  # a group task: each owner ("owner" joins them)
+        out["owners"] = list(item.owners)
+    return out
 
 
 def extract_lines(
