@@ -113,7 +113,7 @@ class RunFigures:
         v2v = [c.voice_to_voice for c in self.calls if c.voice_to_voice is not None]
         done = [c.completed_after for c in self.calls if c.completed_after is not None]
         wers = [wer(reference, c.transcript) for c in self.calls] if reference else []
-        script = " ".join([*(text for _, text in TURNS), QUESTION])
+        script = " ".join(text for _, text in TURNS)
         script_wers = [wer(script, c.transcript) for c in self.calls]
         return {
             "n": self.n,
@@ -246,7 +246,9 @@ async def one_call(
     completed = call.get("completed_at")
     return CallFigures(
         call_id=call_id,
-        transcript=" ".join(r["text"] for r in rows),
+        # The meeting's words only (segments starting within the recording): a call that only
+        # listened has no question, and its transcript is compared with those that asked.
+        transcript=" ".join(r["text"] for r in rows if r["start_ms"] < len(meeting) / 8),
         lags=[r["created_at"].timestamp() - (t0 + r["end_ms"] / 1000) for r in rows],
         voice_to_voice=latency,
         completed_after=(
@@ -409,7 +411,7 @@ async def main() -> None:
             f"{row['rss_per_call_mb']:>6}"
         )
     print(
-        "WER max: against the N = 1 call's transcript, and against the script; lag: segment end sent -> row stored (s); "
+        "WER max (the meeting's words, not the question): against the N = 1 call's transcript, and against the script; lag: segment end sent -> row stored (s); "
         "v2v: question end sent -> first voiced reply frame received (ms); done+: stop -> "
         "completed_at (s); CPU: % of one core, convene serve and its children"
     )
