@@ -72,7 +72,7 @@ class PersonBinder(FrameProcessor):  # type: ignore[misc]
     async def process_frame(self, frame: Frame, direction: FrameDirection) -> None:
         await super().process_frame(frame, direction)
         if isinstance(frame, StartFrame) and self._known_loader is not None:
-            self._loading = self.create_task(self._known_loader(), "people-known")
+            self._loading = self.create_task(self._load(self._known_loader), "people-known")
         elif isinstance(frame, TranscriptSegmentFrame) and frame.speaker:
             await self._loaded()
             self._name_person(frame)
@@ -83,19 +83,27 @@ class PersonBinder(FrameProcessor):  # type: ignore[misc]
             await self.cancel_task(self._loading)
         await self.push_frame(frame, direction)
 
+    async def _load(self, loader: Callable[[], Coroutine[Any, Any, KnownPeople]]) -> KnownPeople:
+        """What memory knows; nothing (voices go unnamed, nothing else changes) when memory is
+        away. Caught here: a task's exception does not reach whoever awaits it."""
+        try:
+            return await loader()
+        except Exception as exc:
+            log.warning("people: could not load the series' voiceprints (%s)", type(exc).__name__)
+            return KnownPeople()
+
     async def _loaded(self) -> None:
         loading = self._loading
         if loading is None:
             return
         try:
             async with asyncio.timeout(LOAD_WAIT_SECS):
-                self._known = await asyncio.shield(loading)
+                known = await asyncio.shield(loading)
         except TimeoutError:
             return  # not yet: this segment goes on with what is known
-        except Exception as exc:  # memory away: voices go unnamed, nothing else changes
-            log.warning("people: could not load the series' voiceprints (%s)", type(exc).__name__)
-        else:
-            self.people.known_names = (*self.people.known_names, *self._known.names)
+        if isinstance(known, KnownPeople):  # None if the task was cancelled
+            self._known = known
+            self.people.known_names = (*self.people.known_names, *known.names)
         self._loading = None
 
     def _name_person(self, frame: TranscriptSegmentFrame) -> None:
