@@ -84,7 +84,8 @@ def shared_whisper_model(model: str, *, device: str, compute_type: str) -> Whisp
         if found is None:
             from faster_whisper import WhisperModel
 
-            # As many transcriptions at once as the queue runs (stt.workers), at least 2.
+            # One transcription at a time per CPU (the queue's default stt.workers), at least
+            # 2; an stt.workers set higher than that waits inside CTranslate2.
             workers = max(2, default_workers())
             found = WhisperModel(
                 model, device=device, compute_type=compute_type, num_workers=workers
