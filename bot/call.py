@@ -13,6 +13,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from fastapi import WebSocket
+from pipecat.audio.turn.base_turn_analyzer import BaseTurnAnalyzer
+from pipecat.audio.turn.smart_turn.local_smart_turn_v3 import LocalSmartTurnAnalyzerV3
 from pipecat.audio.vad.silero import SileroVADAnalyzer
 from pipecat.audio.vad.vad_analyzer import VADParams
 from pipecat.frames.frames import EndFrame
@@ -23,20 +25,23 @@ from pipecat.processors.frame_processor import FrameProcessor
 from pipecat.serializers.twilio import TwilioFrameSerializer
 from pipecat.services.stt_service import STTService
 from pipecat.services.whisper.stt import WhisperSTTService
-from pipecat.transports.websocket.fastapi import FastAPIWebsocketParams, FastAPIWebsocketTransport
+from pipecat.transports.websocket.fastapi import FastAPIWebsocketParams
 from pipecat.workers.runner import WorkerRunner
 
 from bot.tracing import worker_tracing
-from bot.twilio_stream import ConveneTwilioSerializer, StreamStart
+from bot.twilio_stream import ConveneTwilioSerializer, StreamStart, TwilioTransport
 from core import clock
 from core.errors import ConfigError
-from core.prompts import LlmProvider, PipelineKnobs, Prompts, VadKnobs
+from core.prompts import LlmProvider, PipelineKnobs, Prompts, TurnKnobs, VadKnobs
 from core.settings import Settings, reveal
+from core.stt_queue import shared_queue
+from domain.dates import next_meeting_date
 from domain.extraction import DeterministicExtractor
 from domain.llm import OPENAI_NO_KEY
 from domain.llm_extraction import LLMExtractor, build_llm_extractor
 from domain.llm_report import Reporter, TemplateReporter, build_llm_reporter
 from domain.local_llm import LocalLlmServer
+from domain.people import CallPeople, KnownVoice
 from memory.models import CommitmentRecord, WriteOp
 from memory.store import Store
 from processors.barge_in import BargeIn
@@ -44,9 +49,11 @@ from processors.cloud_tts import build_cloud_tts
 from processors.commitments import CommitmentExtractor
 from processors.deepgram_stt import build_deepgram_stt
 from processors.frames import CallerHungUpFrame
+from processors.greeting import CallerGreeting
 from processors.heard_probe import HeardProbe
 from processors.memory_lookup import MemoryLookup
 from processors.pause_vad import PauseAwareVADAnalyzer, PauseVADProcessor
+from processors.people import KnownPeople, PersonBinder
 from processors.piper_tts import SharedPiperTTSService
 from processors.reply_tracker import ReplyMarks, ReplyTracker
 from processors.report import ReportProcessor
@@ -83,6 +90,8 @@ class CallDeps:
     flush: Callable[[float], Awaitable[object]] | None = None
     # The local model's server (extraction.backend local-llm); None when none is configured.
     local_llm: LocalLlmServer | None = None
+    # stt.quick_model, loaded once per process when the knobs use it (bot/models.py).
+    quick_whisper_model: WhisperModel | None = None
 
     def prompt_file(self, name: str) -> Path:
         """A file of the prompts folder (CONVENE_PROMPTS_DIR), e.g. `report_llm.yaml`."""
@@ -162,12 +171,19 @@ def build_stt(deps: CallDeps, knobs: PipelineKnobs | None = None) -> FrameProces
             trailing_silence_secs=stt.trailing_silence_secs,
         )
     else:
+        quick = deps.quick_whisper_model if stt.quick_model != "none" else None
+        if stt.quick_model != "none" and quick is None:
+            raise ConfigError(f"stt.quick_model: {stt.quick_model} was not loaded")
         return SharedWhisperSTTService(
             model=deps.whisper_model,
             model_name=deps.whisper_model_name,
             settings=settings,
             trailing_silence_secs=stt.trailing_silence_secs,
+            quick_model=quick,
+            quick_max_secs=stt.quick_max_secs,
             ttfs_p99_latency=1.0,
+            queue=shared_queue(workers=stt.workers, max_queue=stt.max_queue),
+            short_secs=stt.short_secs,
         )
     if stt.fallback == "none":
         primary.add_event_handler("on_usable_changed", _untranscribed_from_now)
@@ -179,6 +195,8 @@ def build_stt(deps: CallDeps, knobs: PipelineKnobs | None = None) -> FrameProces
         trailing_silence_secs=stt.trailing_silence_secs,
         ttfs_p99_latency=1.0,
         clock=clock,
+        queue=shared_queue(workers=stt.workers, max_queue=stt.max_queue),
+        short_secs=stt.short_secs,
     )
     return build_stt_failover(primary, local, clock, provider=stt.provider)
 
@@ -256,6 +274,8 @@ def build_extractor(
             model=deps.local_llm.alias,
             timeout_secs=knobs.local_llm.timeout_secs,
             temperature=knobs.local_llm.temperature,
+            gate=knobs.extraction.gate,
+            rules_too=knobs.extraction.rules_too,
         )
     provider = knobs.llm_for(knobs.extraction.backend)
     if provider is None:
@@ -270,13 +290,40 @@ def build_extractor(
         context={"call_id": call_id, "series": series or ""},
         provider=provider,
         model=knobs.llm.model,
+        gate=knobs.extraction.gate,
+        rules_too=knobs.extraction.rules_too,
     )
 
 
-def build_vad(knobs: VadKnobs, *, pauses: bool = True) -> VADProcessor:
+def build_turn_analyzer(knobs: TurnKnobs) -> BaseTurnAnalyzer | None:
+    """Blocking (loads an ONNX model): the turn analyzer `turn.analyzer` names, or None.
+
+    Smart Turn v3 is the ONNX model inside the pipecat-ai wheel (numpy features, onnxruntime:
+    no torch); one per call, since an analyzer holds its turn's audio."""
+    if knobs.analyzer == "smart-turn-v3":
+        return LocalSmartTurnAnalyzerV3()
+    return None
+
+
+def first_person_reader(deps: CallDeps) -> Callable[[str, dt.date], set[str]]:
+    """What a text commits its own speaker to, read by the rules alone (no call state)."""
+    agent = deps.prompts.agent
+    names = tuple(n.lower() for n in (agent.name, *agent.aliases))
+    probe = DeterministicExtractor(window=1, bot_names=names)
+
+    def read(text: str, meeting_date: dt.date) -> set[str]:
+        return probe.speakers_own(text, meeting_date=meeting_date)
+
+    return read
+
+
+def build_vad(
+    knobs: VadKnobs, *, pauses: bool = True, turn_analyzer: BaseTurnAnalyzer | None = None
+) -> VADProcessor:
     """Silero VAD with the thresholds from prompts/pipeline.yaml.
 
-    With `pauses`, it also announces mid-turn pauses (`vad.pause_secs`) for speculative STT.
+    With `pauses`, it also announces mid-turn pauses (`vad.pause_secs`) for speculative STT,
+    and has `turn_analyzer` (if any) judge at each whether the turn sounds complete.
     """
     params = VADParams(
         confidence=knobs.confidence,
@@ -286,9 +333,52 @@ def build_vad(knobs: VadKnobs, *, pauses: bool = True) -> VADProcessor:
     )
     if pauses and knobs.pause_secs > 0:
         return PauseVADProcessor(
-            vad_analyzer=PauseAwareVADAnalyzer(params=params), pause_secs=knobs.pause_secs
+            vad_analyzer=PauseAwareVADAnalyzer(params=params),
+            pause_secs=knobs.pause_secs,
+            turn_analyzer=turn_analyzer,
         )
     return VADProcessor(vad_analyzer=SileroVADAnalyzer(params=params))
+
+
+def build_speakers(
+    deps: CallDeps, knobs: PipelineKnobs, *, call_id: str, series: str | None
+) -> list[FrameProcessor]:
+    """Voices into speaker labels (`speakers.enabled`), labels into people (`speakers.people`)."""
+    spk = knobs.speakers
+    if not spk.enabled:
+        return []
+    labeler = SpeakerLabeler(knobs=spk, call_id=call_id, submit=deps.submit)
+    if not spk.people:
+        return [labeler]
+    agent = deps.prompts.agent
+    people = deps.store.people
+
+    async def known() -> KnownPeople:
+        voices = await people.voiceprints(series) if series else []
+        caller = await people.caller(call_id)
+        return KnownPeople(
+            voices=[KnownVoice(name, voice) for name, voice in voices],
+            names=await people.names(series) if series else [],
+            caller=caller[0] if caller else None,
+            number=await people.inbound_number(call_id),
+        )
+
+    binder = PersonBinder(
+        people=CallPeople(
+            min_confidence=spk.min_confidence,
+            voiceprint_threshold=spk.voiceprint_threshold,
+            voiceprint_margin=spk.voiceprint_margin,
+            not_names=(agent.name, *agent.aliases),
+            known_names=tuple(agent.participants),
+        ),
+        speakers=labeler.speakers,
+        call_id=call_id,
+        submit=deps.submit,
+        known=known,
+        learn=spk.learn_voiceprints and series is not None,
+        learn_min_secs=spk.learn_min_secs,
+    )
+    return [labeler, binder]
 
 
 def build_reporter(deps: CallDeps, knobs: PipelineKnobs | None = None) -> Reporter:
@@ -378,9 +468,15 @@ async def run_call(
             auto_hang_up=False, resampler_clear_after_secs=None
         ),
     )
-    transport = FastAPIWebsocketTransport(
-        websocket=websocket,
-        params=FastAPIWebsocketParams(
+
+    async def on_client_disconnected() -> None:
+        # A hang-up without `stop`: end gracefully so queued speech is still transcribed.
+        if not serializer.stopped:
+            await end_call("disconnect")
+
+    transport = TwilioTransport(
+        websocket,
+        FastAPIWebsocketParams(
             audio_in_enabled=True,
             audio_out_enabled=True,
             add_wav_header=False,
@@ -388,8 +484,15 @@ async def run_call(
             audio_out_end_silence_secs=0,
             serializer=serializer,
         ),
+        clock=serializer.clock,
+        # Reply audio goes out this far ahead of real time: Twilio's buffer absorbs jitter.
+        lead_secs=knobs.call.audio_lead_secs,
+        on_client_disconnected=on_client_disconnected,
     )
-    vad = build_vad(knobs.vad)
+    # Off the event loop: loading the model takes ~0.1 s, other calls go on meanwhile.
+    turn_analyzer = await asyncio.to_thread(build_turn_analyzer, knobs.turn)
+    judged = turn_analyzer is not None and knobs.vad.pause_secs > 0
+    vad = build_vad(knobs.vad, turn_analyzer=turn_analyzer)
     segments = 0
 
     def counted(record: object) -> None:
@@ -398,12 +501,22 @@ async def run_call(
 
     recorder = TranscriptRecorder(call_id=call_id, submit=deps.submit, on_segment=counted)
     extractor = build_extractor(deps, call_id=call_id, series=series, knobs=knobs)
+
+    async def next_meeting() -> dt.date | None:
+        cadence = knobs.extraction.cadence_days
+        previous = None
+        if cadence is None and series:
+            previous = await deps.store.previous_meeting(series, before=meeting_date)
+        return next_meeting_date(meeting_date, previous=previous, cadence_days=cadence)
+
     commitments = CommitmentExtractor(
         call_id=call_id,
         series=series,
         meeting_date=meeting_date,
         extractor=extractor,
         submit=deps.submit,
+        next_meeting=next_meeting,
+        first_person=first_person_reader(deps) if knobs.speakers.people else None,
     )
     written = 0
 
@@ -419,27 +532,32 @@ async def run_call(
     agent = deps.prompts.agent
     reporter = build_reporter(deps, knobs)
     tts_knobs = knobs.tts
+
+    async def known_caller() -> str | None:
+        caller = await deps.store.people.caller(call_id)
+        return caller[0] if caller else None
+
     tracker = ReplyTracker(call_id=call_id, submit=deps.submit, clock=serializer.clock)
     pipeline = Pipeline(
         [
             transport.input(),
             vad,
-            BargeIn(),
+            BargeIn(clock=serializer.clock),
             stt,
             probe,
-            # Before the recorder: the segment is stored with its speaker label.
-            *(
-                [SpeakerLabeler(knobs=knobs.speakers, call_id=call_id, submit=deps.submit)]
-                if knobs.speakers.enabled
-                else []
-            ),
+            # Before the recorder: the segment is stored with its speaker label and person,
+            # and before the extractor: a first-person promise gets its owner.
+            *build_speakers(deps, knobs, call_id=call_id, series=series),
             recorder,
             commitments,
             WakeGate(
                 WakeMatcher(agent.name, agent.aliases),
                 follow_up_secs=knobs.wake.follow_up_secs,
                 answer_early=knobs.wake.answer_early,
+                judged=judged,
             ),
+            # A known inbound caller hears their own open items first.
+            *([CallerGreeting(caller=known_caller)] if series else []),
             MemoryLookup(
                 store=deps.store,
                 series=series,
@@ -479,12 +597,6 @@ async def run_call(
         **worker_tracing(deps.settings, call_id=call_id, series=series),
         name=f"call-{call_id}",
     )
-
-    @transport.event_handler("on_client_disconnected")  # type: ignore[misc, untyped-decorator]
-    async def _on_disconnected(_transport: object, _ws: object) -> None:
-        # A hang-up without `stop`: end gracefully so queued speech is still transcribed.
-        if not serializer.stopped:
-            await end_call("disconnect")
 
     @worker.event_handler("on_idle_timeout")  # type: ignore[misc, untyped-decorator]
     async def _on_idle(_worker: object) -> None:

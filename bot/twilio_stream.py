@@ -5,15 +5,22 @@ and `start` itself (to learn streamSid, callSid, mediaFormat and customParameter
 `stop` as the end of the call, passes Twilio's `mark` echoes on as `PlaybackMarkFrame`s (what
 has played), notes the last inbound audio frame (so the call can wait for the STT to have it),
 keeps the call's clock at the socket (`SocketClock`: the caller's audio as it is read, each
-reply chunk as it is written), and skips anything malformed (non-JSON, too large or too deeply
+reply chunk as it is written, each `clear`), and skips anything malformed (non-JSON, too large or too deeply
 nested to parse, unknown events, bad base64, bad DTMF, media before start) so one bad message
 never ends a call. Size and nesting are checked before a message is parsed. Each kind of bad
 message is logged the first time it comes and counted after that; the counts are logged once
 when the stream ends.
+
+`TwilioTransport` is Pipecat's FastAPI websocket transport put together from its public parts,
+with an output that sends reply audio ahead of real time (`call.audio_lead_secs`): Pipecat's
+output paces audio at exactly real time, so the caller's end holds only the chunk in flight
+(~20-40 ms) and any network jitter above that is heard as a gap. Twilio plays what it is sent
+from its own buffer and drops it on `clear` (barge-in), so sending ahead costs nothing.
 """
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import binascii
 import json
@@ -24,8 +31,25 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from fastapi import WebSocket, WebSocketDisconnect
-from pipecat.frames.frames import AudioRawFrame, Frame, InputAudioRawFrame
+from pipecat.frames.frames import (
+    AudioRawFrame,
+    Frame,
+    InputAudioRawFrame,
+    InterruptionFrame,
+    OutputAudioRawFrame,
+)
+from pipecat.processors.frame_processor import FrameDirection
+from pipecat.serializers.base_serializer import FrameSerializer
 from pipecat.serializers.twilio import TwilioFrameSerializer
+from pipecat.transports.base_transport import BaseTransport
+from pipecat.transports.websocket.fastapi import (
+    FastAPIWebsocketCallbacks,
+    FastAPIWebsocketClient,
+    FastAPIWebsocketInputTransport,
+    FastAPIWebsocketOutputTransport,
+    FastAPIWebsocketParams,
+)
+from pipecat.utils.security.allowed_origins import is_origin_allowed
 
 from processors.frames import PlaybackMarkFrame
 from processors.socket_clock import SocketClock
@@ -226,7 +250,8 @@ async def read_stream_start(
 
 
 class ConveneTwilioSerializer(TwilioFrameSerializer):  # type: ignore[misc]
-    """Twilio's serializer, hardened: validates every message and ends the call on `stop`."""
+    """Twilio's serializer, hardened: validates every message, ends the call on `stop`, and
+    sends one `clear` per interruption (noting it on the clock)."""
 
     def __init__(
         self,
@@ -247,6 +272,8 @@ class ConveneTwilioSerializer(TwilioFrameSerializer):  # type: ignore[misc]
         self.clock = SocketClock()
         # The id of the last inbound audio frame handed to the pipeline (None before any).
         self.last_audio_frame_id: int | None = None
+        # The interruption whose `clear` went out last (one `clear` per interruption).
+        self._cleared_for: int | None = None
 
     async def deserialize(self, data: str | bytes) -> Frame | None:
         message = parse_message(data, max_bytes=self._max_bytes, skipped=self.bad_messages)
@@ -297,7 +324,13 @@ class ConveneTwilioSerializer(TwilioFrameSerializer):  # type: ignore[misc]
         data: str | bytes | None = await super().serialize(frame)
         if data and isinstance(frame, AudioRawFrame):
             # The transport writes this to the socket as soon as it is returned.
-            self.clock.audio_written(frame.audio)
+            samples = len(frame.audio) / (2 * frame.num_channels)
+            self.clock.audio_written(frame.audio, samples * 1000 / frame.sample_rate)
+        elif data and isinstance(frame, InterruptionFrame):
+            if frame.id == self._cleared_for:
+                return None  # this interruption's `clear` is already out
+            self._cleared_for = frame.id
+            self.clock.cleared()  # `clear`: Twilio drops what it has not played
         return data
 
     @property
@@ -308,3 +341,120 @@ class ConveneTwilioSerializer(TwilioFrameSerializer):  # type: ignore[misc]
     def _skip(self, kind: str, detail: str = "") -> Frame | None:
         self.bad_messages.skip(kind, detail)
         return None
+
+
+class LeadingOutputTransport(FastAPIWebsocketOutputTransport):  # type: ignore[misc]
+    """Pipecat's websocket output, but reply audio goes out `lead_secs` ahead of real time.
+
+    Each chunk is written as soon as it is due to keep `lead_secs` of audio queued at the far
+    end (`SocketClock.ahead_ms`: Twilio plays what it holds in real time): a reply's first
+    `lead_secs` go out at once, then one chunk each time one has played. With `lead_secs` 0
+    it is Pipecat's own pacing (exactly real time, one chunk ahead). Everything else (chunking
+    into `audio_out_10ms_chunks`, `clear` on an interruption, marks after the audio before
+    them, the frame passed downstream once written) is Pipecat's.
+    """
+
+    def __init__(
+        self,
+        transport: BaseTransport,
+        client: FastAPIWebsocketClient,
+        params: FastAPIWebsocketParams,
+        *,
+        clock: SocketClock,
+        lead_secs: float,
+    ) -> None:
+        if params.serializer is None or (lead_secs > 0 and params.add_wav_header):
+            raise ValueError("the output needs a serializer (and no WAV headers with a lead)")
+        super().__init__(transport, client, params)
+        self.lead_secs = lead_secs
+        self.clock = clock
+        self.socket_client = client
+        self.serializer: FrameSerializer = params.serializer
+        self.channels = params.audio_out_channels
+
+    async def process_frame(self, frame: Frame, direction: FrameDirection) -> None:
+        if isinstance(frame, InterruptionFrame):
+            # `clear` first, before Pipecat passes the interruption on and flushes its queues
+            # (it writes the interruption again after that; the serializer sends one `clear`
+            # per interruption), so the caller's end stops at once and what it had not played
+            # is known downstream.
+            await self.write_now(frame)
+        await super().process_frame(frame, direction)
+
+    async def write_now(self, frame: Frame) -> bool:
+        """Serialize `frame` and write it to the socket now (False: it was not sent)."""
+        client = self.socket_client
+        if client.is_closing or not client.is_connected:
+            return False
+        try:
+            payload = await self.serializer.serialize(frame)
+            if payload:
+                await client.send(payload)
+        except Exception as exc:  # as Pipecat's own write: the frame was not sent
+            log.error("twilio stream: sending %s failed: %s", type(frame).__name__, exc)
+            return False
+        return True
+
+    async def write_audio_frame(self, frame: OutputAudioRawFrame) -> bool:
+        if self.lead_secs <= 0:
+            written: bool = await super().write_audio_frame(frame)
+            return written
+        out = OutputAudioRawFrame(
+            audio=frame.audio, sample_rate=self.sample_rate, num_channels=self.channels
+        )
+        if not await self.write_now(out):
+            return False
+        # Not a poll: the far end plays in real time, so the next chunk is due when the audio
+        # queued there is down to the lead.
+        due_in = self.clock.ahead_ms() / 1000 - self.lead_secs
+        if due_in > 0:
+            await asyncio.sleep(due_in)
+        return True
+
+
+class TwilioTransport(BaseTransport):  # type: ignore[misc]
+    """One Twilio media stream as a Pipecat transport: Pipecat's FastAPI websocket input and
+    client, and `LeadingOutputTransport`, sharing one socket. `on_client_disconnected` is
+    called when the caller's side closes the socket (not when we do)."""
+
+    def __init__(
+        self,
+        websocket: WebSocket,
+        params: FastAPIWebsocketParams,
+        *,
+        clock: SocketClock,
+        lead_secs: float,
+        on_client_disconnected: Callable[[], Awaitable[None]],
+    ) -> None:
+        if params.allowed_origins:
+            origin = websocket.headers.get("origin", "")
+            if not is_origin_allowed(origin, params.allowed_origins):
+                raise ValueError(f"WebSocket connection rejected: origin {origin!r} not allowed")
+        super().__init__()
+
+        async def connected(_websocket: WebSocket) -> None:
+            log.debug("twilio stream: pipeline connected")
+
+        async def disconnected(_websocket: WebSocket) -> None:
+            await on_client_disconnected()
+
+        async def timed_out(_websocket: WebSocket) -> None:
+            log.debug("twilio stream: session timeout")
+
+        client = FastAPIWebsocketClient(
+            websocket,
+            FastAPIWebsocketCallbacks(
+                on_client_connected=connected,
+                on_client_disconnected=disconnected,
+                on_session_timeout=timed_out,
+            ),
+            ws_close_timeout=params.ws_close_timeout,
+        )
+        self.source = FastAPIWebsocketInputTransport(self, client, params)
+        self.sink = LeadingOutputTransport(self, client, params, clock=clock, lead_secs=lead_secs)
+
+    def input(self) -> FastAPIWebsocketInputTransport:
+        return self.source
+
+    def output(self) -> LeadingOutputTransport:
+        return self.sink

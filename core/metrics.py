@@ -27,8 +27,10 @@ __all__ = [
     "EXTRACTION_BACKLOG",
     "REGISTRY",
     "SPOOL_DEPTH",
+    "STT_DROPPED",
     "STT_FAILOVERS",
     "STT_QUEUE_DEPTH",
+    "STT_WAITING",
     "TTS_FAILOVERS",
     "VOICE_TO_VOICE",
     "WRITES_HELD",
@@ -52,12 +54,24 @@ STT_QUEUE_DEPTH = Gauge(
     "waiting for the shared model or running on it.",
     registry=REGISTRY,
 )
+STT_WAITING = Gauge(
+    "convene_stt_waiting",
+    "Local Whisper transcriptions queued for a worker and not started yet (the part of "
+    "convene_stt_queue_depth that is waiting; stt.workers run at once).",
+    registry=REGISTRY,
+)
 VOICE_TO_VOICE = Histogram(
     "convene_voice_to_voice_seconds",
     "Stored replies: from the question's end to the reply's first audio written to the "
     "socket (t_first_audio_ms - t_question_end_ms); replies with no audio sent or cut by a "
     "hang-up are not counted.",
     buckets=(0.3, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0, 1.2, 1.5, 2.0, 3.0, 5.0),
+    registry=REGISTRY,
+)
+STT_DROPPED = Counter(
+    "convene_stt_dropped",
+    "Speculative transcriptions dropped because the Whisper queue was full (stt.max_queue "
+    "waiting); the turn's own transcription follows each.",
     registry=REGISTRY,
 )
 STT_FAILOVERS = Counter(

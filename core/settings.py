@@ -158,9 +158,9 @@ class SecuritySettings(BaseSettings):
         default="1200/minute", validation_alias="CONVENE_RATE_LIMIT_TOKEN"
     )
     rate_limit_dial: str = Field(default="30/hour", validation_alias="CONVENE_RATE_LIMIT_DIAL")
-    # Calls in progress at once, dialled or answered (placing one more is refused: 429; an
-    # inbound one past it hears a refusal and is hung up), and the longest a call may last
-    # before it is hung up through Twilio's REST API (minutes).
+    # Calls in progress at once, dialled or answered (placing one more is refused: 503 with
+    # Retry-After; an inbound one past it hears a refusal and is hung up), and the longest a
+    # call may last before it is hung up through Twilio's REST API (minutes).
     max_concurrent_calls: int = Field(default=10, ge=1, validation_alias="CONVENE_MAX_CALLS")
     max_call_minutes: float = Field(
         default=240.0, gt=0, validation_alias="CONVENE_MAX_CALL_MINUTES"

@@ -12,8 +12,13 @@ Rules (a "meeting day" is `meeting_date`):
 * "this week" / "end of the week" is the Friday of the meeting's week (the meeting day itself
   when the meeting is on a weekend); "next week" is the Friday of next week (a deadline reading:
   done by the end of next week), "early next week" its Monday;
-* "today", "tonight", "EOD", "end of day", "by 5pm", "after lunch", "right after this call" are the meeting
+* "today", "later today", "tonight", "EOD", "end of day", "by 5pm", "after lunch", "in half an
+  hour", "in two hours", "by the end of the meeting", "right after this call" are the meeting
   day;
+* "first thing in the morning" is the next day, "first thing Monday" that Monday;
+* "for the next meeting", "before we meet again" is the series' next meeting when its cadence
+  is known (`next_meeting_date`: a configured cadence, else the gap since the last meeting),
+  else no date (the words stay in the action);
 * "tomorrow" +1, "the day after tomorrow" +2, "in two days" / "in 3 days" / "in a week" add;
 * "end of the month" / "end of next month" / "end of the quarter" / "end of the year" are the
   last day of that period;
@@ -46,7 +51,7 @@ from dataclasses import dataclass
 
 from core.english import ordinal_word
 
-__all__ = ["DueMatch", "find_due_phrase", "find_due_phrases", "resolve_due"]
+__all__ = ["DueMatch", "find_due_phrase", "find_due_phrases", "next_meeting_date", "resolve_due"]
 
 WEEKDAYS = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
 _MONTHS = tuple(m.lower() for m in calendar.month_name[1:])
@@ -116,6 +121,19 @@ _PATTERNS: tuple[tuple[str, re.Pattern[str]], ...] = tuple(
         ("day_of_month", rf"\b{_PREP}the\s+{_DAY_ORD}\b(?!\s+(?:{_NOT_A_DAY})\b)"),
         ("day_after", r"\b(?:by\s+)?the\s+day\s+after\s+tomorrow\b"),
         ("tomorrow", rf"\b(?:(?:by|before|until)\s+)?(?:first thing\s+)?tomorrow\b(?!'s){_PART}?"),
+        ("tomorrow", r"\b(?:(?:by|before)\s+)?first\s+thing\s+in\s+the\s+morning\b"),
+        (
+            "next_meeting",
+            r"\b(?:(?:by|for|before|until|till|at|in|ahead\s+of)\s+)?(?:the\s+)?(?:next\s+"
+            r"(?:meeting|session|sync|call|time)|our\s+next\s+(?:meeting|session))\b"
+            r"|\bbefore\s+we\s+(?:meet|next\s+meet|get\s+together)(?:\s+again)?\b",
+        ),
+        (
+            "within_day",
+            rf"\b(?:in|within)\s+(?:about\s+|another\s+|the\s+next\s+)?(?:half\s+an\s+hour|"
+            rf"an?\s+(?:hour|minute|sec(?:ond)?)|(?:{_NUM_ALT}|twenty|thirty|forty|fifteen)\s+"
+            r"(?:minutes?|mins?|hours?))\b|\blater\s+(?:on\s+)?today\b",
+        ),
         ("eonm", r"\b(?:by\s+)?(?:the\s+)?end\s+of\s+next\s+month\b"),
         (
             "eom",
@@ -150,18 +168,20 @@ _PATTERNS: tuple[tuple[str, re.Pattern[str]], ...] = tuple(
             "eod",
             r"\b(?:(?:by|before)\s+)?(?:the\s+)?(?:end\s+of\s+(?:the\s+)?(?:day|business)\b|"
             r"eod\b|close\s+of\s+(?:business|play)\b|cob\b|today\b(?!'s)|tonight\b|"
-            r"this\s+(?:morning|afternoon|evening)\b)",
+            r"this\s+(?:morning|afternoon|evening)\b|"
+            r"end\s+of\s+(?:the\s+|this\s+)?(?:meeting|call)\b)",
         ),
         ("next_weekday", rf"\b(?:(?:by|on|before|until)\s+)?next\s+(?P<wd>{_WD})\b(?!'s){_PART}?"),
         (
             "weekday",
             rf"(?<!last )(?<!past )\b(?:(?P<prep>by|on|before|until|till|for|this|coming|"
-            rf"this\s+coming|no later than)\s+)?(?P<wd>{_WD})\b(?!s\b)(?P<poss>'s)?{_PART}?"
+            rf"this\s+coming|no later than|(?:by\s+)?first\s+thing(?:\s+on)?)\s+)?"
+            rf"(?P<wd>{_WD})\b(?!s\b)(?P<poss>'s)?{_PART}?"
             rf"(?P<next>\s+[a-z][\w-]*)?",
         ),
     )
 )
-_QUALIFIERS = frozenset(("eod", "time"))
+_QUALIFIERS = frozenset(("eod", "time", "within_day"))
 _AFTER_DUE_RE = re.compile(rf"\s+(?:{_AFTER_DUE})$", re.IGNORECASE)
 _CORRECTION = re.compile(
     r"\b(?:no|nope|sorry|actually|i mean|rather|make (?:that|it)|scratch that|wait|"
@@ -172,7 +192,8 @@ _CORRECTION = re.compile(
 _DATE_WORDS = re.compile(
     rf"\b(?:{_WD}|{_MONTH_ALT}|tomorrow|today|tonight|eod|eow|eom|cob|end|weeks?|weekend|days?|"
     rf"noon|lunch|lunchtime|midnight|this|after|\d{{1,2}}(?:st|nd|rd|th)|{_ORDINAL_ALT}|"
-    r"\d{1,2}(?::\d{2})?\s*(?:am|pm|a\.m\.|p\.m\.|o'clock)|close)\b",
+    r"\d{1,2}(?::\d{2})?\s*(?:am|pm|a\.m\.|p\.m\.|o'clock)|close|next|meet|hours?|minutes?|mins?|"
+    r"first|later)\b",
     re.IGNORECASE,
 )
 
@@ -300,7 +321,7 @@ def _resolve_in_n(groups: dict[str, str | None], meeting_date: dt.date) -> dt.da
 def _resolve_period(kind: str, meeting_date: dt.date) -> dt.date | None:
     """The phrases whose date depends on the meeting date alone."""
     year, month = meeting_date.year, meeting_date.month
-    offsets = {"day_after": 2, "tomorrow": 1, "eod": 0, "time": 0}
+    offsets = {"day_after": 2, "tomorrow": 1, "eod": 0, "time": 0, "within_day": 0}
     if kind in offsets:
         return meeting_date + dt.timedelta(days=offsets[kind])
     if kind == "eom":
@@ -322,8 +343,12 @@ def _resolve_period(kind: str, meeting_date: dt.date) -> dt.date | None:
     return None
 
 
-def _resolve(kind: str, match: re.Match[str], meeting_date: dt.date) -> dt.date | None:
+def _resolve(
+    kind: str, match: re.Match[str], meeting_date: dt.date, next_meeting: dt.date | None
+) -> dt.date | None:
     groups = match.groupdict()
+    if kind == "next_meeting":
+        return next_meeting if next_meeting is not None and next_meeting > meeting_date else None
     if kind in ("calendar", "calendar_of"):
         return _resolve_calendar(groups, meeting_date)
     if kind == "weekday_day":
@@ -349,12 +374,12 @@ def _span(kind: str, match: re.Match[str]) -> tuple[int, int]:
     return match.span()
 
 
-def _candidates(text: str, meeting_date: dt.date) -> list[DueMatch]:
+def _candidates(text: str, meeting_date: dt.date, next_meeting: dt.date | None) -> list[DueMatch]:
     found: list[DueMatch] = []
     for kind, pattern in _PATTERNS:
         for match in pattern.finditer(text):
             try:
-                due = _resolve(kind, match, meeting_date)
+                due = _resolve(kind, match, meeting_date, next_meeting)
             except (ValueError, OverflowError, KeyError):
                 due = None
             if due is not None:
@@ -363,8 +388,13 @@ def _candidates(text: str, meeting_date: dt.date) -> list[DueMatch]:
     return found
 
 
-def find_due_phrases(text: str, *, meeting_date: dt.date) -> list[DueMatch]:
+def find_due_phrases(
+    text: str, *, meeting_date: dt.date, next_meeting: dt.date | None = None
+) -> list[DueMatch]:
     """Every due phrase in `text`, resolved against `meeting_date`, in order of appearance.
+
+    "For the next meeting" is `next_meeting` (the series' next meeting, `next_meeting_date`);
+    without one it is no due phrase: the date stays unknown and the words stay in the action.
 
     Where phrases overlap the longest wins ("Friday EOD" over "EOD", "next Tuesday" over
     "Tuesday").
@@ -372,7 +402,9 @@ def find_due_phrases(text: str, *, meeting_date: dt.date) -> list[DueMatch]:
     if not text or not _DATE_WORDS.search(text):
         return []
     kept: list[DueMatch] = []
-    for match in sorted(_candidates(text, meeting_date), key=lambda m: m.start - m.end):
+    for match in sorted(
+        _candidates(text, meeting_date, next_meeting), key=lambda m: m.start - m.end
+    ):
         if not any(match.start < k.end and k.start < match.end for k in kept):
             kept.append(match)
     return sorted(kept, key=lambda m: m.start)
@@ -393,13 +425,41 @@ def choose_due(matches: list[DueMatch], text: str) -> DueMatch | None:
     return chosen
 
 
-def find_due_phrase(text: str, *, meeting_date: dt.date) -> tuple[str, dt.date] | None:
+def find_due_phrase(
+    text: str, *, meeting_date: dt.date, next_meeting: dt.date | None = None
+) -> tuple[str, dt.date] | None:
     """The due phrase of an utterance and its date, or None when there is none."""
-    chosen = choose_due(find_due_phrases(text, meeting_date=meeting_date), text)
+    found = find_due_phrases(text, meeting_date=meeting_date, next_meeting=next_meeting)
+    chosen = choose_due(found, text)
     return (chosen.text, chosen.due) if chosen else None
 
 
-def resolve_due(phrase_or_text: str, *, meeting_date: dt.date) -> dt.date | None:
+def resolve_due(
+    phrase_or_text: str, *, meeting_date: dt.date, next_meeting: dt.date | None = None
+) -> dt.date | None:
     """The due date of a phrase ("by Friday") or of a whole utterance; None if there is none."""
-    found = find_due_phrase(phrase_or_text, meeting_date=meeting_date)
+    found = find_due_phrase(phrase_or_text, meeting_date=meeting_date, next_meeting=next_meeting)
     return found[1] if found else None
+
+
+def next_meeting_date(
+    meeting_date: dt.date, *, previous: dt.date | None = None, cadence_days: int | None = None
+) -> dt.date | None:
+    """The series' next meeting after `meeting_date`, when its cadence is known.
+
+    A configured `cadence_days` wins. Else the gap since the `previous` meeting says it: a
+    whole number of weeks (weekly, fortnightly, every three or four weeks) repeats; a daily
+    series (one day apart, or Friday to Monday) meets the next working day. Any other gap is no
+    cadence: None, and "for the next meeting" keeps no date.
+    """
+    if cadence_days is not None:
+        return meeting_date + dt.timedelta(days=cadence_days) if cadence_days > 0 else None
+    if previous is None or previous >= meeting_date:
+        return None
+    gap = (meeting_date - previous).days
+    if gap % 7 == 0 and gap <= 28:
+        return meeting_date + dt.timedelta(days=gap)
+    daily = gap == 1 or (gap == 3 and previous.weekday() == 4 and meeting_date.weekday() == 0)
+    if daily and meeting_date.weekday() < 5:
+        return meeting_date + dt.timedelta(days=3 if meeting_date.weekday() == 4 else 1)
+    return None

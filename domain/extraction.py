@@ -14,7 +14,11 @@ It rejects past tense ("last week I fixed ..."), questions and hypotheticals ("s
 "maybe later", "if we had time I'd ..."), refusals ("I can't take that"), reported speech
 ("she said she'd call the vendor") and declined requests. The owner is the speaker for
 first-person speech, else the person asked or named; the bot's own names are never owners and
-its own lines are ignored. The action is a short imperative phrase with fillers, hedges and
+its own lines are ignored. Owners are people: a role ("the marketing expert will ...") is the
+person who introduced themselves in it, else the role as said; work handed to someone by name
+("Tom, I'd like you to ...") is theirs; a group ("we'll all", "everyone", "you two", "Poppy and
+Tara will") gives one commitment listing each in `owners`; "he"/"she" is the one known person
+it can mean, else nobody. The action is a short imperative phrase with fillers, hedges and
 the due phrase removed, and "it"/"them" replaced by what was asked for or last mentioned; the
 due date is resolved against the meeting date by `domain.dates`, a corrected date ("Monday,
 no, Tuesday") winning.
@@ -39,6 +43,9 @@ __all__ = [
     "Commitment",
     "DeterministicExtractor",
     "KINDS",
+    "accepts",
+    "is_name",
+    "request_addressee",
     "Kind",
     "Utterance",
     "parse_transcript_lines",
@@ -62,6 +69,9 @@ class Commitment:
     quote: str
     confidence: float
     kind: str = "commitment"  # "commitment" | "status_done" | "cancel"
+    # A group task's owners, one each ("Poppy", "Tara"); `owner` then joins them ("Poppy and
+    # Tara"). Empty for a task of one owner or none.
+    owners: tuple[str, ...] = ()
 
 
 # --------------------------------------------------------------------------- transcript lines
@@ -94,6 +104,12 @@ def _words(text: str) -> frozenset[str]:
 
 
 _NAME = r"[A-Z][a-z]+(?:-[A-Z]?[a-z]+|'[A-Z][a-z]+)?"  # "Mary-Jane", "O'Neil", not "Sasha's"
+_VOCATIVE = re.compile(
+    rf"^(?:(?i:thanks|thank\s+you|okay|ok|so|and|great|right|alright|hi|hey|now),?\s+)?"
+    rf"(?P<name>{_NAME})\s*[.!,]?$"
+)
+_SPEAKER_PROBE = "Xavierspeaker"  # a name nobody says: stands for "whoever said this"
+NAME_PATTERN = _NAME  # for other readers of names (domain/people.py)
 _NOT_NAMES = _words(
     """i we you he she they it this that these those there here the a an everyone everybody
     someone somebody anyone anybody nobody team so and but okay ok yes yeah yep no well also
@@ -261,8 +277,97 @@ _REQUEST_OPEN = re.compile(
 )
 _DIRECT = re.compile(
     rf"(?:^|[,.:]\s*)(?P<name>{_NAME}),\s+(?i:you'll|you\s+will|you're\s+going\s+to|"
-    r"you\s+are\s+going\s+to|you're\s+on),?\s+(?P<rest>.+?)\s*[.!]?$"
+    r"you\s+are\s+going\s+to|you're\s+gonna|you\s+are\s+gonna|you're\s+on),?\s+"
+    r"(?P<rest>.+?)\s*[.!]?$"
 )
+# Real talk: the chair hands out work to "you" without a name, by role, as a request or a
+# reminder, or to the group. Each is a commitment of whoever is addressed.
+_YOU_WILL = r"(?:you'll|you\s+will|you're\s+(?:going\s+to|gonna)|you\s+are\s+(?:going\s+to|gonna))"
+# "you'll be working on ...": an arranged task, not a prediction ("you'll see").
+_YOU_ASSIGNED = re.compile(
+    rf"(?:^|[,.:]\s*|\b(?:and|so|then|okay|ok|now|right)\s+){_YOU_WILL}\s+"
+    r"(?P<rest>be\s+\w+ing\b.+?)\s*[.!]?$",
+    _I,
+)
+_ROLE = (
+    r"(?:[A-Za-z-]+\s+){0,2}?(?i:manager|expert|designer|engineer|developer|lead|analyst|"
+    r"architect|researcher|secretary|coordinator)"
+)
+# "the Marketing Expert is going to work on ...", "as the industrial designer, you're gonna ..."
+_ROLE_ASSIGNMENT = re.compile(
+    rf"(?:^|[,.:;]\s*|\b(?i:and|so|then|okay|ok|now)\s+)(?i:the)\s+(?P<role>{_ROLE})\s+"
+    r"(?i:will|'ll|is\s+going\s+to|is\s+gonna|'s\s+going\s+to|'s\s+gonna|has\s+to|needs\s+to)"
+    r",?\s+(?P<rest>.+?)\s*[.!]?$"
+)
+_AS_ROLE = re.compile(
+    rf"(?:^|[,.:;]\s*|\b(?i:and|so|then|okay|ok|now)\s+)(?i:as)\s+(?i:the|our)\s+(?P<role>{_ROLE})"
+    rf",?\s+(?i:{_YOU_WILL}|you\s+have\s+to|you\s+need\s+to),?\s+(?P<rest>.+?)\s*[.!]?$"
+)
+# "I'd like you to ...", "if you can figure out how to ...": asked of whoever is addressed.
+_DIRECTIVE = re.compile(
+    r"(?:^|[,.:]\s*|\b(?:and|so|then|okay|ok|now|right)\s+)"
+    r"(?:(?:i'd|i\s+would)\s+like\s+you\s+to|i\s+(?:want|need)\s+you\s+to|"
+    r"(?:if\s+)?you\s+(?:can|could)\s+(?=(?:figure|find|work|look|check|research|prepare|get|"
+    r"send|try)\b))\s*(?P<rest>.+?)\s*[.!]?$",
+    _I,
+)
+_TOLD = re.compile(r"\b(?:(?:i'd|i\s+would)\s+like|i\s+(?:want|need))\s+you\s+to\b", _I)
+# "don't forget to complete the final questionnaire"
+_REMINDER = re.compile(
+    r"(?:^|[,.:]\s*|\b(?:and|so|then|okay|ok|now|right|also|oh)\s+)"
+    r"(?:(?:please\s+)?(?:don't|do\s+not)\s+forget|remember)\s+to\s+(?P<rest>.+?)\s*[.!]?$",
+    _I,
+)
+# "everyone's gonna go finish their questionnaire", "you two are gonna work together on ..."
+_GROUP = re.compile(
+    r"(?:^|[,.:;]\s*|\b(?:and|so|then|okay|ok|now|right)\s+)"
+    r"(?P<group>everyone|everybody|all\s+of\s+you|you\s+all|you\s+guys|you\s+two|"
+    r"you\s+three|both\s+of\s+you|each\s+of\s+you)\s*"
+    r"(?:will|'ll|'s\s+(?:going\s+to|gonna)|is\s+(?:going\s+to|gonna)|are\s+(?:going\s+to|gonna)|"
+    r"have\s+to|has\s+to|need\s+to|needs\s+to),?\s+(?P<rest>.+?)\s*[.!]?$",
+    _I,
+)
+_TOGETHER = re.compile(r"\btogether\b", _I)
+# "we all / all of us / the three of us will ...": the speaker and everyone heard.
+_WE_GROUP = re.compile(
+    r"(?:^|[,.:;]\s*|\b(?:and|so|then|okay|ok|now|right)\s+)"
+    r"(?P<group>we\s+(?:will|are)\s+all|we'll\s+all|we're\s+all|we\s+all|we\s+both|"
+    r"all\s+of\s+us|both\s+of\s+us|each\s+of\s+us|the\s+(?:two|three|four|five)\s+of\s+us)"
+    r"(?:\s*(?P<aux>will|'ll|are\s+(?:going\s+to|gonna)|have\s+to|need\s+to|going\s+to|gonna))?"
+    r",?\s+(?P<rest>.+?)\s*[.!]?$",
+    _I,
+)
+# Self-introductions that bind a role to a person: "I'm Laura, I'm the project manager",
+# "I'm the marketing expert" (said by Andrew), "this is Laura, our project manager".
+_INTRO_NAME = re.compile(
+    rf"(?:^|[,.;!?]\s*|\b(?i:and|hi|hello|hey|morning|so|okay|ok)\s+)"
+    rf"(?:(?i:I'm|I\s+am|my\s+name\s+is|my\s+name's|this\s+is))\s+(?P<name>{_NAME})(?!['’]s\b)\b"
+)
+_INTRO_ROLE = re.compile(
+    r"(?:\b(?:i'm|i\s+am|i'll\s+be|i\s+will\s+be)\s+(?:also\s+)?(?:the|your|a|an|our)\s+|"
+    r"\bmy\s+role\s+is\s+(?:the\s+)?|"
+    rf"^(?:(?:hi|hello|hey|so|okay|ok),?\s+)?(?:i'm|i\s+am|this\s+is)\s+{_NAME},?\s+(?:the|your|our)\s+)"
+    rf"(?P<role>{_ROLE})\b",
+    _I,
+)
+_OTHER_INTRO = re.compile(
+    rf"\b(?P<name>{_NAME})\s+(?:is|will\s+be|'s)\s+(?i:the|our|your)\s+(?P<role>{_ROLE})\b"
+    r"(?!\s+(?:will|is\s+going|'s\s+going|is\s+gonna|'s\s+gonna|has\s+to|needs\s+to))"
+)
+# "he'll send the deck": a person named before, when only one could be meant.
+_PRONOUN_ASSIGNMENT = re.compile(
+    r"(?:^|[,:;]\s*|\b(?:and|so|then|okay|ok|also|now|yes|yeah|think|guess|sure)\s+)"
+    r"(?P<pron>he|she)(?:\s+|(?='))"
+    r"(?:will|'ll|is\s+going\s+to|'s\s+going\s+to|is\s+gonna|'s\s+gonna|"
+    r"has\s+agreed\s+to|agreed\s+to|volunteered\s+to),?\s+(?P<rest>.+)$",
+    _I,
+)
+# The name that a request or an assignment to "you" is said to: "Tom, I'd like you to ...",
+# "Okay, Tom. You'll be working on ...", "... work on the casing, Tom."
+_VOCATIVE_BEFORE = re.compile(
+    rf"(?:^|[,.:;!?]\s*|\b(?i:and|so|now|okay|ok|right|then)\s+)(?P<name>{_NAME})\s*[,.!]?\s*$"
+)
+_VOCATIVE_AFTER = re.compile(rf",\s*(?P<name>{_NAME})\s*[.!]?$")
 _ASSIGNMENT = re.compile(
     r"(?:^|[,:;]\s*|\b(?i:and|so|then|okay|ok|also|now|think|guess|sure|yes|yeah)\s+)"
     rf"(?P<name>{_NAME}(?:\s+and\s+(?:{_NAME}|I))?)(?:\s+|(?='))"
@@ -371,7 +476,7 @@ _PRIOR_VP = re.compile(
     _I,
 )
 _DETERMINER = re.compile(r"^(?:the|our|my|your|their|his|her|all\s+the|this|that)\s+", _I)
-_LEAD = re.compile(r"^(?:to|then|and|so|also|,)\s+", _I)
+_LEAD = re.compile(r"^(?:to|then|and|so|also|have\s+to|need\s+to|,)\s+", _I)
 _TAIL_CLAUSE = re.compile(
     r"(?:\s*[,(]|\s+-+)\s*.*$|\s+(?:so\s+that|so\s+you|so\s+we|because|since|once|"
     r"as\s+soon\s+as|if\s+that|unless|while|which|and\s+get\s+back\s+to\s+you|"
@@ -388,6 +493,46 @@ _TRAILING = re.compile(
 _HAVE_READY = re.compile(r"^have\s+(?P<obj>.+?)\s+(?P<adj>ready|done|finished|sorted|fixed)\b", _I)
 _BE_ING = re.compile(r"^be\s+(?=\w+ing\b)", _I)
 _WORD_LIMIT = 14
+
+
+# --------------------------------------------------------------------------- for other readers
+
+
+def request_addressee(text: str) -> str | None:
+    """The person a request in `text` is put to by name ("Tom, can you ...?", "Can you ...,
+    Tom?"), or None. Common words and the bot's name are not names here; the caller checks."""
+    clauses = _clauses(_normalise(text))
+    for here, after in zip(clauses, clauses[1:], strict=False):
+        # "Thanks, Tom. Can you ...?": the name ends the sentence before the request.
+        lone = _VOCATIVE.match(here)
+        if lone and _REQUEST_OPEN.match(after) and lone["name"].lower() not in _NOT_NAMES:
+            return str(lone["name"])
+    for clause in clauses:
+        named = (
+            _REQUEST_NAME_MID.match(clause)
+            or _REQUEST_NAMED.search(clause)
+            or _REQUEST_NAME_LAST.match(clause)
+        )
+        if named and all(part.lower() not in _NOT_NAMES for part in named["name"].split()):
+            return str(named["name"])
+    return None
+
+
+def accepts(text: str) -> bool:
+    """`text` opens with an acceptance ("Yes, I will", "Sure", "On it"), not a refusal."""
+    clauses = _clauses(_normalise(text))
+    if not clauses:
+        return False
+    first = clauses[0]
+    reply = " ".join(clauses[:2])
+    if _REFUSAL.search(reply) or (_DECLINE_START.match(first) and not _ACCEPT.match(first)):
+        return False
+    return bool(_ACCEPT.match(first)) and not first.rstrip().endswith("?")
+
+
+def is_name(word: str) -> bool:
+    """A capitalised word that is no common word: "Priya", not "Okay" or "Monday"."""
+    return bool(re.fullmatch(_NAME, word)) and word.lower() not in _NOT_NAMES
 
 
 # --------------------------------------------------------------------------- text helpers
@@ -429,8 +574,8 @@ def _is_question(clause: str) -> bool:
     return clause.rstrip().endswith("?") or bool(_QUESTION_START.match(clause))
 
 
-def _due(text: str, meeting_date: dt.date) -> dt.date | None:
-    chosen = choose_due(find_due_phrases(text, meeting_date=meeting_date), text)
+def _due(text: str, context: _Context) -> dt.date | None:
+    chosen = choose_due(_find(text, context), text)
     return chosen.due if chosen else None
 
 
@@ -449,9 +594,10 @@ def _without_due(text: str, matches: list[DueMatch]) -> str:
     return text[: first.start] + tail
 
 
-def _clean_action(rest: str, *, meeting_date: dt.date) -> str:
+def _clean_action(rest: str, *, meeting_date: dt.date, next_meeting: dt.date | None = None) -> str:
     """A short imperative phrase: no due phrase, fillers, hedges or trailing chatter."""
-    text = _without_due(rest, find_due_phrases(rest, meeting_date=meeting_date))
+    found = find_due_phrases(rest, meeting_date=meeting_date, next_meeting=next_meeting)
+    text = _without_due(rest, found)
     text = _SOFT.sub("", text)
     text = _SPACES.sub(" ", text).strip(" ,.;:!?-")
     text = _TAIL_CLAUSE.sub("", text)
@@ -540,8 +686,16 @@ class _State:
     recent: deque[Utterance]
     requests: list[_Request] = field(default_factory=list)
     index: int = 0
+    speakers: list[str] = field(default_factory=list)  # everyone heard so far, in order
     # "Is the staging environment ready?": (utterance index, subject, asker)
     status_question: tuple[int, str, str | None] | None = None
+    # Roles bound to people by introductions ("I'm Laura, the project manager"): role key
+    # ("project manager") -> name. Kept for the whole call, not just the window.
+    roles: dict[str, str] = field(default_factory=dict)
+    participants: list[str] = field(default_factory=list)  # people known to attend
+    # Work just handed to someone ("I'd like you to ..."): (utterance index, owner), so that
+    # their "Sure, I'll do it" is not the same task again.
+    handed: tuple[int, str | None] | None = None
 
 
 @dataclass
@@ -552,6 +706,7 @@ class _Context:
     owner: str | None
     before: list[str]
     meeting_date: dt.date
+    next_meeting: dt.date | None  # the series' next meeting, when its cadence is known
     state: _State
     conditional: bool = False  # the clause before set a condition: "If it's approved, I'll ..."
 
@@ -579,18 +734,40 @@ class DeterministicExtractor:
         self._state = self._new_state()
 
     def extract(
-        self, utterances: Sequence[Utterance], *, meeting_date: dt.date
+        self,
+        utterances: Sequence[Utterance],
+        *,
+        meeting_date: dt.date,
+        next_meeting: dt.date | None = None,
+        participants: Sequence[str] = (),
     ) -> list[Commitment]:
-        """Everything found in a whole transcript, in order."""
+        """Everything found in a whole transcript, in order. `next_meeting` (the series' next
+        meeting, `domain.dates.next_meeting_date`) dates "for the next meeting";
+        `participants` (names of people known to attend) lets "he"/"she" name one of them."""
         state = self._new_state()
+        state.participants.extend(p for p in participants if self._is_person(p))
         found: list[Commitment] = []
         for utterance in utterances:
-            found.extend(self._read(utterance, meeting_date, state))
+            found.extend(self._read(utterance, (meeting_date, next_meeting), state))
         return found
 
-    def feed(self, utterance: Utterance, *, meeting_date: dt.date) -> list[Commitment]:
+    def speakers_own(self, text: str, *, meeting_date: dt.date) -> set[str]:
+        """The actions `text` commits its own speaker to ("I will send ..."), read alone:
+        what becomes the speaker's once we know who they are."""
+        found = self.extract([Utterance(_SPEAKER_PROBE, text)], meeting_date=meeting_date)
+        return {c.action for c in found if c.owner == _SPEAKER_PROBE and c.kind == "commitment"}
+
+    def add_participants(self, names: Iterable[str]) -> None:
+        """People known to attend the call being fed (for "he"/"she")."""
+        for name in names:
+            if self._is_person(name) and name not in self._state.participants:
+                self._state.participants.append(name)
+
+    def feed(
+        self, utterance: Utterance, *, meeting_date: dt.date, next_meeting: dt.date | None = None
+    ) -> list[Commitment]:
         """What this utterance completes, given the ones fed before it."""
-        return self._read(utterance, meeting_date, self._state)
+        return self._read(utterance, (meeting_date, next_meeting), self._state)
 
     # ----------------------------------------------------------------- one utterance
 
@@ -600,9 +777,13 @@ class DeterministicExtractor:
     def _is_person(self, name: str | None) -> bool:
         if not name or self._is_bot(name):
             return False
+        if _is_role(name):
+            return True  # a voice labelled by its role ("Marketing Expert") is a person
         return all(part.lower() not in _NOT_NAMES for part in name.split())
 
-    def _read(self, utterance: Utterance, meeting_date: dt.date, state: _State) -> list[Commitment]:
+    def _read(
+        self, utterance: Utterance, dates: tuple[dt.date, dt.date | None], state: _State
+    ) -> list[Commitment]:
         state.index += 1
         state.requests = [r for r in state.requests if state.index - r.index <= self.window]
         if self._is_bot(utterance.speaker) or not utterance.text.strip():
@@ -610,11 +791,15 @@ class DeterministicExtractor:
         text = _normalise(utterance.text)
         clauses = [_strip_tag_question(c) for c in _clauses(text)]
         owner = utterance.speaker if self._is_person(utterance.speaker) else None
+        if owner is not None and owner not in state.speakers:
+            state.speakers.append(owner)
+        self._note_introductions(text, owner, state)
         context = _Context(
             utterance=utterance,
             owner=owner,
             before=[u.text for u in reversed(state.recent)],
-            meeting_date=meeting_date,
+            meeting_date=dates[0],
+            next_meeting=dates[1],
             state=state,
         )
         found: list[Commitment] = []
@@ -646,6 +831,8 @@ class DeterministicExtractor:
             or _REQUEST_NAME_LAST.match(clause)
         )
         addressee: str | None = None
+        if named and _TOLD.search(clause) and not clause.rstrip().endswith("?"):
+            return False  # "Tom, I'd like you to ...": handed to Tom, no answer awaited
         if named and self._is_person(named["name"]):
             addressee, rest = named["name"], named["rest"]
         elif named and self._is_bot(named["name"]):
@@ -657,13 +844,15 @@ class DeterministicExtractor:
             rest = open_request["rest"]
         if _HYPOTHETICAL.search(rest) or _PAST.search(rest):
             return True
-        action = _clean_action(rest, meeting_date=context.meeting_date)
+        action = _clean_action(
+            rest, meeting_date=context.meeting_date, next_meeting=context.next_meeting
+        )
         if action and not _NON_TASK.match(action):
             context.state.requests.append(
                 _Request(
                     addressee=addressee,
                     action=action,
-                    due=_due(rest, context.meeting_date),
+                    due=_due(rest, context),
                     quote=context.utterance.text,
                     asker=context.utterance.speaker,
                     index=context.state.index,
@@ -707,7 +896,7 @@ class DeterministicExtractor:
         for index, clause in enumerate(clauses[:2]):
             if _PROMISE.search(clause) is not None:
                 used.add(index)
-                due = _due(clause, context.meeting_date) or due
+                due = _due(clause, context) or due
                 break
         quote = f"{request.quote} / {context.utterance.text}"
         confidence = 0.85 if owner else 0.6
@@ -745,6 +934,9 @@ class DeterministicExtractor:
             return []
         if _REPORTED.search(clause):
             return []
+        directed = self._directed(clause, context)
+        if directed is not None:
+            return [directed]
         if _HYPOTHETICAL.search(clause) or context.conditional:
             return []
         cancel = self._cancel(clause, context)
@@ -758,6 +950,9 @@ class DeterministicExtractor:
             return [promise]
         if assigned:
             return assigned
+        pronoun = self._pronoun(clause, context)
+        if pronoun is not None:
+            return [pronoun]
         status = self._status(clause, context)
         return [status] if status is not None else []
 
@@ -767,9 +962,19 @@ class DeterministicExtractor:
             return None
         if _CONDITION_FIRST.match(clause[: promise.start()].strip()):
             return None
-        action = _clean_action(promise["rest"], meeting_date=context.meeting_date)
+        action = _clean_action(
+            promise["rest"], meeting_date=context.meeting_date, next_meeting=context.next_meeting
+        )
         if not action or _NON_TASK.match(action):
             return None
+        handed = context.state.handed
+        if (
+            _GENERIC_ACTION.match(action)
+            and handed is not None
+            and context.state.index - handed[0] == 1
+            and (handed[1] is None or handed[1] == context.owner)
+        ):
+            return None  # "I'd like you to draft the budget." / "Sure, I'll do it."
         confidence = 0.6 if _HEDGED.search(clause) else 0.9
         asked = _prior_question(context.before[1:2], context.meeting_date)
         if _GENERIC_ACTION.match(action) and asked:
@@ -778,7 +983,7 @@ class DeterministicExtractor:
             action = _resolve_pronoun(action, context.before[:2])
         if _GENERIC_ACTION.match(action):
             confidence = 0.5  # "I can take that" with nothing asked: "that" is unknown
-        due = _due(clause, context.meeting_date)
+        due = _due(clause, context)
         return Commitment(context.owner, action, due, context.utterance.text, confidence)
 
     def _assignment(self, clause: str, context: _Context) -> list[Commitment] | None:
@@ -796,13 +1001,178 @@ class DeterministicExtractor:
         if aux in _AUX_VERB:
             rest = f"{_AUX_VERB[aux]} {rest}"
         action = _resolve_pronoun(
-            _clean_action(rest, meeting_date=context.meeting_date), context.before[:2]
+            _clean_action(
+                rest, meeting_date=context.meeting_date, next_meeting=context.next_meeting
+            ),
+            context.before[:2],
         )
         if not action or _NON_TASK.match(action):
             return None
-        due = _due(clause, context.meeting_date)
+        due = _due(clause, context)
         quote = context.utterance.text
+        if len(names) > 1 and (_TOGETHER.search(rest) or "I" not in names):
+            # One joint task, not one per owner: "Poppy and Tara will work together on ...",
+            # "Poppy and Tara will draw the prototype". ("Hank and I will pair on ...": each.)
+            return [_group_commitment([o for o in owners if o], action, due, quote, 0.8)]
         return [Commitment(owner, action, due, quote, 0.8) for owner in owners]
+
+    def _directed(self, clause: str, context: _Context) -> Commitment | None:
+        """Work handed to someone not speaking: by role, to "you", to the group, a reminder."""
+        if _REFUSAL.search(clause) or _PAST.search(clause):
+            return None
+        people: list[str]
+        role = _AS_ROLE.search(clause) or _ROLE_ASSIGNMENT.search(clause)
+        group = _GROUP.search(clause)
+        we = _WE_GROUP.search(clause)
+        you = _YOU_ASSIGNED.search(clause) or _DIRECTIVE.search(clause) or _REMINDER.search(clause)
+        if role is not None:
+            people, rest = [self._role_owner(role["role"], context.state)], role["rest"]
+        elif group is not None:
+            people, rest = self._group(group["group"], context), group["rest"]
+        elif we is not None and _we_will(we):
+            people, rest = self._everyone(context), we["rest"]
+        elif you is not None and not context.conditional:
+            named, rest = self._vocative(clause[: you.start()], you["rest"], context)
+            addressee = named or self._addressee(context)
+            people = [addressee] if addressee else []
+        else:
+            return None
+        if _HYPOTHETICAL.search(rest) or _CONDITION_FIRST.match(rest):
+            return None
+        action = _resolve_pronoun(
+            _clean_action(
+                rest, meeting_date=context.meeting_date, next_meeting=context.next_meeting
+            ),
+            context.before[:2],
+        )
+        if not action or _NON_TASK.match(action) or _GENERIC_ACTION.match(action):
+            return None
+        due = _due(clause, context)
+        confidence = 0.7 if people else 0.5
+        if len(people) <= 1:
+            context.state.handed = (context.state.index, people[0] if people else None)
+        return _group_commitment(people, action, due, context.utterance.text, confidence)
+
+    def _addressee(self, context: _Context) -> str | None:
+        """Whom "you" means: the last other person who spoke in the window."""
+        speaker = (context.utterance.speaker or "").lower()
+        for earlier in reversed(context.state.recent):
+            name = earlier.speaker
+            if name and self._is_person(name) and name.lower() != speaker:
+                return name
+        return None
+
+    def _group(self, group: str, context: _Context) -> list[str]:
+        """ "everyone" is every person heard; "you two", "all of you" leaves the speaker out."""
+        people = self._everyone(context)
+        if group.lower().startswith(("you", "all of you", "both", "each")) and context.owner:
+            people = [p for p in people if p != context.owner]
+        said = _GROUP_SIZE.get(group.lower().split()[-1])
+        if group.lower().startswith("both"):
+            said = 2
+        if said is not None and len(people) != said:
+            # "you two" with three others heard, or one: not sure who (the one heard may be
+            # the third person, not one of the two)
+            return []
+        return people  # "everyone": all of them, or those heard so far
+
+    def _everyone(self, context: _Context) -> list[str]:
+        """Everyone heard or known to attend, the speaker included."""
+        people = list(context.state.speakers)
+        people += [p for p in context.state.participants if p not in people]
+        return people
+
+    def _vocative(self, head: str, rest: str, context: _Context) -> tuple[str | None, str]:
+        """The person a request or an assignment to "you" is said to by name, if any:
+        "Tom, I'd like you to ..." (`head`: what comes before "I'd like you"), "Okay, Tom. You'll
+        be working on ..." (the sentence before), "... look at the costs, Tom" (end of `rest`,
+        then dropped from it)."""
+        speaker = (context.utterance.speaker or "").lower()
+        for text in (head, context.before[0] if context.before else ""):
+            match = _VOCATIVE_BEFORE.search(text.strip())
+            if match is None:
+                continue
+            name = match["name"]
+            if is_name(name) and self._is_person(name) and name.lower() != speaker:
+                return name, rest
+        tail = _VOCATIVE_AFTER.search(rest)
+        if tail is not None:
+            name = tail["name"]
+            if is_name(name) and self._is_person(name) and name.lower() != speaker:
+                return name, rest[: tail.start()]
+        return None, rest
+
+    # ----------------------------------------------------------------- roles and pronouns
+
+    def _note_introductions(self, text: str, owner: str | None, state: _State) -> None:
+        """Bind roles to people: "I'm Laura, I'm the project manager", "I'm the marketing
+        expert" (said by a voice known as a person), "Tom is our industrial designer"."""
+        role = _INTRO_ROLE.search(text)
+        if role is not None:
+            named = _INTRO_NAME.search(text)
+            name = named["name"] if named is not None and is_name(named["name"]) else None
+            if name is None and owner is not None and not _is_role(owner):
+                name = owner  # "I'm the marketing expert" said by Andrew
+            if name is not None and self._is_person(name):
+                self._bind_role(role["role"], name, state)
+        for other in _OTHER_INTRO.finditer(text):
+            if is_name(other["name"]) and self._is_person(other["name"]):
+                self._bind_role(other["role"], other["name"], state)
+
+    @staticmethod
+    def _bind_role(role: str, name: str, state: _State) -> None:
+        state.roles[_role_key(role)] = name
+        if name not in state.participants:
+            state.participants.append(name)
+
+    @staticmethod
+    def _role_owner(role: str, state: _State) -> str:
+        """The person introduced in `role`, else the role as said ("Marketing Expert")."""
+        key = _role_key(role)
+        if key in state.roles:
+            return state.roles[key]
+        # "the designer" names the one bound role ending so, only when there is one.
+        ending = [name for bound, name in state.roles.items() if bound.endswith(" " + key)]
+        if len(ending) == 1:
+            return ending[0]
+        return _role_name(role)
+
+    def _pronoun(self, clause: str, context: _Context) -> Commitment | None:
+        """ "He'll send the contract": the one person it can mean, else no owner."""
+        match = _PRONOUN_ASSIGNMENT.search(clause)
+        if match is None or _REFUSAL.search(clause) or _PAST.search(clause):
+            return None
+        action = _resolve_pronoun(
+            _clean_action(
+                match["rest"], meeting_date=context.meeting_date, next_meeting=context.next_meeting
+            ),
+            context.before[:2],
+        )
+        if not action or _NON_TASK.match(action) or _GENERIC_ACTION.match(action):
+            return None
+        owner = self._third_person(context)
+        due = _due(clause, context)
+        return Commitment(owner, action, due, context.utterance.text, 0.6 if owner else 0.4)
+
+    def _third_person(self, context: _Context) -> str | None:
+        """Whom "he"/"she" means: the one person (heard, introduced or known to attend) named
+        in this utterance or the one before, not the speaker; None when no one or several
+        could be meant. A name nobody knows is no owner, but it makes "he" ambiguous."""
+        speaker = (context.utterance.speaker or "").lower()
+        known = self._everyone(context)
+        candidates: set[str] = set()
+        for text in context.before[:2]:
+            for person in known:
+                if person.lower() != speaker and re.search(rf"\b{re.escape(person)}\b", text):
+                    candidates.add(person)
+            for word in _ANY_NAME.finditer(text):
+                name = word["name"]
+                known_already = any(name in p.split() for p in known)
+                if is_name(name) and name.lower() != speaker and not known_already:
+                    candidates.add(name)  # someone nobody knows: "he" may be them
+        if len(candidates) == 1 and (only := candidates.pop()) in known:
+            return only
+        return None
 
     def _cancel(self, clause: str, context: _Context) -> Commitment | None:
         match = _CANCEL.search(clause) or _CANCEL_HOLD.search(clause)
@@ -836,8 +1206,59 @@ class DeterministicExtractor:
         return Commitment(context.owner, subject, None, quote, 0.75, "status_done")
 
 
+_ANY_NAME = re.compile(rf"\b(?P<name>{_NAME})\b")
+_GROUP_SIZE = {"two": 2, "three": 3, "four": 4, "five": 5}
+_ROLE_ONLY = re.compile(rf"^{_ROLE}$")
+
+
+def _is_role(label: str) -> bool:
+    """A speaker label that is a role ("Project Manager"), not a person's name."""
+    return bool(_ROLE_ONLY.match(label.strip()))
+
+
+def _role_key(role: str) -> str:
+    """ "the User Interface Designer" and "interface designer" -> "interface designer"."""
+    words = role.lower().split()
+    return " ".join(words[-2:])
+
+
+def _we_will(match: re.Match[str]) -> bool:
+    """ "we'll all ..." / "we all need to ..." is a group task; "we all agreed" is not."""
+    group = match["group"].lower()
+    if match["aux"]:
+        return not group.startswith(("we're", "we are")) or "go" in match["aux"].lower()
+    return group.startswith(("we'll", "we will"))
+
+
+def _group_commitment(
+    people: Sequence[str], action: str, due: dt.date | None, quote: str, confidence: float
+) -> Commitment:
+    """One commitment for one owner, none, or a group (each in `owners`)."""
+    owners = tuple(dict.fromkeys(people))
+    joined = _join_owners(list(owners))
+    return Commitment(
+        joined, action, due, quote, confidence, owners=owners if len(owners) > 1 else ()
+    )
+
+
+def _role_name(role: str) -> str:
+    """ "industrial designer" -> "Industrial Designer": a role named as its owner."""
+    return " ".join(word[:1].upper() + word[1:] for word in role.split())
+
+
+def _join_owners(people: Sequence[str]) -> str | None:
+    """Several owners of one task as one owner: "Poppy and Tara", "Ann, Ben and Cy"."""
+    if not people:
+        return None
+    if len(people) == 1:
+        return people[0]
+    return f"{', '.join(people[:-1])} and {people[-1]}"
+
+
 def _find(text: str, context: _Context) -> list[DueMatch]:
-    return find_due_phrases(text, meeting_date=context.meeting_date)
+    return find_due_phrases(
+        text, meeting_date=context.meeting_date, next_meeting=context.next_meeting
+    )
 
 
 def _prior_question(texts: Iterable[str], meeting_date: dt.date) -> str | None:

@@ -24,6 +24,7 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import logging
+import re
 import sqlite3
 from collections import deque
 from collections.abc import Mapping, Sequence
@@ -33,6 +34,7 @@ from pathlib import Path
 from core import clock
 from core.errors import ConfigError
 from domain.extraction import Commitment, DeterministicExtractor, Utterance
+from domain.extraction_gate import window_may_hold_commitment
 from domain.llm import (
     FAILURES,
     OPENAI_NO_KEY,
@@ -60,7 +62,8 @@ class ExtractionStats(RequestCounts):
 
     calls: API requests sent (retries included); retries: requests that were retries;
     failures: windows whose every attempt failed; fallbacks: windows answered by the offline
-    rules; queued: windows written to the spool; recovered: spooled windows later extracted.
+    rules; queued: windows written to the spool; recovered: spooled windows later extracted;
+    gated_out: windows the gate kept from the model (the rules answered them).
     """
 
     failures: int = 0
@@ -68,6 +71,7 @@ class ExtractionStats(RequestCounts):
     queued: int = 0
     recovered: int = 0
     spool_errors: int = 0
+    gated_out: int = 0
 
 
 class LLMExtractor:
@@ -98,12 +102,19 @@ class LLMExtractor:
         model: str | None = None,
         timeout_secs: float | None = None,
         temperature: float | None = None,
+        gate: bool = False,
+        rules_too: bool = False,
     ) -> None:
         """`context` (e.g. call_id, series) is kept with spooled windows for the retry.
 
         `provider` picks the API; `model` overrides the prompt file's `model` (None: keep it);
         `timeout_secs` the prompt file's `timeout_secs` (a local model on a busy CPU is slower)
         and `temperature` its `temperature` (None: the file's).
+        With `gate`, the model reads only windows whose new lines may hold a commitment
+        (`domain.extraction_gate`); the rules answer the others. With `rules_too`, the rules
+        also read the windows the model reads, and what they find is kept beside the model's
+        items (a model item for the same task is dropped): a small local model adds recall on
+        messy talk, the rules keep the tidy forms they are sure of.
         """
         window = fallback.window if window is None else window
         if window < 1 or batch_lines < 1:
@@ -136,6 +147,8 @@ class LLMExtractor:
         self._fallback_lock = asyncio.Lock()  # DeterministicExtractor.extract is stateful
         self._system = prompt.system_text()
         self._temperature = prompt.temperature if temperature is None else temperature
+        self.gate = gate
+        self.rules_too = rules_too
 
     @property
     def provider(self) -> Provider:
@@ -164,29 +177,75 @@ class LLMExtractor:
 
     # ----------------------------------------------------------------- public API
 
-    async def feed(self, utterance: Utterance, *, meeting_date: dt.date) -> list[Commitment]:
-        """Add one final utterance; return the commitments it makes (never one twice)."""
+    async def feed(
+        self, utterance: Utterance, *, meeting_date: dt.date, next_meeting: dt.date | None = None
+    ) -> list[Commitment]:
+        """Add one final utterance; return the commitments it makes (never one twice).
+
+        `next_meeting` (the series' next meeting, when known) dates "for the next meeting"."""
         self._window.append(utterance)
         self._fed += 1
         if not utterance.text.strip():
             return []
         lines = list(self._window)
-        found = await self._extract_window(lines, len(lines) - 1, meeting_date)
+        dates = _Dates(meeting_date, next_meeting)
+        if self.gate and not window_may_hold_commitment(lines, new_from=len(lines) - 1):
+            found = await self._by_rules(lines, len(lines) - 1, dates)
+        else:
+            found = await self._extract_window(lines, len(lines) - 1, dates)
         return self._seen.fresh(found)
 
     async def extract(
-        self, utterances: Sequence[Utterance], *, meeting_date: dt.date
+        self,
+        utterances: Sequence[Utterance],
+        *,
+        meeting_date: dt.date,
+        next_meeting: dt.date | None = None,
     ) -> list[Commitment]:
-        """A whole transcript, in chunks of `batch_lines` with `window - 1` lines of context."""
+        """A whole transcript, in chunks of `batch_lines` with `window - 1` lines of context.
+
+        With the gate, a chunk is a run of lines the gate passes (each line judged with the
+        lines before it, as `feed` would); the lines between runs are read by the rules."""
         items = list(utterances)
         context = (self._window.maxlen or 1) - 1
+        dates = _Dates(meeting_date, next_meeting)
         seen = Seen()
         found: list[Commitment] = []
-        for start in range(0, len(items), self._batch_lines):
+        for start, end, ask in self._chunks(items, context):
             first = max(0, start - context)
-            chunk = items[first : start + self._batch_lines]
-            found.extend(seen.fresh(await self._extract_window(chunk, start - first, meeting_date)))
+            chunk = items[first:end]
+            read = self._extract_window if ask else self._by_rules
+            found.extend(seen.fresh(await read(chunk, start - first, dates)))
         return found
+
+    def _chunks(self, items: list[Utterance], context: int) -> list[tuple[int, int, bool]]:
+        """(start, end, ask the model) spans covering `items`, each at most `batch_lines`."""
+        if not self.gate:
+            return [
+                (start, min(start + self._batch_lines, len(items)), True)
+                for start in range(0, len(items), self._batch_lines)
+            ]
+        passed = [
+            window_may_hold_commitment(items[max(0, i - context) : i + 1], new_from=min(i, context))
+            for i in range(len(items))
+        ]
+        # A short closed gap between two open runs goes with them: one request, not two.
+        gap_start: int | None = None
+        judged = list(passed)
+        for index, flag in enumerate(judged):
+            if not flag and gap_start is None and index > 0 and judged[index - 1]:
+                gap_start = index
+            elif flag and gap_start is not None:
+                if index - gap_start < context:
+                    passed[gap_start:index] = [True] * (index - gap_start)
+                gap_start = None
+        spans: list[tuple[int, int, bool]] = []
+        for index, flag in enumerate(passed):
+            if spans and spans[-1][2] == flag and index - spans[-1][0] < self._batch_lines:
+                spans[-1] = (spans[-1][0], index + 1, flag)
+            else:
+                spans.append((index, index + 1, flag))
+        return spans
 
     async def retry_pending(self) -> list[tuple[list[Utterance], list[Commitment]]]:
         """Send spooled windows again, oldest first; each success is removed and returned.
@@ -206,7 +265,12 @@ class LLMExtractor:
         done: list[tuple[PendingWindow, list[Commitment]]] = []
         for item in await asyncio.to_thread(self.spool.load):
             try:
-                found = await self._ask(item.utterances, item.new_from, item.meeting_date)
+                found = await self._ask(
+                    item.utterances,
+                    item.new_from,
+                    item.meeting_date,
+                    _date_or_none(item.context.get("next_meeting")),
+                )
             except FAILURES as exc:
                 reason = describe_failure(exc)
                 await asyncio.to_thread(self.spool.bump, item.id, reason)
@@ -245,19 +309,50 @@ class LLMExtractor:
     # ----------------------------------------------------------------- internals
 
     async def _extract_window(
-        self, lines: list[Utterance], new_from: int, meeting_date: dt.date
+        self, lines: list[Utterance], new_from: int, dates: _Dates
     ) -> list[Commitment]:
         try:
-            return await self._ask(lines, new_from, meeting_date)
+            found = await self._ask(lines, new_from, dates.meeting, dates.next_meeting)
         except FAILURES as exc:
-            return await self._fall_back(lines, new_from, meeting_date, describe_failure(exc))
+            return await self._fall_back(lines, new_from, dates, describe_failure(exc))
+        if not self.rules_too:
+            return found
+        rules = await self._rules(lines, new_from, dates)
+        return rules + [item for item in found if not any(same_task(item, r) for r in rules)]
+
+    async def _by_rules(
+        self, lines: list[Utterance], new_from: int, dates: _Dates
+    ) -> list[Commitment]:
+        """A window the gate kept from the model: the rules' answer for its new lines."""
+        self.stats.gated_out += 1
+        return await self._rules(lines, new_from, dates)
+
+    async def _rules(
+        self, lines: list[Utterance], new_from: int, dates: _Dates
+    ) -> list[Commitment]:
+        async with self._fallback_lock:
+            found = await asyncio.to_thread(
+                self.fallback.extract,
+                lines,
+                meeting_date=dates.meeting,
+                next_meeting=dates.next_meeting,
+            )
+        return [item for item in found if in_new_lines(item, lines, new_from)]
 
     async def _ask(
-        self, lines: Sequence[Utterance], new_from: int, meeting_date: dt.date
+        self,
+        lines: Sequence[Utterance],
+        new_from: int,
+        meeting_date: dt.date,
+        next_meeting: dt.date | None = None,
     ) -> list[Commitment]:
         """One window through the API (retried per the policy); raises the last failure."""
         text = render_window(
-            lines, new_from=new_from, meeting_date=meeting_date, bot_names=self.bot_names
+            lines,
+            new_from=new_from,
+            meeting_date=meeting_date,
+            bot_names=self.bot_names,
+            next_meeting=next_meeting,
         )
         reply = await self.llm.ask_tool(
             COMMITMENTS_TOOL,
@@ -267,16 +362,25 @@ class LLMExtractor:
             temperature=self._temperature,
         )
         return to_commitments(
-            reply, bot_names=self.bot_names, lines=lines, meeting_date=meeting_date
+            reply,
+            bot_names=self.bot_names,
+            lines=lines,
+            meeting_date=meeting_date,
+            next_meeting=next_meeting,
         )
 
     async def _fall_back(
-        self, lines: list[Utterance], new_from: int, meeting_date: dt.date, reason: str
+        self, lines: list[Utterance], new_from: int, dates: _Dates, reason: str
     ) -> list[Commitment]:
         self.stats.failures += 1
-        await self._queue(lines, new_from, meeting_date, reason)
+        await self._queue(lines, new_from, dates, reason)
         async with self._fallback_lock:
-            found = await asyncio.to_thread(self.fallback.extract, lines, meeting_date=meeting_date)
+            found = await asyncio.to_thread(
+                self.fallback.extract,
+                lines,
+                meeting_date=dates.meeting,
+                next_meeting=dates.next_meeting,
+            )
         self.stats.fallbacks += 1
         log.warning(
             "LLM extraction failed (%s): offline rules answer for this window [%s]",
@@ -286,16 +390,19 @@ class LLMExtractor:
         return [item for item in found if in_new_lines(item, lines, new_from)]
 
     async def _queue(
-        self, lines: list[Utterance], new_from: int, meeting_date: dt.date, reason: str
+        self, lines: list[Utterance], new_from: int, dates: _Dates, reason: str
     ) -> None:
+        context = {**self.context, "seq": str(self._fed - 1)}
+        if dates.next_meeting is not None:
+            context["next_meeting"] = dates.next_meeting.isoformat()
         try:
             await asyncio.to_thread(
                 self.spool.add,
                 lines,
                 new_from=new_from,
-                meeting_date=meeting_date,
+                meeting_date=dates.meeting,
                 error=reason,
-                context={**self.context, "seq": str(self._fed - 1)},
+                context=context,
             )
         except (sqlite3.Error, OSError) as exc:
             self.stats.spool_errors += 1
@@ -307,6 +414,21 @@ class LLMExtractor:
             )
             return
         self.stats.queued += 1
+
+
+@dataclass(frozen=True)
+class _Dates:
+    """The meeting's date and the series' next meeting (None: its cadence is unknown)."""
+
+    meeting: dt.date
+    next_meeting: dt.date | None
+
+
+def _date_or_none(raw: str | None) -> dt.date | None:
+    try:
+        return dt.date.fromisoformat(raw) if raw else None
+    except ValueError:
+        return None
 
 
 def _key(provider: Provider, explicit: str | None) -> str:
@@ -325,12 +447,15 @@ def build_llm_extractor(
     model: str | None = None,
     timeout_secs: float | None = None,
     temperature: float | None = None,
+    gate: bool = False,
+    rules_too: bool = False,
 ) -> LLMExtractor:
     """An LLMExtractor from `prompts/extraction.yaml`; ConfigError when the file or key is bad.
 
     The window size and the bot's names are the fallback's, so both extractors see alike.
     `provider` picks the API (for `openai-compatible`, `api_key` may be None: a local server;
-    `base_url` None: the SDK's default); `model` None keeps the prompt file's `model`.
+    `base_url` None: the SDK's default); `model` None keeps the prompt file's `model`;
+    `gate` puts the cheap gate (`domain.extraction_gate`) in front of the model.
     """
     _key(provider, api_key)  # fail before reading anything else
     return LLMExtractor(
@@ -344,6 +469,8 @@ def build_llm_extractor(
         model=model,
         timeout_secs=timeout_secs,
         temperature=temperature,
+        gate=gate,
+        rules_too=rules_too,
     )
 
 
@@ -369,3 +496,50 @@ async def warm_up_server(
     )
     async with warm:
         return await warm.warm_up()
+
+
+_FILLER = frozenset(
+    [
+        "a",
+        "an",
+        "the",
+        "to",
+        "of",
+        "on",
+        "for",
+        "and",
+        "or",
+        "with",
+        "about",
+        "into",
+        "our",
+        "their",
+        "his",
+        "her",
+        "my",
+        "your",
+        "it",
+        "this",
+        "that",
+        "be",
+        "do",
+        "get",
+        "make",
+        "go",
+        "will",
+    ]
+)
+
+
+def _task_words(action: str) -> set[str]:
+    return {w for w in re.findall(r"[a-z0-9']+", action.casefold()) if w not in _FILLER}
+
+
+def same_task(a: Commitment, b: Commitment) -> bool:
+    """Two items for one task: same kind, and at least half of the shorter action's words."""
+    if a.kind != b.kind:
+        return False
+    x, y = _task_words(a.action), _task_words(b.action)
+    if not x or not y:
+        return False
+    return len(x & y) >= 0.5 * min(len(x), len(y))

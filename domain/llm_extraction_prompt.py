@@ -26,7 +26,9 @@ class ExampleCommitment(_Strict):
 
     owner: str | None
     action: str = Field(min_length=1)
-    due: dt.date | None
+    # The words said ("by Friday"), as the model is asked to give them; a YYYY-MM-DD date is
+    # accepted too (older prompt files).
+    due: str | None
     kind: Kind = "commitment"
     quote: str = Field(min_length=1)
 
@@ -91,7 +93,12 @@ def _span(first: int, last: int) -> str:
 
 
 def render_window(
-    lines: Sequence[Utterance], *, new_from: int, meeting_date: dt.date, bot_names: Sequence[str]
+    lines: Sequence[Utterance],
+    *,
+    new_from: int,
+    meeting_date: dt.date,
+    bot_names: Sequence[str],
+    next_meeting: dt.date | None = None,
 ) -> str:
     """The user message: meeting date, bot names and the numbered window, new lines marked."""
     count = len(lines)
@@ -104,6 +111,11 @@ def render_window(
         )
     header = [
         f"Meeting date: {_date_label(meeting_date)}",
+        *(
+            [f'The series\' next meeting ("for the next meeting"): {_date_label(next_meeting)}']
+            if next_meeting is not None
+            else []
+        ),
         f"The meeting bot (never an owner): {', '.join(bot_names) or 'none'}",
         f"Transcript window, oldest first. {scope}",
     ]

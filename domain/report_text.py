@@ -95,7 +95,9 @@ def render(facts: Facts, templates: ReportTemplates) -> str:
     today = facts.meeting_date
     if facts.intent == "progress_report":
         return _progress(facts, t)
-    if facts.intent == "person_tasks":
+    if facts.intent in ("person_tasks", "greeting"):
+        # A caller's greeting names their own open items only, never anyone else's.
+        said = t.person_tasks if facts.intent == "person_tasks" else t.caller_greeting
         person = facts.person or t.someone
         mine = [
             x
@@ -103,14 +105,12 @@ def render(facts: Facts, templates: ReportTemplates) -> str:
             if x.status == "open" and x.owner and x.owner.lower() == person.lower()
         ]
         if not mine:
-            return t.person_tasks.none.format(person=person)
+            return said.none.format(person=person)
         items = [
-            t.person_tasks.item.format(
-                action=x.action, due=say_due(x.due, today=today, templates=t)
-            )
+            said.item.format(action=x.action, due=say_due(x.due, today=today, templates=t))
             for x in mine
         ]
-        return t.person_tasks.some.format(person=person, count=len(mine), items=spoken_list(items))
+        return said.some.format(person=person, count=len(mine), items=spoken_list(items))
     if facts.intent == "today":
         new = [x for x in facts.tasks if x.created_on == today]
         if not new:

@@ -72,6 +72,14 @@ class CallSpeakers:
         self._merge()
         return Assignment(self.label_of(label), similarity, new=False)
 
+    def voice_of(self, label: str) -> tuple[Vector, float] | None:
+        """A speaker's mean voice (L2-normed) and how many seconds it was heard."""
+        label = self.label_of(label)
+        for speaker in self.speakers:
+            if speaker.label == label:
+                return speaker.mean, speaker.secs
+        return None
+
     def label_of(self, label: str) -> str:
         """The label a (possibly merged-away) label now goes by."""
         while label in self.merged:

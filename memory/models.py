@@ -20,6 +20,7 @@ class SegmentRecord:
     text: str
     confidence: float | None = None
     speaker: str | None = None
+    person: str | None = None  # who the speaker is, when known (domain/people.py)
 
     def as_json(self) -> dict[str, Any]:
         return {
@@ -30,6 +31,7 @@ class SegmentRecord:
             "text": self.text,
             "confidence": self.confidence,
             "speaker": self.speaker,
+            "person": self.person,
         }
 
     @classmethod
@@ -152,11 +154,15 @@ class CommitmentRecord:
     quote: str
     confidence: float
     series: str | None = None
+    # The voice label that said a first-person promise whose owner is not known yet: it
+    # becomes the label's person when they are named later in the call (`SpeakerBound`).
+    speaker: str | None = None
 
     def as_json(self) -> dict[str, Any]:
         return {
             "call_id": self.call_id,
             "series": self.series,
+            "speaker": self.speaker,
             "seq": self.seq,
             "ordinal": self.ordinal,
             "kind": self.kind,
@@ -259,12 +265,66 @@ class SpeakersMerged:
         return cls(**data)
 
 
+@dataclass(frozen=True)
+class SpeakerBound:
+    """One of a call's speaker labels is (now) `person`, on this evidence (domain/people.py):
+    the person is recorded in the call's series, with `phone` when the evidence was the
+    caller's number, and the label's segments say who spoke. `person` None: nobody can say
+    any more (the label's segments lose their person)."""
+
+    call_id: str
+    label: str
+    person: str | None
+    confidence: float
+    source: str
+    phone: str | None = None
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "call_id": self.call_id,
+            "label": self.label,
+            "person": self.person,
+            "confidence": self.confidence,
+            "source": self.source,
+            "phone": self.phone,
+        }
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> SpeakerBound:
+        return cls(**data)
+
+
+@dataclass(frozen=True)
+class VoiceprintLearned:
+    """A person's voice as heard in a call (the mean of their segments' voice vectors,
+    L2-normed, from `secs` of speech): folded into their voiceprint in the call's series."""
+
+    call_id: str
+    person: str
+    voice: tuple[float, ...]
+    secs: float
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "call_id": self.call_id,
+            "person": self.person,
+            "voice": list(self.voice),
+            "secs": self.secs,
+        }
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> VoiceprintLearned:
+        return cls(**{**data, "voice": tuple(data["voice"])})
+
+
 WriteOp = (
     SegmentRecord
     | CommitmentRecord
     | ReplyRecord
     | SummaryRecord
     | SpeakersMerged
+    | SpeakerBound
+    | VoiceprintLearned
     | CallEnded
     | CallCreated
     | StreamStarted

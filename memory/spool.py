@@ -14,9 +14,11 @@ from memory.models import (
     CommitmentRecord,
     ReplyRecord,
     SegmentRecord,
+    SpeakerBound,
     SpeakersMerged,
     StreamStarted,
     SummaryRecord,
+    VoiceprintLearned,
     WriteOp,
 )
 
@@ -27,6 +29,8 @@ _KINDS: dict[
     | type[ReplyRecord]
     | type[SummaryRecord]
     | type[SpeakersMerged]
+    | type[SpeakerBound]
+    | type[VoiceprintLearned]
     | type[CallEnded]
     | type[CallCreated]
     | type[StreamStarted],
@@ -36,6 +40,8 @@ _KINDS: dict[
     "reply": ReplyRecord,
     "summary": SummaryRecord,
     "speakers_merged": SpeakersMerged,
+    "speaker_bound": SpeakerBound,
+    "voiceprint_learned": VoiceprintLearned,
     "call_ended": CallEnded,
     "call_created": CallCreated,
     "stream_started": StreamStarted,

@@ -22,12 +22,20 @@ from memory.models import (
     CommitmentRecord,
     ReplyRecord,
     SegmentRecord,
+    SpeakerBound,
     SpeakersMerged,
     StreamStarted,
     SummaryRecord,
     TaskChange,
     TaskState,
+    VoiceprintLearned,
     WriteOp,
+)
+from memory.people import (
+    PeopleStore,
+    apply_speaker_bound,
+    apply_voiceprint,
+    person_in_call_series,
 )
 from memory.tracking import Conn, apply_commitment
 
@@ -135,6 +143,11 @@ class Store:
             raise StorageUnavailable(f"Postgres unreachable: {type(exc).__name__}") from exc
 
     # --- series, meetings, calls -------------------------------------------------------
+
+    @property
+    def people(self) -> PeopleStore:
+        """The people of series: voiceprints, callers' numbers, `/people`."""
+        return PeopleStore(self.pool)
 
     async def upsert_series(self, key: str, *, name: str | None = None) -> int:
         row = await self.pool.fetchrow(
@@ -384,10 +397,16 @@ class Store:
                         started_at=op.started_at,
                     )
             if segments:
+                person_ids: dict[tuple[str, str | None], int | None] = {
+                    (s.call_id, s.person): await person_in_call_series(conn, s.call_id, s.person)
+                    for s in segments
+                    if s.person
+                }
                 await conn.executemany(
                     "INSERT INTO transcript_segments"
-                    "(call_id, seq, start_ms, end_ms, text, confidence, speaker)"
-                    " VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (call_id, seq) DO NOTHING",
+                    "(call_id, seq, start_ms, end_ms, text, confidence, speaker, person, person_id)"
+                    " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)"
+                    " ON CONFLICT (call_id, seq) DO NOTHING",
                     [
                         (
                             uuid.UUID(s.call_id),
@@ -397,6 +416,8 @@ class Store:
                             s.text,
                             s.confidence,
                             s.speaker,
+                            s.person,
+                            person_ids.get((s.call_id, s.person)),
                         )
                         for s in segments
                     ],
@@ -447,6 +468,10 @@ class Store:
                         op.gone,
                         op.kept,
                     )
+                elif isinstance(op, SpeakerBound):
+                    await apply_speaker_bound(conn, op)
+                elif isinstance(op, VoiceprintLearned):
+                    await apply_voiceprint(conn, op)
                 elif isinstance(op, ReplyRecord):
                     await conn.execute(
                         "INSERT INTO replies(call_id, ordinal, intent, question, answer,"
@@ -614,7 +639,8 @@ class Store:
 
     async def get_segments(self, call_id: str) -> list[dict[str, Any]]:
         rows = await self.pool.fetch(
-            "SELECT seq, start_ms, end_ms, text, confidence, speaker FROM transcript_segments"
+            "SELECT seq, start_ms, end_ms, text, confidence, speaker, person"
+            " FROM transcript_segments"
             " WHERE call_id = $1 ORDER BY seq",
             uuid.UUID(call_id),
         )

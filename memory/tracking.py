@@ -184,8 +184,8 @@ async def apply_commitment(
         "SELECT series_id, meeting_id FROM calls WHERE id = $1", uuid.UUID(record.call_id)
     )
     inserted = await conn.fetchval(
-        "INSERT INTO commitments(call_id, seq, ordinal, kind, owner, action, due, quote, confidence)"
-        " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)"
+        "INSERT INTO commitments(call_id, seq, ordinal, kind, owner, action, due, quote, confidence,"
+        " speaker) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)"
         " ON CONFLICT (call_id, seq, ordinal) DO NOTHING RETURNING id",
         uuid.UUID(record.call_id),
         record.seq,
@@ -196,6 +196,7 @@ async def apply_commitment(
         record.due,
         record.quote,
         record.confidence,
+        record.speaker,
     )
     if inserted is None or call is None or call["series_id"] is None:
         return None

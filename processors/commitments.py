@@ -24,9 +24,19 @@ from processors.frames import CommitmentFrame, TranscriptSegmentFrame
 
 log = logging.getLogger(__name__)
 
+# Bounded: a slow or failing memory lookup leaves "for the next meeting" undated, it never
+# holds up extraction.
+NEXT_MEETING_LOOKUP_SECS = 2.0
+
 
 def commitment_record(
-    item: Commitment, *, call_id: str, seq: int, ordinal: int, series: str | None
+    item: Commitment,
+    *,
+    call_id: str,
+    seq: int,
+    ordinal: int,
+    series: str | None,
+    speaker: str | None = None,
 ) -> CommitmentRecord:
     """What the writer stores for one extracted commitment."""
     return CommitmentRecord(
@@ -40,6 +50,7 @@ def commitment_record(
         quote=item.quote,
         confidence=item.confidence,
         series=series,
+        speaker=speaker,
     )
 
 
@@ -47,7 +58,7 @@ class StreamingExtractor(Protocol):
     """Deterministic extractors are plain functions; LLM ones are coroutines."""
 
     def feed(
-        self, utterance: Utterance, *, meeting_date: dt.date
+        self, utterance: Utterance, *, meeting_date: dt.date, next_meeting: dt.date | None = None
     ) -> list[Commitment] | Awaitable[list[Commitment]]: ...
 
 
@@ -62,11 +73,20 @@ class CommitmentExtractor(FrameProcessor):  # type: ignore[misc]
         meeting_date: dt.date,
         extractor: StreamingExtractor,
         submit: Callable[[CommitmentRecord], None],
+        next_meeting: Callable[[], Awaitable[dt.date | None]] | None = None,
+        first_person: Callable[[str, dt.date], set[str]] | None = None,
     ) -> None:
+        """`next_meeting` looks up the series' next meeting (for "for the next meeting"),
+        once, in the extraction task: the call starts without waiting for it. `first_person`
+        says which actions of a text its speaker commits themselves to (read by the rules):
+        those of a voice not yet named keep its label, to become its person's later."""
         super().__init__()
+        self._first_person = first_person
         self._call_id = call_id
         self._series = series
         self._meeting_date = meeting_date
+        self._lookup_next_meeting = next_meeting
+        self._next_meeting: dt.date | None = None
         self._extractor = extractor
         self._submit = submit
         self._queue: asyncio.Queue[TranscriptSegmentFrame | None] = asyncio.Queue()
@@ -121,28 +141,47 @@ class CommitmentExtractor(FrameProcessor):  # type: ignore[misc]
     async def _feed(self, utterance: Utterance) -> list[Commitment]:
         feed = self._extractor.feed
         if inspect.iscoroutinefunction(feed):
-            result: list[Commitment] = await feed(utterance, meeting_date=self._meeting_date)
+            result: list[Commitment] = await feed(
+                utterance, meeting_date=self._meeting_date, next_meeting=self._next_meeting
+            )
             return result
         # A plain extractor runs in a thread: even a slow one never stalls the event loop.
-        found = await asyncio.to_thread(feed, utterance, meeting_date=self._meeting_date)
+        found = await asyncio.to_thread(
+            feed, utterance, meeting_date=self._meeting_date, next_meeting=self._next_meeting
+        )
         return found  # type: ignore[return-value]
 
     async def _run(self) -> None:
+        if self._lookup_next_meeting is not None:
+            try:
+                async with asyncio.timeout(NEXT_MEETING_LOOKUP_SECS):
+                    self._next_meeting = await self._lookup_next_meeting()
+            except Exception as exc:  # no next meeting date: "for the next meeting" stays undated
+                log.warning("call %s: the series' next meeting is unknown: %s", self._call_id, exc)
         while (segment := await self._queue.get()) is not None:
             try:
                 await self._extract(segment)
             finally:
                 self._processed_one()
 
+    def _speakers_own(self, segment: TranscriptSegmentFrame) -> set[str]:
+        """What an unnamed voice promised for itself: kept with its label, to become its
+        person's when they are named (processors/people.py)."""
+        if self._first_person is None or segment.speaker is None or segment.person is not None:
+            return set()
+        return self._first_person(segment.text, self._meeting_date)
+
     async def _extract(self, segment: TranscriptSegmentFrame) -> None:
         # A voice label (S1, S2, ...) is not a name: it never becomes an owner. Until a label
-        # is bound to a person, a first-person promise's owner stays unknown.
-        utterance = Utterance(speaker=None, text=segment.text)
+        # is bound to a person (processors/people.py), a first-person promise's owner stays
+        # unknown.
+        utterance = Utterance(speaker=segment.person, text=segment.text)
         try:
             found = await self._feed(utterance)
         except Exception as exc:  # one bad utterance must not stop extraction
             await self.push_error(f"commitment extraction failed: {exc}", exception=exc)
             return
+        unnamed = self._speakers_own(segment) if any(i.owner is None for i in found) else set()
         for ordinal, item in enumerate(found):
             record = commitment_record(
                 item,
@@ -150,6 +189,7 @@ class CommitmentExtractor(FrameProcessor):  # type: ignore[misc]
                 seq=segment.seq,
                 ordinal=ordinal,
                 series=self._series,
+                speaker=segment.speaker if item.owner is None and item.action in unnamed else None,
             )
             self.found.append(record)
             self._submit(record)

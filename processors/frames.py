@@ -19,7 +19,11 @@ class TranscriptSegmentFrame(DataFrame):
     end_ms: int
     confidence: float | None = None
     speaker: str | None = None
+    person: str | None = None  # who the speaker is, when known (processors/people.py)
     seq: int = -1  # numbered by the transcript recorder
+    # The speculative transcript announced for this turn (`EarlyTranscriptFrame`), if any: the
+    # wake gate knows the turn it answered early even when the stored words differ from it.
+    early: str | None = None
     # Barge-in interrupts the bot's speech, never the meeting's data.
     interruptible: bool = field(default=False, init=False)
 
@@ -34,6 +38,15 @@ class SpeechPausedFrame(SystemFrame):
 @dataclass
 class SpeechResumedFrame(SystemFrame):
     """The speaker went on after a `SpeechPausedFrame`: the turn is not over."""
+
+
+@dataclass
+class TurnJudgedFrame(SystemFrame):
+    """Smart Turn's verdict on the turn so far, made at a pause (processors/pause_vad.py):
+    `complete` when the speaker sounds done, with the model's probability of that."""
+
+    complete: bool
+    probability: float
 
 
 @dataclass

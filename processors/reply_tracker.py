@@ -7,9 +7,11 @@ Two processors around the output transport:
 - `ReplyTracker` (after it) sees only what the transport really wrote to the socket: Pipecat's
   output transport passes an audio frame on downstream once it has sent it, and drops what it
   could not send (socket gone) or what an interruption flushed. So `audio_ms` is the reply's
-  audio that was sent, and `audio_played_ms` is the audio up to the last sentence whose mark
-  came back before the reply was stored: what the caller is known to have heard, a lower bound,
-  sentence by sentence.
+  audio that was sent. Reply audio goes out ahead of real time (`call.audio_lead_secs`), so
+  sent is not played: `audio_played_ms` is all of it for a reply whose last mark came back;
+  for a reply cut short, what was sent less what the caller's end still held unplayed when it
+  was cut (`SocketClock.unplayed_ms`: Twilio plays in real time and drops the rest on
+  `clear`), and never less than the audio up to the last sentence whose mark came back.
 
 Its latency is the caller's, read on the call's clock at the socket (`SocketClock`, kept by the
 serializer): `t_question_end_ms` is the end of the question's last voiced frame (core/voice.py),
@@ -59,6 +61,8 @@ class SocketTimes(Protocol):
 
     def written_at(self, audio: bytes) -> int | None: ...
 
+    def unplayed_ms(self, since_ms: float) -> float: ...
+
     def voice_end(self, vad_end_ms: int) -> int: ...
 
 
@@ -107,6 +111,8 @@ class _Reply:
     # Audio sent by the end of each sentence (index n-1 for sentence n).
     sentence_end_ms: list[float] = field(default_factory=list)
     played_sentences: int = 0
+    # Cut short: the audio sent that the caller's end had not played when it was cut.
+    unplayed_ms: float | None = None
 
     @property
     def sent_all(self) -> bool:
@@ -114,9 +120,10 @@ class _Reply:
 
     @property
     def played_ms(self) -> int:
-        if self.played_sentences:
-            return int(self.sentence_end_ms[self.played_sentences - 1])
-        return 0
+        marked = self.sentence_end_ms[self.played_sentences - 1] if self.played_sentences else 0.0
+        if self.unplayed_ms is None:
+            return int(marked)
+        return int(max(marked, self.sent_ms - self.unplayed_ms))
 
 
 class ReplyTracker(FrameProcessor):  # type: ignore[misc]
@@ -221,10 +228,17 @@ class ReplyTracker(FrameProcessor):  # type: ignore[misc]
 
     def _cut_all(self, why: str) -> None:
         hung_up = why.startswith("caller hung up")
-        for ordinal in sorted(self._playing):
-            self._finish(self._playing.pop(ordinal), interrupted=True, why=why, hung_up=hung_up)
+        cut = [self._playing.pop(ordinal) for ordinal in sorted(self._playing)]
         if self._sending is not None:
-            reply, self._sending = self._sending, None
+            cut.append(self._sending)
+            self._sending = None
+        # What the caller's end held unplayed is the tail of what was sent: the newest reply's.
+        starts = [reply.first_sent_ms for reply in cut if reply.first_sent_ms is not None]
+        unplayed = self._clock.unplayed_ms(min(starts)) if starts else 0.0
+        for reply in reversed(cut):
+            reply.unplayed_ms = min(reply.sent_ms, unplayed)
+            unplayed -= reply.unplayed_ms
+        for reply in cut:
             self._finish(reply, interrupted=True, why=why, hung_up=hung_up)
 
     def _finish(

@@ -41,6 +41,7 @@ class TranscriptRecorder(FrameProcessor):  # type: ignore[misc]
                 text=frame.text,
                 confidence=frame.confidence,
                 speaker=frame.speaker,
+                person=frame.person,
             )
             frame.seq = record.seq
             self._seq += 1

@@ -26,8 +26,10 @@ from pipecat.processors.frame_processor import FrameDirection, FrameProcessor
 from processors.frames import (
     AddressedFrame,
     EarlyTranscriptFrame,
+    SpeechPausedFrame,
     SpeechResumedFrame,
     TranscriptSegmentFrame,
+    TurnJudgedFrame,
 )
 
 _TOKEN = re.compile(r"[a-z0-9']+")
@@ -173,9 +175,13 @@ class WakeGate(FrameProcessor):  # type: ignore[misc]
     """Pushes an `AddressedFrame` after each transcript spoken to the bot; passes all frames.
 
     With `answer_early`, a speculative `EarlyTranscriptFrame` (the turn so far, transcribed
-    during a pause) that is addressed to the bot is answered at once; the final transcript of
+    during a pause) that is addressed to the bot with a known intent is answered at once; the final transcript of
     that same turn is then not answered again. If the speaker went on instead, the final
     transcript differs and is judged on its own (barge-in has already cut the early answer).
+
+    With `judged` (a turn analyzer runs at pauses, `turn.analyzer`), an early transcript is
+    answered only once the pause's `TurnJudgedFrame` says the turn is complete, whichever of
+    the two comes first; a turn judged incomplete is answered from its final transcript.
     """
 
     def __init__(
@@ -184,8 +190,13 @@ class WakeGate(FrameProcessor):  # type: ignore[misc]
         *,
         follow_up_secs: float = FOLLOW_UP_SECS,
         answer_early: bool = True,
+        judged: bool = False,
     ) -> None:
         super().__init__()
+        self._judged = judged
+        # This pause's verdict (None: not yet) and its early transcript awaiting one.
+        self._verdict: bool | None = None
+        self._held: EarlyTranscriptFrame | None = None
         self._matcher = matcher
         self._follow_up_secs = follow_up_secs
         self._answer_early = answer_early
@@ -200,6 +211,8 @@ class WakeGate(FrameProcessor):  # type: ignore[misc]
         self._answered_early: str | None = None
         self.early_answers = 0
         self.early_cancelled = 0
+        self.early_held_back = 0  # early transcripts not answered: the turn sounded unfinished
+        self.early_unknown = 0  # nor those that ask for nothing known: the turn's end decides
 
     def _in_follow_up(self, start_ms: int) -> bool:
         """Said while the bot spoke, or within `follow_up_secs` of the end of its speech."""
@@ -225,6 +238,8 @@ class WakeGate(FrameProcessor):  # type: ignore[misc]
             spoken_ms = 1000 * (time.monotonic() - self._bot_started_mono)
             self._bot_stopped_ms = self._bot_started_ms + spoken_ms
         await self.push_frame(frame, direction)
+        if isinstance(frame, SpeechPausedFrame | SpeechResumedFrame):
+            self._verdict, self._held = None, None
         if isinstance(frame, SpeechResumedFrame) and self._answered_early is not None:
             # The asker was not done: the early answer (speaking or still being prepared) is
             # cut, and the whole turn is judged when it really ends.
@@ -232,20 +247,43 @@ class WakeGate(FrameProcessor):  # type: ignore[misc]
             self._answered_early = None
             self.early_cancelled += 1
             await self.broadcast_interruption()  # type: ignore[no-untyped-call]
+        elif isinstance(frame, TurnJudgedFrame):
+            self._verdict = frame.complete
+            held, self._held = self._held, None
+            if held is not None:
+                await self._early(held)
         elif isinstance(frame, EarlyTranscriptFrame) and self._answer_early:
-            found = self._matcher.match(frame.text, follow_up=self._in_follow_up(frame.start_ms))
-            log.debug("wake: early transcript: intent=%s", found and found.intent)
-            if found is not None:
-                self._answered_early = frame.text
-                self.early_answers += 1
-                await self._addressed(found, seq=-1, end_ms=frame.end_ms)
+            if self._judged and self._verdict is None:
+                self._held = frame  # answered (or not) when the verdict comes
+            else:
+                await self._early(frame)
         elif isinstance(frame, TranscriptSegmentFrame):
+            self._verdict, self._held = None, None
             early, self._answered_early = self._answered_early, None
-            if early is not None and early == frame.text:
+            if early is not None and early in (frame.text, frame.early):
                 return  # this turn was answered from its early transcript already
             found = self._matcher.match(frame.text, follow_up=self._in_follow_up(frame.start_ms))
             if found is not None:
                 await self._addressed(found, seq=frame.seq, end_ms=frame.end_ms)
+
+    async def _early(self, frame: EarlyTranscriptFrame) -> None:
+        """Answer an early transcript addressed to the bot (if its turn is not judged unfinished)."""
+        found = self._matcher.match(frame.text, follow_up=self._in_follow_up(frame.start_ms))
+        log.debug("wake: early transcript: intent=%s", found and found.intent)
+        if found is None:
+            return
+        if found.intent == "unknown":
+            # The name and words no intent knows: most often a question cut at its first
+            # pause ("Convene, what ..."), which sounds like a finished turn. Its end decides.
+            self.early_unknown += 1
+            return
+        if self._judged and not self._verdict:
+            self.early_held_back += 1
+            log.debug("wake: the turn sounds unfinished; waiting for its end")
+            return
+        self._answered_early = frame.text
+        self.early_answers += 1
+        await self._addressed(found, seq=-1, end_ms=frame.end_ms)
 
     async def _addressed(self, found: Addressing, *, seq: int, end_ms: int) -> None:
         await self.push_frame(

@@ -30,7 +30,8 @@ from pipecat.services.stt_service import SegmentedSTTService
 from pipecat.services.whisper.stt import WhisperSTTService
 from pipecat.utils.time import time_now_iso8601
 
-from core.metrics import transcribing
+from core.metrics import STT_DROPPED, transcribing
+from core.stt_queue import Dropped, Lane, TranscriptionQueue, shared_queue
 from processors.frames import EarlyTranscriptFrame, SpeechPausedFrame, SpeechResumedFrame
 from processors.stt_timing import CallClock, SegmentTimingMixin
 
@@ -238,6 +239,14 @@ class SharedWhisperSTTService(SegmentTimingMixin, SegmentedSTTService):  # type:
     `EarlyTranscriptFrame`. If the turn then ends without the speaker going on, that result is
     the segment's transcript and Whisper does not run again; a `SpeechResumedFrame` throws it
     away. The transcription so overlaps the VAD's end-of-turn silence instead of following it.
+
+    With a `quick_model` (a smaller Whisper, `stt.quick_model`), a turn up to `quick_max_secs`
+    long is speculated on with it instead: a faster guess for the wake gate; the turn's stored
+    transcript is then still the main model's, made when the turn ends (from the same audio).
+    Every transcription goes through the process's `TranscriptionQueue` (core/stt_queue.py):
+    speculations and turns up to `short_secs` before longer turns, so a question is not stuck
+    behind other calls' monologues; a speculation the queue has no room for is dropped (the
+    turn's own transcription follows).
     """
 
     def __init__(
@@ -248,7 +257,11 @@ class SharedWhisperSTTService(SegmentTimingMixin, SegmentedSTTService):  # type:
         settings: Any = None,  # WhisperSTTService.Settings
         trailing_silence_secs: float = 0.5,
         speculate_max_secs: float = SHORT_MAX_SECS,
+        quick_model: WhisperModel | None = None,
+        quick_max_secs: float = 0.0,
         clock: CallClock | None = None,
+        queue: TranscriptionQueue | None = None,
+        short_secs: float = 8.0,
         **kwargs: Any,
     ) -> None:
         settings = settings or WhisperSTTService.Settings()
@@ -259,12 +272,18 @@ class SharedWhisperSTTService(SegmentTimingMixin, SegmentedSTTService):  # type:
         self._whisper = settings
         self._pad_secs = trailing_silence_secs
         self._speculate_max_secs = speculate_max_secs
+        self._quick_model = quick_model
+        self._quick_max_secs = quick_max_secs if quick_model is not None else 0.0
+        self._queue = queue or shared_queue()
+        self._short_secs = short_secs
         self._speculation: asyncio.Future[tuple[str, float | None] | None] | None = None
+        self._spec: _Speculation | None = None
         # Where in the turn's audio its last pause began (bytes): the turn is transcribed up to
         # there, speculatively or not, so the words do not depend on which finished first.
         self._pause_cut: int | None = None
         self.speculations = 0
         self.speculations_used = 0
+        self.quick_speculations = 0
 
     @property
     def wants_wav_segments(self) -> bool:
@@ -274,8 +293,8 @@ class SharedWhisperSTTService(SegmentTimingMixin, SegmentedSTTService):  # type:
         return True
 
     def _take_speculation(self) -> Any:
-        taken = (self._speculation, self._pause_cut)
-        self._speculation, self._pause_cut = None, None
+        taken = (self._spec if self._speculation is not None else None, self._pause_cut)
+        self._speculation, self._pause_cut, self._spec = None, None, None
         return taken
 
     async def process_frame(self, frame: Frame, direction: FrameDirection) -> None:
@@ -285,7 +304,7 @@ class SharedWhisperSTTService(SegmentTimingMixin, SegmentedSTTService):  # type:
                 self._speculate(frame.paused_secs)
         elif isinstance(frame, SpeechResumedFrame):
             # The turn goes on: what was heard so far is not it.
-            self._speculation, self._pause_cut = None, None
+            self._speculation, self._pause_cut, self._spec = None, None, None
         await super().process_frame(frame, direction)
 
     def _speculate(self, paused_secs: float) -> None:
@@ -295,6 +314,12 @@ class SharedWhisperSTTService(SegmentTimingMixin, SegmentedSTTService):  # type:
             return
         if len(pcm) > self._speculate_max_secs * self.sample_rate * 2:
             return
+        quick = self._quick_model is not None and (
+            len(pcm) <= self._quick_max_secs * self.sample_rate * 2
+        )
+        if quick and self._quick_model is not None:
+            model = self._quick_model
+            self.quick_speculations += 1
         pcm += self.silence(self._pad_secs)
         settings: Any = self._whisper
         started = time.monotonic()
@@ -302,28 +327,34 @@ class SharedWhisperSTTService(SegmentTimingMixin, SegmentedSTTService):  # type:
         def timed() -> tuple[str, float | None] | None:
             result = transcribe_quick(model, pcm, settings)
             log.debug(
-                "stt: speculation on %.2f s of audio took %.0f ms: %s",
+                "stt: %sspeculation on %.2f s of audio took %.0f ms: %s",
+                "quick " if quick else "",
                 len(pcm) / (self.sample_rate * 2),
                 (time.monotonic() - started) * 1000,
                 "unsure" if result is None else f"{len(result[0].split())} words",
             )
             return result
 
-        speculation = self.create_task(transcribing(asyncio.to_thread(timed)), name="stt-speculate")
+        speculation = self.create_task(
+            transcribing(self._queue.run(timed, lane=Lane.FIRST, droppable=True)),
+            name="stt-speculate",
+        )
         self._speculation = speculation
+        spec = _Speculation(speculation, quick=quick)
+        self._spec = spec
         self.speculations += 1
         start_ms = self._timing_start_ms
         end_ms = max(start_ms, self.heard_ms - int(paused_secs * 1000))
-        self.create_task(self._announce(speculation, start_ms, end_ms), name="stt-speculation")
+        self.create_task(self._announce(spec, start_ms, end_ms), name="stt-speculation")
 
-    async def _announce(
-        self,
-        speculation: asyncio.Future[tuple[str, float | None] | None],
-        start_ms: int,
-        end_ms: int,
-    ) -> None:
+    async def _announce(self, spec: _Speculation, start_ms: int, end_ms: int) -> None:
+        speculation = spec.result
         try:
             result = await asyncio.shield(speculation)
+        except Dropped:
+            STT_DROPPED.inc()
+            log.debug("stt: speculation dropped: the transcription queue is full")
+            return
         except Exception:
             log.exception("speculative transcription failed")
             return
@@ -333,12 +364,30 @@ class SharedWhisperSTTService(SegmentTimingMixin, SegmentedSTTService):  # type:
         # Only while it is still this turn's best guess: not after a resume, and not once the
         # turn has ended (then the final transcript is already on its way).
         if text and self._speculation is speculation:
+            spec.announced = text
             await self.push_frame(EarlyTranscriptFrame(text=text, start_ms=start_ms, end_ms=end_ms))
+
+    async def _announce_late(self, spec: _Speculation, timing: tuple[int, int]) -> None:
+        """The turn ended before its quick guess was ready: announce it now (before the main
+        model's transcript), as the wake gate may answer from it while that is made."""
+        try:
+            result = await asyncio.shield(spec.result)
+        except Exception:
+            return  # logged where it was to be announced
+        if result is not None and result[0]:
+            spec.announced = result[0]
+            start_ms, end_ms = timing
+            await self.push_frame(
+                EarlyTranscriptFrame(text=result[0], start_ms=start_ms, end_ms=end_ms)
+            )
 
     async def run_stt(self, audio: bytes) -> AsyncGenerator[Frame, None]:
         timing = self.next_timing()
-        speculation, pause_cut = self.next_speculation() or (None, None)
+        spec, pause_cut = self.next_speculation() or (None, None)
+        speculation = spec.result if spec is not None and not spec.quick else None
         model = self._whisper_model
+        if spec is not None and spec.quick and spec.announced is None:
+            await self._announce_late(spec, timing)
         await self.start_processing_metrics()
         settings: Any = self._whisper
         result: tuple[str, float | None] | None = None
@@ -361,20 +410,39 @@ class SharedWhisperSTTService(SegmentTimingMixin, SegmentedSTTService):  # type:
             if pause_cut is not None and pause_cut < len(audio):
                 # The same audio a speculation would have had: the turn up to its last pause.
                 audio = audio[:pause_cut] + self.silence(self._pad_secs)
+            turn = audio
+            short = len(turn) <= self._short_secs * self.sample_rate * 2
+            lane = Lane.FIRST if short else Lane.AFTER
             if unsure:  # the turn-sized window was unsure of this very audio: the full one
                 result = await transcribing(
-                    asyncio.to_thread(transcribe_full, model, _samples(audio), settings)
+                    self._queue.run(
+                        lambda: transcribe_full(model, _samples(turn), settings), lane=lane
+                    )
                 )
             else:
                 result = await transcribing(
-                    asyncio.to_thread(transcribe_local, model, audio, settings)
+                    self._queue.run(lambda: transcribe_local(model, turn, settings), lane=lane)
                 )
         text, confidence = result
         await self.stop_processing_metrics()
         if not text:
             return
         yield TranscriptionFrame(text, self.speaker_id, time_now_iso8601(), settings.language)
-        yield self.segment_frame(text, timing, confidence)
+        segment = self.segment_frame(text, timing, confidence)
+        segment.early = spec.announced if spec is not None else None
+        yield segment
+
+
+class _Speculation:
+    """One speculative transcription: its result, whether the quick model made it, and the
+    text announced from it (an `EarlyTranscriptFrame`), if any."""
+
+    def __init__(
+        self, result: asyncio.Future[tuple[str, float | None] | None], *, quick: bool
+    ) -> None:
+        self.result = result
+        self.quick = quick
+        self.announced: str | None = None
 
 
 class RemoteWhisperSTTService(SegmentTimingMixin, SegmentedSTTService):  # type: ignore[misc]

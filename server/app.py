@@ -13,7 +13,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
 from core.settings import Settings, get_settings
-from server import routes_calls, routes_metrics, routes_twilio
+from server import routes_calls, routes_metrics, routes_people, routes_twilio
 from server.erase import retention_loop
 from server.guard import BodyLimit, HangUps, HostCheck, SecurityHeaders, trusted_hosts
 from server.runtime import Runtime
@@ -82,6 +82,7 @@ def create_app(*, settings: Settings | None = None, runtime: Runtime | None = No
     )
     app.add_exception_handler(RequestValidationError, validation_error)
     app.include_router(routes_calls.router)
+    app.include_router(routes_people.router)
     app.include_router(routes_twilio.router)
     app.include_router(routes_metrics.router)
 

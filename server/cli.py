@@ -7,6 +7,7 @@ import datetime as dt
 import ipaddress
 import json
 import os
+import re
 import secrets
 import sys
 from pathlib import Path
@@ -17,7 +18,7 @@ from pydantic import SecretStr
 from rich.console import Console
 
 from core.errors import ConveneError
-from core.identifiers import SERIES_KEY_RULE, valid_series_key
+from core.identifiers import E164_PATTERN, SERIES_KEY_RULE, valid_series_key
 from core.settings import Settings
 from memory.access import SCOPES, AccessStore, TokenRow
 from server.logs import configure_logging
@@ -174,6 +175,14 @@ def simulate(
         Path | None,
         typer.Option("--record-replies", "--record", help="Save what the bot said (8 kHz WAV)."),
     ] = None,
+    caller: Annotated[
+        str,
+        typer.Option(
+            "--from",
+            help="The caller's number (E.164) the call comes from; a person registered with "
+            "it (POST /people) is greeted with their open items.",
+        ),
+    ] = "+15550100001",
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
     verbose: Verbose = False,
 ) -> None:
@@ -192,6 +201,9 @@ def simulate(
     if speed < 0:
         err.print("[red]error:[/] --speed must be >= 0")
         raise typer.Exit(2)
+    if not re.fullmatch(E164_PATTERN, caller):
+        err.print(f"[red]error:[/] --from {caller!r}: expected an E.164 number, e.g. +14155550100")
+        raise typer.Exit(2)
 
     async def go() -> dict[str, object]:
         if url:
@@ -205,6 +217,7 @@ def simulate(
                 auth_token=token,
                 api_token=os.environ.get("CONVENE_API_TOKEN"),
                 record_path=record,
+                from_number=caller,
             )
         from server.app import create_app
         from server.local_server import minted_token, serve_in_process
@@ -229,6 +242,7 @@ def simulate(
                     auth_token=token,
                     api_token=api_token,
                     record_path=record,
+                    from_number=caller,
                 )
         finally:
             await runtime.close()
@@ -273,8 +287,16 @@ def extract(
     date: Annotated[
         str | None, typer.Option(help="Meeting date YYYY-MM-DD: due dates resolve against it.")
     ] = None,
+    next_meeting: Annotated[
+        str | None,
+        typer.Option(
+            "--next-meeting",
+            help='The series\' next meeting YYYY-MM-DD: "for the next meeting" is due then.',
+        ),
+    ] = None,
     batch: Annotated[
-        Path | None, typer.Option(help="JSONL: one {id, date, lines} per line.")
+        Path | None,
+        typer.Option(help="JSONL: one {id, date, lines[, next_meeting]} per line."),
     ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
     verbose: Verbose = False,
@@ -292,6 +314,7 @@ def extract(
         raise typer.Exit(2)
     text = ""
     meeting_date = dt.date.min
+    next_date: dt.date | None = None
     if batch is None:
         if date is None:
             err.print("[red]error:[/] --date YYYY-MM-DD is required (due dates resolve against it)")
@@ -300,6 +323,11 @@ def extract(
             meeting_date = dt.date.fromisoformat(date)
         except ValueError as exc:
             err.print(f"[red]error:[/] --date {date!r}: expected YYYY-MM-DD")
+            raise typer.Exit(2) from exc
+        try:
+            next_date = dt.date.fromisoformat(next_meeting) if next_meeting else None
+        except ValueError as exc:
+            err.print(f"[red]error:[/] --next-meeting {next_meeting!r}: expected YYYY-MM-DD")
             raise typer.Exit(2) from exc
         if file is None or file == "-":
             text = sys.stdin.read()
@@ -313,7 +341,15 @@ def extract(
             err.print("note: the transcript is empty; no commitments")
     try:
         code = asyncio.run(
-            _extract(_settings(), batch, text, meeting_date, file=file, as_json=as_json)
+            _extract(
+                _settings(),
+                batch,
+                text,
+                meeting_date,
+                file=file,
+                as_json=as_json,
+                next_meeting=next_date,
+            )
         )
     except ConveneError as exc:
         raise _fail(exc) from exc
@@ -328,6 +364,7 @@ async def _extract(
     *,
     file: str | None,
     as_json: bool,
+    next_meeting: dt.date | None = None,
 ) -> int:
     from server.extract_cli import extract_lines, open_extractor, run_batch
 
@@ -348,7 +385,10 @@ async def _extract(
             found: list[dict[str, Any]] = []
             if text.strip():
                 found = await extract_lines(
-                    text.splitlines(), meeting_date=meeting_date, extractor=extractor
+                    text.splitlines(),
+                    meeting_date=meeting_date,
+                    extractor=extractor,
+                    next_meeting=next_meeting,
                 )
             if as_json:
                 sys.stdout.write(json.dumps({"commitments": found}) + "\n")

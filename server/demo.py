@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import hashlib
 import json
 import secrets
 from pathlib import Path
@@ -21,43 +22,48 @@ from rich.table import Table
 
 from core import clock
 from core.settings import Settings
-from processors.piper_voice import synthesize_meeting
 from server.app import create_app
 from server.local_server import minted_token, serve_in_process
 from server.runtime import Runtime
 from server.simulate import simulate_call
+from server.voices import voice_meeting
 
-MEETINGS: list[tuple[str, dt.date, list[str]]] = [
+# Three people, three voices (server/voices.py): Maya chairs (the packaged Piper voice), Tom
+# and Priya speak with that voice moved lower and higher, which a speaker encoder hears as
+# other voices. Tom is named by the request put to him and his answer, Maya and Priya by their
+# introductions; in the second meeting nobody says who they are: their voices are remembered.
+MAYA, TOM, PRIYA = "piper", "piper@0.78", "piper@1.25"
+MEETINGS: list[tuple[str, dt.date, list[tuple[str, str]]]] = [
     (
         "meeting-1",
         dt.date(2026, 11, 17),
         [
-            "Good morning everyone, this is our weekly product sync.",
-            "Tom, can you get the demo environment ready by Friday?",
-            "Yes, I will have the demo environment ready by Friday.",
-            "I will send the security review to legal by Thursday.",
-            "Priya is going to update the pricing page next week.",
+            (MAYA, "Good morning everyone, this is Maya, welcome to our weekly product sync."),
+            (MAYA, "Tom, can you get the demo environment ready by Friday?"),
+            (TOM, "Yes, I will have the demo environment ready by Friday."),
+            (TOM, "I will send the security review to legal by Thursday."),
+            (PRIYA, "Hi, this is Priya. I will update the pricing page next week."),
         ],
     ),
     (
         "meeting-2",
         dt.date(2026, 11, 24),
         [
-            "Good morning, quick update: the demo environment is ready.",
-            "The security review is not done yet, I will send it to legal by Wednesday.",
-            "Convene, give me a progress report.",
+            (TOM, "Good morning, quick update: the demo environment is ready."),
+            (TOM, "The security review is not done yet, I will send it to legal by Wednesday."),
+            (MAYA, "Convene, give me a progress report."),
         ],
     ),
 ]
 
 
-def meeting_audio(home: Path, name: str, turns: list[str]) -> Path:
-    """Synthesize a meeting recording once (cached under CONVENE_HOME/demo)."""
-    path = home / "demo" / f"{name}.wav"
+def meeting_audio(home: Path, name: str, turns: list[tuple[str, str]]) -> Path:
+    """Synthesize a meeting recording once (cached under CONVENE_HOME/demo, by its script)."""
+    script = hashlib.sha256(json.dumps(turns).encode()).hexdigest()[:10]
+    path = home / "demo" / f"{name}-{script}.wav"
     if not path.exists():
         path.parent.mkdir(parents=True, exist_ok=True)
-        audio, rate = synthesize_meeting(turns)
-        sf.write(path, audio, rate)
+        voice_meeting(path, turns, pause_secs=0.9, lead_secs=0.3)
     return path
 
 
@@ -72,9 +78,9 @@ async def run_demo(settings: Settings, *, speed: float, console: Console) -> dic
         p.add_task("Starting embedded Postgres + Redis, loading Whisper base…", total=None)
         runtime = await Runtime.start(local)
         # The sample meeting's people: biases Whisper toward their names.
-        agent = runtime.prompts.agent.model_copy(update={"participants": ["Tom", "Priya"]})
+        agent = runtime.prompts.agent.model_copy(update={"participants": ["Maya", "Tom", "Priya"]})
         runtime.prompts = runtime.prompts.model_copy(update={"agent": agent})
-        p.add_task("Speaking the sample meetings with Piper…", total=None)
+        p.add_task("Speaking the sample meetings (three voices)…", total=None)
         audios = [
             await asyncio.to_thread(meeting_audio, local.convene_home, name, turns)
             for name, _, turns in MEETINGS
@@ -153,6 +159,12 @@ def _show_tasks(console: Console, tasks: list[dict[str, Any]]) -> None:
     console.print(table)
 
 
+def _line(seg: dict[str, Any]) -> str:
+    """A live transcript line: when, who (their name when known, else their voice's label)."""
+    who = seg.get("person") or seg.get("speaker") or "?"
+    return f"  [green]{seg['start_ms'] / 1000:5.1f}s[/] [cyan]{who:>6}[/] {seg['text']}"
+
+
 async def _stream_with_live_transcript(
     base_url: str,
     audio: Path,
@@ -202,11 +214,9 @@ async def _stream_with_live_transcript(
                     continue
                 segments = response.json()["transcript"]
                 for seg in segments[shown:]:
-                    progress.console.print(
-                        f"  [green]{seg['start_ms'] / 1000:5.1f}s[/] {seg['text']}"
-                    )
+                    progress.console.print(_line(seg))
                 shown = max(shown, len(segments))
         result = await call
     for seg in result["transcript"][shown:]:
-        console.print(f"  [green]{seg['start_ms'] / 1000:5.1f}s[/] {seg['text']}")
+        console.print(_line(seg))
     return result

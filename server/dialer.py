@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 
 from twilio.base.exceptions import TwilioException, TwilioRestException
 from twilio.http.async_http_client import AsyncTwilioHttpClient
@@ -41,6 +43,23 @@ def _client(settings: Settings, http: AsyncTwilioHttpClient) -> Client:
     return client
 
 
+@asynccontextmanager
+async def _twilio(settings: Settings, refused: str) -> AsyncIterator[Client]:
+    """A REST client for one request; Twilio's errors as ProviderError ("Twilio `refused`: …"),
+    without the request's secrets."""
+    http = AsyncTwilioHttpClient()
+    try:
+        yield _client(settings, http)
+    except TwilioRestException as exc:
+        raise ProviderError(
+            f"Twilio {refused}: {exc.msg} (HTTP {exc.status}, code {exc.code})"
+        ) from exc
+    except (TwilioException, OSError) as exc:
+        raise ProviderError(f"Twilio unreachable: {type(exc).__name__}") from exc
+    finally:
+        await http.close()
+
+
 async def place_call(
     settings: Settings, *, to: str, twiml: str, time_limit_secs: int | None = None
 ) -> str:
@@ -49,9 +68,7 @@ async def place_call(
     missing = missing_twilio_settings(settings)
     if missing:
         raise NotConfigured(f"outbound calls need {', '.join(missing)} (see .env.example)")
-    http = AsyncTwilioHttpClient()
-    client = _client(settings, http)
-    try:
+    async with _twilio(settings, "refused the call") as client:
         call = await client.calls.create_async(
             to=to,
             from_=settings.twilio.from_number,
@@ -60,14 +77,6 @@ async def place_call(
             status_callback_event=STATUS_EVENTS,
             **({"time_limit": time_limit_secs} if time_limit_secs else {}),
         )
-    except TwilioRestException as exc:
-        raise ProviderError(
-            f"Twilio refused the call: {exc.msg} (HTTP {exc.status}, code {exc.code})"
-        ) from exc
-    except (TwilioException, OSError) as exc:
-        raise ProviderError(f"Twilio unreachable: {type(exc).__name__}") from exc
-    finally:
-        await http.close()
     sid: str = call.sid
     return sid
 
@@ -82,14 +91,5 @@ async def hang_up(settings: Settings, call_sid: str) -> None:
     ]
     if missing:
         raise NotConfigured(f"hanging up needs {', '.join(missing)}")
-    http = AsyncTwilioHttpClient()
-    try:
-        await _client(settings, http).calls(call_sid).update_async(status="completed")
-    except TwilioRestException as exc:
-        raise ProviderError(
-            f"Twilio refused to hang up: {exc.msg} (HTTP {exc.status}, code {exc.code})"
-        ) from exc
-    except (TwilioException, OSError) as exc:
-        raise ProviderError(f"Twilio unreachable: {type(exc).__name__}") from exc
-    finally:
-        await http.close()
+    async with _twilio(settings, "refused to hang up") as client:
+        await client.calls(call_sid).update_async(status="completed")

@@ -42,11 +42,19 @@ class CliExtractor:
         return self.llm.stats.fallbacks if self.llm is not None else 0
 
     async def extract(
-        self, utterances: list[Utterance], *, meeting_date: dt.date
+        self,
+        utterances: list[Utterance],
+        *,
+        meeting_date: dt.date,
+        next_meeting: dt.date | None = None,
     ) -> list[Commitment]:
         if self.llm is None:
-            return self.rules.extract(utterances, meeting_date=meeting_date)
-        return await self.llm.extract(utterances, meeting_date=meeting_date)
+            return self.rules.extract(
+                utterances, meeting_date=meeting_date, next_meeting=next_meeting
+            )
+        return await self.llm.extract(
+            utterances, meeting_date=meeting_date, next_meeting=next_meeting
+        )
 
 
 @asynccontextmanager
@@ -92,6 +100,8 @@ async def open_extractor(settings: Settings) -> AsyncIterator[CliExtractor]:
                     model=server.alias,
                     timeout_secs=local.timeout_secs,
                     temperature=local.temperature,
+                    gate=knobs.extraction.gate,
+                    rules_too=knobs.extraction.rules_too,
                 )
             else:
                 assert provider is not None
@@ -109,6 +119,8 @@ async def open_extractor(settings: Settings) -> AsyncIterator[CliExtractor]:
                     base_url=base_url,
                     provider=provider,
                     model=knobs.llm.model,
+                    gate=knobs.extraction.gate,
+                    rules_too=knobs.extraction.rules_too,
                 )
             async with llm:
                 yield CliExtractor(rules, llm)
@@ -118,7 +130,7 @@ async def open_extractor(settings: Settings) -> AsyncIterator[CliExtractor]:
 
 
 def commitment_json(item: Commitment) -> dict[str, Any]:
-    return {
+    out: dict[str, Any] = {
         "owner": item.owner,
         "action": item.action,
         "due": item.due.isoformat() if item.due else None,
@@ -126,13 +138,22 @@ def commitment_json(item: Commitment) -> dict[str, Any]:
         "confidence": round(item.confidence, 3),
         "kind": item.kind,
     }
+    if item.owners:  # a group task: each owner ("owner" joins them)
+        out["owners"] = list(item.owners)
+    return out
 
 
 async def extract_lines(
-    lines: Iterable[str], *, meeting_date: dt.date, extractor: CliExtractor
+    lines: Iterable[str],
+    *,
+    meeting_date: dt.date,
+    extractor: CliExtractor,
+    next_meeting: dt.date | None = None,
 ) -> list[dict[str, Any]]:
     utterances = parse_transcript_lines(lines)
-    found = await extractor.extract(utterances, meeting_date=meeting_date)
+    found = await extractor.extract(
+        utterances, meeting_date=meeting_date, next_meeting=next_meeting
+    )
     return [commitment_json(c) for c in found]
 
 
@@ -165,10 +186,19 @@ async def _batch_item(line_no: int, raw: str, extractor: CliExtractor) -> BatchR
         meeting_date = dt.date.fromisoformat(str(date_raw))
     except ValueError:
         problems.append(f"`date` {date_raw!r} is not YYYY-MM-DD")
+    next_raw = item.get("next_meeting")
+    next_meeting: dt.date | None = None
+    if next_raw is not None:
+        try:
+            next_meeting = dt.date.fromisoformat(str(next_raw))
+        except ValueError:
+            problems.append(f"`next_meeting` {next_raw!r} is not YYYY-MM-DD")
     if problems or meeting_date is None or not isinstance(lines, list):
         message = f"line {line_no}: " + "; ".join(problems)
         return BatchResult(line_no, {"id": item_id, "error": message}, message)
-    found = await extract_lines(lines, meeting_date=meeting_date, extractor=extractor)
+    found = await extract_lines(
+        lines, meeting_date=meeting_date, extractor=extractor, next_meeting=next_meeting
+    )
     return BatchResult(line_no, {"id": item_id, "commitments": found})
 
 

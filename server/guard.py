@@ -210,6 +210,11 @@ async def live_calls(access: AccessStore, settings: Settings) -> int:
     )
 
 
+# What `POST /calls` past the cap tells the client (503's Retry-After): calls last minutes,
+# so sooner would only be refused again.
+CALL_CAP_RETRY_AFTER_SECS = 30
+
+
 async def call_cap_refusal(
     access: AccessStore, *, in_process: int, settings: Settings
 ) -> str | None:

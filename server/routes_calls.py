@@ -30,7 +30,7 @@ from server.auth import Admin, Dialer, Principal, Reader, Writer, audit, count_r
 from server.deps import RuntimeDep, hang_ups
 from server.dialer import missing_twilio_settings, place_call
 from server.erase import erase_calls, erase_series
-from server.guard import call_cap_refusal
+from server.guard import CALL_CAP_RETRY_AFTER_SECS, call_cap_refusal
 from server.runtime import Runtime
 from server.stream_tokens import TOKEN_PARAMETER
 from server.twiml import stream_twiml
@@ -142,7 +142,13 @@ async def create_call(
         AccessStore(runtime.store.pool), in_process=len(runtime.active_calls), settings=settings
     )
     if full:
-        raise HTTPException(status_code=429, detail=full)
+        # The server is busy, not the client too eager (429 stays the per-token rate limit):
+        # 503, with when to try again (a call lasts minutes; a slot frees when one ends).
+        raise HTTPException(
+            status_code=503,
+            detail=full,
+            headers={"Retry-After": str(CALL_CAP_RETRY_AFTER_SECS)},
+        )
     minutes = security.max_call_minutes
     meeting_date, zone = runtime.meeting_date_for(series, body.meeting_date)
     call_id = await runtime.store.create_call(

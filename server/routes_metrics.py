@@ -62,6 +62,7 @@ async def get_metrics(
     """Prometheus' text format; the state gauges are read now."""
     metrics.ACTIVE_CALLS.set(len(runtime.active_calls))
     metrics.WRITES_HELD.set(runtime.writer.held)
+    metrics.STT_WAITING.set(runtime.stt_queue.waiting)
     spooled, windows = await asyncio.to_thread(_backlogs, runtime)
     if spooled is not None:
         metrics.SPOOL_DEPTH.set(spooled)

@@ -19,12 +19,18 @@ from redis.exceptions import RedisError
 from tenacity import AsyncRetrying, retry_if_exception_type, stop_never, wait_exponential
 
 from bot.call import CallDeps
-from bot.models import resolve_whisper_model, shared_whisper_model, warm_up
+from bot.models import (
+    resolve_whisper_model,
+    shared_quick_model,
+    shared_whisper_model,
+    warm_up,
+)
 from bot.tracing import start_tracing
 from core import clock
 from core.errors import ConfigError, StorageUnavailable
 from core.prompts import LlmProvider, Prompts, load_prompts
 from core.settings import Settings, reveal
+from core.stt_queue import TranscriptionQueue, shared_queue
 from domain.extraction import DeterministicExtractor
 from domain.llm import OPENAI_NO_KEY
 from domain.llm_extraction import LLMExtractor, build_llm_extractor, warm_up_server
@@ -180,6 +186,10 @@ class Runtime:
     spool: Spool
     whisper_model: WhisperModel | None
     whisper_model_name: str
+    # stt.quick_model (a smaller Whisper for speculative transcripts), if the knobs use one.
+    quick_whisper_model: WhisperModel | None = None
+    # The process's one queue in front of local Whisper (stt.workers, stt.max_queue).
+    stt_queue: TranscriptionQueue = field(default_factory=shared_queue)
     embedded_postgres: EmbeddedPostgres | None = None
     embedded_redis: EmbeddedRedis | None = None
     journal: CallJournal | None = None
@@ -247,8 +257,15 @@ class Runtime:
                 device=settings.speech.whisper_device,
                 compute_type=settings.speech.whisper_compute_type,
             )
+        quick = None
         if load_whisper:
-            await asyncio.to_thread(warm_up, model, prompts.pipeline.tts.voice_model)
+            quick = await asyncio.to_thread(
+                shared_quick_model,
+                prompts.pipeline,
+                device=settings.speech.whisper_device,
+                compute_type=settings.speech.whisper_compute_type,
+            )
+            await asyncio.to_thread(warm_up, model, prompts.pipeline.tts.voice_model, quick)
         runtime = cls(
             settings=settings,
             prompts=prompts,
@@ -258,6 +275,10 @@ class Runtime:
             spool=spool,
             whisper_model=model,
             whisper_model_name=model_name,
+            quick_whisper_model=quick,
+            stt_queue=shared_queue(
+                workers=prompts.pipeline.stt.workers, max_queue=prompts.pipeline.stt.max_queue
+            ),
             embedded_postgres=embedded_pg,
             embedded_redis=embedded_redis,
             journal=journal,
@@ -530,11 +551,18 @@ class Runtime:
                 device=self.settings.speech.whisper_device,
                 compute_type=self.settings.speech.whisper_compute_type,
             )
+        if self.quick_whisper_model is None:
+            self.quick_whisper_model = shared_quick_model(
+                self.prompts.pipeline,
+                device=self.settings.speech.whisper_device,
+                compute_type=self.settings.speech.whisper_compute_type,
+            )
         return CallDeps(
             prompts=self.prompts,
             settings=self.settings,
             whisper_model=self.whisper_model,
             whisper_model_name=self.whisper_model_name,
+            quick_whisper_model=self.quick_whisper_model,
             submit=self.writer.submit,
             flush=self.writer.flush,
             store=self.store,

@@ -33,6 +33,9 @@ class SimulationError(ConveneError):
     """The simulated call could not be placed or did not complete."""
 
 
+CALLER_NUMBER = "+15550100001"  # the simulated caller's number, unless told otherwise
+
+
 def _sid(prefix: str) -> str:
     return prefix + secrets.token_hex(16)
 
@@ -45,6 +48,7 @@ async def request_twiml(
     meeting_date: dt.date | None,
     auth_token: str | None,
     call_sid: str,
+    from_number: str = CALLER_NUMBER,
 ) -> str:
     query = {
         k: v
@@ -55,7 +59,7 @@ async def request_twiml(
     form = {
         "CallSid": call_sid,
         "AccountSid": _sid("AC"),
-        "From": "+15550100001",
+        "From": from_number,
         "To": "+15550100002",
         "CallStatus": "ringing",
         "Direction": "inbound",
@@ -100,6 +104,7 @@ async def simulate_call(
     complete_timeout: float = COMPLETE_TIMEOUT_SECS,
     hold_secs: float = HOLD_SECS,
     expect_answer: bool = False,
+    from_number: str = CALLER_NUMBER,
 ) -> dict[str, Any]:
     """Stream `audio_path` as one call; returns the `--json` shape of `convene simulate`.
 
@@ -120,6 +125,7 @@ async def simulate_call(
             meeting_date=meeting_date,
             auth_token=auth_token,
             call_sid=call_sid,
+            from_number=from_number,
         )
         stream_url, params = stream_url_from_twiml(twiml)
         call_id = params.get("call_id")
@@ -152,6 +158,7 @@ async def simulate_call(
                 "end_ms": s["end_ms"],
                 "text": s["text"],
                 "speaker": s.get("speaker"),
+                "person": s.get("person"),
             }
             for s in call["transcript"]
         ],

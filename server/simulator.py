@@ -3,8 +3,12 @@
 It sends exactly what Twilio sends (`connected`, `start`, 20 ms `media` frames of 8 kHz mu-law,
 `dtmf`, `mark`, `stop`, with string sequence numbers increasing across all messages after
 `connected`) and records what the server sends back (`media`, `mark`, `clear`, anything else).
-Like Twilio it echoes each `mark` the server sends once the audio queued before it has
-"played" (in real time), or at once when the server sends `clear`. Like a caller it can stay on
+Like Twilio it plays the server's audio in real time from a buffer (what comes early waits its
+turn), echoes each `mark` the server sends once the audio queued before it has "played", and
+on `clear` drops what it has not played and echoes the pending marks at once. It records how
+far ahead the server's audio comes (`ahead_at_arrival_ms`: the audio still queued to play when
+each `media` arrived), what each `clear` dropped, and for each echoed mark the audio received
+when it came and when it was echoed; `played_ms` is what the caller heard. Like a caller it can stay on
 the line while the bot talks (`hold`, `keep_line`), and `stop` is a hang-up: nothing after it is
 heard. Paced audio keeps one 20 ms cadence across calls, as a phone line does.
 
@@ -78,6 +82,16 @@ class Arrival(NamedTuple):
     sent_ms: int
 
 
+class EchoedMark(NamedTuple):
+    """A `mark` the client echoed: ms of audio received when it came and when it was echoed
+    (when the audio before it had played, or at a `clear`)."""
+
+    name: str
+    received_ms: float
+    echoed_ms: float
+    cleared: bool
+
+
 @dataclass
 class StreamResult:
     """What one simulated stream sent and what the server sent back."""
@@ -98,10 +112,38 @@ class StreamResult:
     last_voiced_sent_ms: int | None = None
     # Each voiced `media` message from the server, in order of arrival.
     voiced_arrivals: list[Arrival] = field(default_factory=list)
+    # For each `media` from the server: ms of its audio still queued to play when it arrived.
+    ahead_at_arrival_ms: list[float] = field(default_factory=list)
+    # The ms of audio each `clear` before `stop` dropped unplayed and the audio received by
+    # then (ms), and what was still queued to play when `stop` was sent.
+    unplayed_at_clear_ms: list[float] = field(default_factory=list)
+    received_ms_at_clear: list[float] = field(default_factory=list)
+    unplayed_at_stop_ms: float | None = None
+    # Each mark echoed back: the audio received (ms) when it came and when it was echoed.
+    echoed_marks: list[EchoedMark] = field(default_factory=list)
+
+    @property
+    def received_ms(self) -> float:
+        return len(self.received_media) / BYTES_PER_MS
+
+    @property
+    def played_ms(self) -> float:
+        """The server's audio the caller heard: what came before `stop` (all of it if none was
+        sent), less what a `clear` dropped and what was still queued at the hang-up."""
+        before_stop = self.media_before_stop
+        got = self.received_ms if before_stop is None else before_stop / BYTES_PER_MS
+        return got - sum(self.unplayed_at_clear_ms) - (self.unplayed_at_stop_ms or 0.0)
 
     def received_pcm16(self) -> bytes:
         """The audio the server sent back, decoded to 8 kHz PCM16 mono."""
         return ulaw_to_pcm16(bytes(self.received_media))
+
+
+class _PendingMark(NamedTuple):
+    due: float  # monotonic time the audio before it has played
+    name: str
+    received_ms: float  # audio received when it came
+    cleared: bool = False  # echoed early, by a `clear`
 
 
 def _decode_payload(media: Any) -> bytes | None:
@@ -159,7 +201,7 @@ class TwilioStreamClient:
         self._closed = asyncio.Event()
         self._playback_until = 0.0  # monotonic time the server's queued audio finishes playing
         self._last_media_at = 0.0  # monotonic time the last `media` came from the server
-        self._pending_marks: deque[tuple[float, str]] = deque()
+        self._pending_marks: deque[_PendingMark] = deque()
         self._marks_changed = asyncio.Event()
         # The paced cadence: when the last paced frame was due, its length, when it was sent.
         self._cadence: tuple[float, float, float] | None = None
@@ -291,6 +333,7 @@ class TwilioStreamClient:
                 sent_ms = self._ulaw_bytes_sent // BYTES_PER_MS
                 self._result.voiced_arrivals.append(Arrival(now, sent_ms))
             self._last_media_at = now
+            self._result.ahead_at_arrival_ms.append(self._ahead_ms(now))
             self._playback_until = max(now, self._playback_until) + len(audio) / TWILIO_SAMPLE_RATE
             return True
         if event == "mark":
@@ -302,14 +345,24 @@ class TwilioStreamClient:
             self._queue_mark(max(time.monotonic(), self._playback_until), name)
             return True
         self._result.received_clears += 1
-        self._playback_until = time.monotonic()
-        self._pending_marks = deque((0.0, name) for _, name in self._pending_marks)
+        now = time.monotonic()
+        if not self._stopped:  # after `stop` nothing plays to anyone
+            self._result.unplayed_at_clear_ms.append(self._ahead_ms(now))
+            self._result.received_ms_at_clear.append(self._result.received_ms)
+        self._playback_until = now
+        self._pending_marks = deque(
+            _PendingMark(0.0, mark.name, mark.received_ms, cleared=True)
+            for mark in self._pending_marks
+        )
         self._marks_changed.set()
         return True
 
+    def _ahead_ms(self, now: float) -> float:
+        return max(0.0, self._playback_until - now) * 1000
+
     def _queue_mark(self, due: float, name: str) -> None:
         if self.echo_marks:
-            self._pending_marks.append((due, name))
+            self._pending_marks.append(_PendingMark(due, name, self._result.received_ms))
             self._marks_changed.set()
 
     async def _echo_marks(self) -> None:
@@ -319,8 +372,8 @@ class TwilioStreamClient:
                 self._marks_changed.clear()
                 await self._marks_changed.wait()
                 continue
-            due, name = self._pending_marks[0]
-            delay = due - time.monotonic()
+            mark = self._pending_marks[0]
+            delay = mark.due - time.monotonic()
             if delay > 0:
                 self._marks_changed.clear()
                 with contextlib.suppress(TimeoutError):
@@ -329,11 +382,15 @@ class TwilioStreamClient:
             self._pending_marks.popleft()
             try:
                 await self._send(
-                    {"event": "mark", "streamSid": self.stream_sid, "mark": {"name": name}},
+                    {"event": "mark", "streamSid": self.stream_sid, "mark": {"name": mark.name}},
                     echo=True,
                 )
             except StreamClosed:
                 return
+            if not self._stopped:
+                self._result.echoed_marks.append(
+                    EchoedMark(mark.name, mark.received_ms, self._result.received_ms, mark.cleared)
+                )
 
     # -- sending -------------------------------------------------------------------------------
 
@@ -437,6 +494,7 @@ class TwilioStreamClient:
         self._pending_marks.clear()
         result = self._result
         result.media_before_stop = len(result.received_media)
+        result.unplayed_at_stop_ms = self._ahead_ms(time.monotonic())
         stop = {"accountSid": result.account_sid, "callSid": result.call_sid}
         await self._send({"event": "stop", "streamSid": result.stream_sid, "stop": stop})
 

@@ -1,58 +1,11 @@
-"""Meetings of several voices, and the diarization error rate of a speaker labelling.
-
-`voice_meeting` speaks each (voice, text) turn with the packaged Piper voice ("piper") or an
-eSpeak NG voice (tests/voices.py), levels them alike, and lays them out with pauses: the WAV
-and the truth (who spoke when). `der` scores labelled segments against that truth.
-"""
+"""The diarization error rate of a speaker labelling, against the truth `voice_meeting`
+(server/voices.py) returns with the meeting it speaks."""
 
 from __future__ import annotations
 
 import itertools
-from dataclasses import dataclass
-from pathlib import Path
 
-import numpy as np
-import soundfile as sf
-import soxr
-
-from processors.piper_voice import synthesize
-from tests.voices import espeak
-
-RATE = 22050
-
-
-@dataclass(frozen=True)
-class Turn:
-    voice: str
-    start_ms: int
-    end_ms: int
-
-
-def speak(text: str, voice: str) -> np.ndarray:
-    """int16 speech at 22.05 kHz, at a common loudness (-20 dBFS RMS)."""
-    audio, rate = synthesize(text) if voice == "piper" else espeak(text, voice)
-    wav = audio.astype(np.float32) / 32768
-    if rate != RATE:
-        wav = np.asarray(soxr.resample(wav, rate, RATE), dtype=np.float32)
-    rms = float(np.sqrt(np.mean(wav**2))) or 1.0
-    wav = np.clip(wav * (0.1 / rms), -1, 1)
-    return (wav * 32767).astype(np.int16)
-
-
-def voice_meeting(
-    path: Path, turns: list[tuple[str, str]], *, pause_secs: float = 1.0, lead_secs: float = 1.0
-) -> list[Turn]:
-    """Write the meeting to `path` (22.05 kHz WAV); returns who spoke when."""
-    parts = [np.zeros(int(RATE * lead_secs), dtype=np.int16)]
-    at = len(parts[0])
-    truth: list[Turn] = []
-    for voice, text in turns:
-        audio = speak(text, voice)
-        truth.append(Turn(voice, at * 1000 // RATE, (at + len(audio)) * 1000 // RATE))
-        parts += [audio, np.zeros(int(RATE * pause_secs), dtype=np.int16)]
-        at += len(audio) + int(RATE * pause_secs)
-    sf.write(path, np.concatenate(parts), RATE)
-    return truth
+from server.voices import Turn
 
 
 def der(

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import time
+from collections.abc import Awaitable, Callable
 
 import pytest
 from pipecat.frames.frames import InputAudioRawFrame
@@ -62,9 +64,11 @@ class SlowExtractor:
     def __init__(self) -> None:
         self.inner = DeterministicExtractor()
 
-    def feed(self, utterance: Utterance, *, meeting_date: dt.date) -> list[Commitment]:
+    def feed(
+        self, utterance: Utterance, *, meeting_date: dt.date, next_meeting: dt.date | None = None
+    ) -> list[Commitment]:
         time.sleep(0.3)
-        return self.inner.feed(utterance, meeting_date=meeting_date)
+        return self.inner.feed(utterance, meeting_date=meeting_date, next_meeting=next_meeting)
 
 
 async def test_slow_extraction_never_delays_frames() -> None:
@@ -85,3 +89,42 @@ async def test_slow_extraction_never_delays_frames() -> None:
     # ... and the end of the call still waits for it, so nothing is lost.
     assert len(written) == 3
     assert sum(isinstance(f, CommitmentFrame) for f in down) == 3
+
+
+async def _next_meeting_due(
+    lookup: Callable[[], Awaitable[dt.date | None]],
+) -> list[tuple[str | None, dt.date | None]]:
+    processor = CommitmentExtractor(
+        call_id="00000000-0000-0000-0000-000000000003",
+        series="weekly",
+        meeting_date=MEETING,
+        extractor=DeterministicExtractor(),
+        submit=lambda record: None,
+        next_meeting=lookup,
+    )
+    down, _ = await run_test(
+        processor, frames_to_send=[segment(0, "Ken will bring the mock-ups to the next meeting.")]
+    )
+    return [(f.owner, f.due) for f in down if isinstance(f, CommitmentFrame)]
+
+
+async def test_the_next_meeting_is_dated_by_the_series_lookup() -> None:
+    async def weekly() -> dt.date | None:
+        return MEETING + dt.timedelta(days=7)
+
+    assert await _next_meeting_due(weekly) == [("Ken", dt.date(2026, 12, 1))]
+
+
+async def test_a_failing_or_stuck_lookup_leaves_the_next_meeting_undated(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    async def broken() -> dt.date | None:
+        raise ConnectionError("memory is down")
+
+    async def stuck() -> dt.date | None:
+        await asyncio.Event().wait()
+        return None
+
+    monkeypatch.setattr("processors.commitments.NEXT_MEETING_LOOKUP_SECS", 0.05)
+    assert await _next_meeting_due(broken) == [("Ken", None)]
+    assert await _next_meeting_due(stuck) == [("Ken", None)]

@@ -6,7 +6,7 @@ import datetime as dt
 
 import pytest
 
-from domain.dates import find_due_phrase, find_due_phrases, resolve_due
+from domain.dates import find_due_phrase, find_due_phrases, next_meeting_date, resolve_due
 
 pytestmark = pytest.mark.dates  # resolves dates: re-run on other days by .ci/run
 
@@ -72,6 +72,19 @@ FRIDAY_MEETING = dt.date(2026, 11, 27)
         ("by the end of next week", "2026-12-04"),
         ("early next week", "2026-11-30"),
         ("this weekend", "2026-11-29"),
+        # real talk: the same day
+        ("after lunch", "2026-11-24"),
+        ("in half an hour", "2026-11-24"),
+        ("within the next twenty minutes", "2026-11-24"),
+        ("in a couple of hours", "2026-11-24"),
+        ("later today", "2026-11-24"),
+        ("later on today", "2026-11-24"),
+        ("by the end of the meeting", "2026-11-24"),
+        # real talk: the next day, a weekday's first thing
+        ("tomorrow morning", "2026-11-25"),
+        ("first thing in the morning", "2026-11-25"),
+        ("first thing Monday", "2026-11-30"),
+        ("by first thing on Thursday", "2026-11-26"),
     ],
 )
 def test_phrases(phrase: str, expected: str) -> None:
@@ -149,3 +162,68 @@ def test_the_phrase_is_found_inside_an_utterance() -> None:
     phrases = find_due_phrases("cancel the Thursday sync by Friday", meeting_date=MEETING)
     assert [(p.text, p.due) for p in phrases] == [("by Friday", dt.date(2026, 11, 27))]
     assert find_due_phrase("no date here at all", meeting_date=MEETING) is None
+
+
+NEXT_MEETING = dt.date(2026, 12, 1)  # the series meets weekly
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "I'll have the prototype ready for the next meeting.",
+        "send me the figures before the next meeting",
+        "by our next meeting",
+        "we'll look at it next time",
+        "try to finish it before we meet again",
+    ],
+)
+def test_the_next_meeting_is_the_series_next_meeting_date(text: str) -> None:
+    assert resolve_due(text, meeting_date=MEETING, next_meeting=NEXT_MEETING) == NEXT_MEETING
+
+
+def test_the_next_meeting_unknown_is_no_date_and_keeps_its_words() -> None:
+    text = "I'll have the prototype ready for the next meeting."
+    assert resolve_due(text, meeting_date=MEETING) is None
+    assert find_due_phrases(text, meeting_date=MEETING) == []
+    # a "next meeting" on or before this one is no next meeting
+    assert resolve_due(text, meeting_date=MEETING, next_meeting=MEETING) is None
+
+
+def test_a_date_named_before_the_next_meeting_wins() -> None:
+    text = "I'll send it Friday, before the next meeting"
+    assert resolve_due(text, meeting_date=MEETING, next_meeting=NEXT_MEETING) == dt.date(
+        2026, 11, 27
+    )
+
+
+def test_a_time_of_day_gives_way_to_a_date() -> None:
+    assert resolve_due("in an hour, no, tomorrow", meeting_date=MEETING) == dt.date(2026, 11, 25)
+    assert resolve_due("end of day tomorrow", meeting_date=MEETING) == dt.date(2026, 11, 25)
+
+
+@pytest.mark.parametrize(
+    ("previous", "cadence", "expected"),
+    [
+        ("2026-11-17", None, "2026-12-01"),  # weekly
+        ("2026-11-10", None, "2026-12-08"),  # fortnightly
+        ("2026-11-23", None, "2026-11-25"),  # daily
+        ("2026-11-20", None, None),  # four days: no cadence
+        ("2026-08-24", None, None),  # three months: no cadence
+        ("2026-11-24", None, None),  # the same day: no cadence
+        (None, None, None),  # the series' first meeting
+        (None, 10, "2026-12-04"),  # configured
+        ("2026-11-17", 14, "2026-12-08"),  # configured wins over the gap
+    ],
+)
+def test_next_meeting_date_from_the_series_cadence(
+    previous: str | None, cadence: int | None, expected: str | None
+) -> None:
+    before = dt.date.fromisoformat(previous) if previous else None
+    found = next_meeting_date(MEETING, previous=before, cadence_days=cadence)
+    assert found == (dt.date.fromisoformat(expected) if expected else None)
+
+
+def test_a_daily_series_skips_the_weekend() -> None:
+    friday, monday = dt.date(2026, 11, 27), dt.date(2026, 11, 30)
+    assert next_meeting_date(friday, previous=dt.date(2026, 11, 26)) == monday
+    assert next_meeting_date(monday, previous=friday) == dt.date(2026, 12, 1)

@@ -49,7 +49,7 @@ def test_batch_runs_the_local_model_by_default(tmp_path: Path) -> None:
     batch.write_text("".join(json.dumps(row) + "\n" for row in rows))
     out = convene("extract", "--batch", str(batch), "--json", "-v", prompts=REPO_PROMPTS)
     assert out.returncode == 0, out.stderr
-    assert "extraction by the local model qwen2.5-coder-0.5b-instruct" in out.stderr
+    assert "extraction by the local model qwen2.5-coder-1.5b-instruct" in out.stderr
     assert "the rules answered" not in out.stderr and "failed" not in out.stderr
     found = {row["id"]: row["commitments"] for row in map(json.loads, out.stdout.splitlines())}
     assert found["none"] == []
@@ -123,3 +123,26 @@ def test_batch_processes_every_line_and_names_the_bad_one(tmp_path: Path) -> Non
     assert "`date` 'someday'" in rows[2]["error"]
     assert rows[3]["commitments"] == []
     assert "in.jsonl:line 2" in out.stderr
+
+
+def test_the_next_meeting_dates_for_the_next_meeting(tmp_path: Path) -> None:
+    said = "Ken: I'll bring the mock-ups to the next meeting.\n"
+    out = convene(
+        "extract", "-", "--date", "2026-11-24", "--next-meeting", "2026-12-01", "--json", stdin=said
+    )
+    assert out.returncode == 0, out.stderr
+    [item] = json.loads(out.stdout)["commitments"]
+    assert item["due"] == "2026-12-01" and item["owner"] == "Ken"
+    out = convene("extract", "-", "--date", "2026-11-24", "--json", stdin=said)
+    [item] = json.loads(out.stdout)["commitments"]
+    assert item["due"] is None  # the series' cadence unknown: no date invented
+    batch = tmp_path / "in.jsonl"
+    rows = [
+        {"id": "a", "date": "2026-11-24", "next_meeting": "2026-12-08", "lines": [said]},
+        {"id": "b", "date": "2026-11-24", "next_meeting": "soon", "lines": [said]},
+    ]
+    batch.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    out = convene("extract", "--batch", str(batch), "--json")
+    first, second = (json.loads(line) for line in out.stdout.splitlines())
+    assert first["commitments"][0]["due"] == "2026-12-08"
+    assert "`next_meeting` 'soon'" in second["error"]

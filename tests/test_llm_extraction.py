@@ -95,6 +95,7 @@ async def make(
         window: int = 4,
         batch_lines: int = 40,
         retry_after_cap_secs: float = 5.0,
+        gate: bool = False,
         **prompt_changes: Any,
     ) -> LLMExtractor:
         prompt = load_extraction_prompt(PROMPT_PATH).model_copy(update=prompt_changes)
@@ -110,6 +111,7 @@ async def make(
             backoff_max_secs=0.05,
             retry_after_cap_secs=retry_after_cap_secs,
             sleep=recording_sleep,
+            gate=gate,
         )
         made.append(extractor)
         return extractor
@@ -256,6 +258,59 @@ async def test_extract_runs_chunks_with_context(fake: FakeAnthropic, make: MakeE
     assert "All 2 lines are new." in texts[0]
     assert "1. [context] Alice: Line 1." in texts[1] and "3. [new] Alice: Line 3." in texts[1]
     assert "1. [context] Alice: Line 3." in texts[2] and "2. [new] Alice: Line 4." in texts[2]
+
+
+# --------------------------------------------------------------------------- the gate
+
+
+async def test_the_gate_keeps_talk_without_a_cue_from_the_model(
+    fake: FakeAnthropic, make: MakeExtractor
+) -> None:
+    extractor = make(gate=True)
+    fake.push(commitments(ALICE_ITEM))
+
+    assert await extractor.feed(Utterance("Bob", "Mm-hmm."), meeting_date=MEETING) == []
+    assert await extractor.feed(Utterance("Bob", "It's blue."), meeting_date=MEETING) == []
+    assert fake.requests == [] and extractor.stats.gated_out == 2
+    found = await extractor.feed(PROMISE, meeting_date=MEETING)
+
+    assert [c.owner for c in found] == ["Alice"]
+    [sent] = fake.requests
+    window = sent.body["messages"][0]["content"]
+    # the model still reads the window's context, and the new line as new
+    assert "1. [context] Bob: Mm-hmm." in window and "3. [new] Alice: I'll send" in window
+
+
+async def test_extract_with_the_gate_asks_only_about_gated_runs(
+    fake: FakeAnthropic, make: MakeExtractor
+) -> None:
+    extractor = make(window=2, gate=True)
+    chat = [Utterance("Bob", f"It's blue, shade {n}.") for n in range(6)]
+    lines = [*chat[:3], PROMISE, *chat[3:]]
+    fake.push(commitments(ALICE_ITEM))
+
+    found = await extractor.extract(lines, meeting_date=MEETING)
+
+    assert [c.owner for c in found] == ["Alice"]
+    [sent] = fake.requests
+    text = sent.body["messages"][0]["content"]
+    assert "1. [context] Bob: It's blue, shade 2." in text
+    assert "2. [new] Alice: I'll send the security review" in text
+    assert "shade 3" not in text and "shade 1" not in text
+    assert extractor.stats.gated_out == 2  # the runs before and after the promise
+
+
+async def test_the_model_is_told_the_series_next_meeting(
+    fake: FakeAnthropic, make: MakeExtractor
+) -> None:
+    extractor = make()
+    fake.push(commitments(), commitments())
+    said = Utterance("Alice", "I'll bring the mock-ups to the next meeting.")
+    await extractor.feed(said, meeting_date=MEETING, next_meeting=dt.date(2025, 3, 12))
+    await extractor.feed(said, meeting_date=MEETING)
+    told, untold = (r.body["messages"][0]["content"] for r in fake.requests)
+    assert 'The series\' next meeting ("for the next meeting"): 2025-03-12 (Wednesday)' in told
+    assert "next meeting (" not in untold
 
 
 # --------------------------------------------------------------------------- retries

@@ -4,7 +4,9 @@ switched on by CONVENE_TRACING."""
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -29,6 +31,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from bot.tracing import start_tracing, worker_tracing
 from core.errors import ConfigError
 from core.settings import Settings
+from core.stt_queue import Lane
 from processors.user_turns import UserTurnMarks
 from server.app import create_app
 from server.local_server import serve_in_process
@@ -84,6 +87,31 @@ async def test_active_calls_go_from_1_to_0_around_a_call(base_url: str) -> None:
     # The state gauges are there too, read from the spools now (nothing waits here).
     assert after["convene_spool_depth"] == 0 and after["convene_extraction_backlog"] == 0
     assert "process_resident_memory_bytes" in after
+
+
+async def test_transcriptions_waiting_for_whisper_are_counted(
+    base_url: str, runtime: Runtime
+) -> None:
+    """`convene_stt_waiting`: what the process's Whisper queue holds and no worker runs yet."""
+    queue = runtime.stt_queue
+    gate, started = threading.Event(), [threading.Event() for _ in range(queue.workers)]
+
+    def hold(ready: threading.Event) -> None:
+        ready.set()
+        gate.wait()
+
+    held = [queue.submit(lambda e=e: hold(e), lane=Lane.AFTER) for e in started]
+    try:
+        for ready in started:  # every worker is busy now
+            await asyncio.to_thread(ready.wait)
+        waiting = queue.submit(lambda: None, lane=Lane.FIRST)
+        during = await scrape(base_url)
+    finally:
+        gate.set()
+    await asyncio.gather(*(asyncio.wrap_future(f) for f in [*held, waiting]))
+    after = await scrape(base_url)
+    assert during["convene_stt_waiting"] == 1 and after["convene_stt_waiting"] == 0
+    assert "convene_stt_dropped_total" in after
 
 
 async def test_a_tts_failover_is_counted(base_url: str, cartesia: tuple[object, str]) -> None:

@@ -63,3 +63,44 @@ def test_a_chunk_is_timed_at_its_write_and_writes_are_taken_in_order() -> None:
     at_third = clock.written_at(bytes(bytearray(third)))
     assert at_third is not None and 240 <= at_third <= 260
     assert clock.written_at(third) is None
+
+
+class FakeTime:
+    def __init__(self) -> None:
+        self.now = 100.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_the_far_end_plays_what_was_sent_in_real_time_and_clear_drops_the_rest() -> None:
+    now = FakeTime()
+    clock = SocketClock(monotonic=now)
+    assert clock.ahead_ms() == 0 and clock.unplayed_ms(since_ms=0) == 0
+    # Half a second sent at once: all of it is queued at the far end.
+    for n in range(10):
+        clock.audio_written(bytes([n, 0]) * 320, 40)
+    assert round(clock.ahead_ms()) == 400
+    now.now += 0.15
+    assert round(clock.ahead_ms()) == 250
+    # A chunk written now plays after what is queued.
+    clock.audio_written(b"\x0b\x00" * 320, 40)
+    assert round(clock.ahead_ms()) == 290
+    # Once it has all played, a chunk plays from when it is written, not from the past.
+    now.now += 1.0
+    assert round(clock.ahead_ms()) == 0
+    clock.audio_written(b"\x0c\x00" * 320, 40)
+    assert round(clock.ahead_ms()) == 40
+    # Before a `clear`, what was sent and not played is what the far end holds now.
+    now.now += 0.01
+    assert round(clock.unplayed_ms(since_ms=0)) == 30
+    # `clear` drops it: that is what never played, even once more audio is written.
+    clock.cleared()
+    assert round(clock.ahead_ms()) == 0
+    assert round(clock.unplayed_ms(since_ms=0)) == 30
+    clock.audio_written(b"\x0d\x00" * 320, 40)
+    assert round(clock.ahead_ms()) == 40
+    assert round(clock.unplayed_ms(since_ms=0)) == 30
+    # Audio first written after that `clear` was not cut by it.
+    clock.inbound(SILENCE)
+    assert round(clock.unplayed_ms(since_ms=clock.now_ms())) == 40

@@ -34,8 +34,9 @@ from memory.models import CallCreated, SegmentRecord, SpeakersMerged
 from memory.spool import Spool
 from server.audio import float_to_pcm16, pcm16_to_float, resample, to_twilio_ulaw, ulaw_to_pcm16
 from server.runtime import Runtime
+from server.voices import Turn, voice_meeting
 from tests.calls import simulate_meeting
-from tests.diarization import Turn, der, voice_meeting
+from tests.diarization import der
 
 MEETING_DATE = dt.date(2026, 11, 24)
 MEETING = [

@@ -25,6 +25,7 @@ from processors.piper_voice import synthesize
 from processors.wake import WakeGate, WakeMatcher
 from processors.whisper_stt import SharedWhisperSTTService, transcribe_local
 from server.runtime import Runtime
+from tests.calls import overridden
 from tests.speech import wer
 
 RATE = 16000
@@ -55,8 +56,9 @@ def silence(secs: float) -> np.ndarray:
 def pipeline(
     runtime: Runtime, *, stop_secs: float
 ) -> tuple[Pipeline, SharedWhisperSTTService, WakeGate]:
-    deps = runtime.call_deps()
-    stt = build_stt(deps)
+    # The main model speculates (stt.quick_model none): its guess becomes the transcript.
+    with overridden(runtime, pipeline={"stt": {"quick_model": "none"}}):
+        stt = build_stt(runtime.call_deps())
     assert isinstance(stt, SharedWhisperSTTService)
     agent = runtime.prompts.agent
     gate = WakeGate(WakeMatcher(agent.name, agent.aliases), follow_up_secs=0)

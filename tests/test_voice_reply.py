@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -13,6 +14,8 @@ import pytest
 import soundfile as sf
 
 from bot.models import shared_whisper_model
+from processors.reply_tracker import mark_name
+from processors.report import split_sentences
 from server.audio import to_twilio_ulaw
 from server.runtime import Runtime
 from server.simulate import wait_completed
@@ -142,8 +145,9 @@ async def _reply_of(base_url: str, runtime: Runtime, result: StreamResult) -> di
 
 
 async def test_barge_in_clears_and_stops_the_reply(
-    base_url: str, runtime: Runtime, tmp_path: Path
+    base_url: str, runtime: Runtime, override: Callable[..., Runtime], tmp_path: Path
 ) -> None:
+    override(pipeline={"call": {"audio_lead_secs": 0.5}})
     question = _ulaw(tmp_path / "q.wav", ["Convene, what can you do?"])
     interruption = _ulaw(tmp_path / "i.wav", ["Sorry, wait a moment, let me stop you there."])
     async with answered_stream(base_url, series="barge") as client:
@@ -168,7 +172,13 @@ async def test_barge_in_clears_and_stops_the_reply(
     assert got_ms >= 1000
     assert abs(reply["audio_ms"] - got_ms) <= TOLERANCE_MS, (reply, got_ms)
     assert reply["t_first_audio_ms"] >= reply["t_question_end_ms"]
-    assert 0 <= reply["audio_played_ms"] <= reply["audio_ms"]
+    # `clear` came at once: nothing but a chunk in flight was sent after it.
+    assert got_ms - result.received_ms_at_clear[0] <= TOLERANCE_MS, result.received_ms_at_clear
+    # Sent is not played: the audio sent ahead (the lead) that the caller's end still held
+    # when `clear` came was dropped, and the reply says what the caller heard.
+    assert result.unplayed_at_clear_ms[0] >= 300, result.unplayed_at_clear_ms
+    assert reply["audio_played_ms"] <= reply["audio_ms"] - 300, reply
+    _assert_played_as_heard(reply, result, lead_ms=500)
     # The interruption itself is still part of the transcript.
     call_id = await runtime.store.find_call(call_sid=result.call_sid)
     assert call_id is not None
@@ -224,7 +234,8 @@ async def test_hang_up_mid_reply_stores_what_was_sent(
     )
     assert got_ms - before_ms < 1000, (before_ms, got_ms)
     assert reply["t_first_audio_ms"] >= reply["t_question_end_ms"]
-    assert 0 <= reply["audio_played_ms"] <= reply["audio_ms"]
+    # Heard: what came before the hang-up less what was still queued to play at it.
+    _assert_played_as_heard(reply, result, lead_ms=500)
 
 
 async def test_a_reply_stores_the_latency_the_caller_hears(
@@ -262,3 +273,88 @@ async def test_a_reply_stores_the_latency_the_caller_hears(
     measured_ms = (heard.at - asked) * 1000
     stored_ms = first_ms - reply["t_question_end_ms"]
     assert abs(stored_ms - measured_ms) <= 2 * FRAME_MS, (stored_ms, measured_ms)
+
+
+def _assert_played_as_heard(reply: dict[str, Any], result: StreamResult, *, lead_ms: int) -> None:
+    """The reply's `audio_played_ms` against what the client played: never more (but for a
+    chunk in flight), and short of it by no more than what the lead left queued: it is what
+    was sent less what the caller's end held when the reply was cut, which the `clear` (or
+    `stop`) takes a moment more to reach, playing on meanwhile."""
+    played, sent = reply["audio_played_ms"], reply["audio_ms"]
+    assert played <= result.played_ms + TOLERANCE_MS, (reply, result)
+    assert played >= sent - lead_ms - TOLERANCE_MS, (reply, result)
+
+
+def _last_mark(runtime: Runtime, answer: str) -> str:
+    """The mark after the last part of `answer` as the reply is spoken (processors/report.py)."""
+    tts = runtime.prompts.pipeline.tts
+    parts = split_sentences(
+        answer, max_chars=tts.max_sentence_chars, first_chars=tts.first_chunk_chars
+    )
+    return mark_name(0, len(parts))
+
+
+@pytest.mark.parametrize("lead_secs", [0.0, 0.5])
+async def test_reply_audio_goes_out_ahead_of_real_time_by_the_lead(
+    base_url: str,
+    runtime: Runtime,
+    override: Callable[..., Runtime],
+    tmp_path: Path,
+    lead_secs: float,
+) -> None:
+    """When the reply's first part has played (its mark comes back), the caller's end already
+    holds about the lead of what follows: audio goes out ahead of real time by the lead; with
+    0, one chunk at a time, at real time."""
+    override(pipeline={"call": {"audio_lead_secs": lead_secs}})
+    question = _ulaw(tmp_path / "q.wav", ["Convene, what can you do?"])
+    assert _last_mark(runtime, runtime.prompts.report.unknown) != mark_name(0, 1)  # 2+ parts
+    async with answered_stream(base_url, series="lead") as client:
+        await client.send_connected()
+        await client.send_start()
+        await client.stream_audio(SILENCE * 50 + question, speed=0)
+        echoed = await client.keep_line(lambda: bool(client.result.echoed_marks), max_secs=60)
+        assert echoed, "no part of the reply ever played"
+        await client.hold(1.0)  # the rest plays out
+        await client.send_stop()
+        await client.wait_closed(timeout=90)
+        result = client.result
+    first = result.echoed_marks[0]
+    assert first.name == mark_name(0, 1) and not first.cleared, result.echoed_marks
+    # Audio received by the time the first part had played, beyond that part.
+    ahead_ms = first.echoed_ms - first.received_ms
+    lead_ms = lead_secs * 1000
+    assert lead_ms - 100 <= ahead_ms <= lead_ms + 100, (ahead_ms, lead_secs)
+    # In Twilio's 20 ms frames or larger.
+    assert result.received_ms / len(result.ahead_at_arrival_ms) >= FRAME_MS
+    reply = await _reply_of(base_url, runtime, result)
+    assert reply["interrupted"] is False and reply["audio_played_ms"] == reply["audio_ms"]
+
+
+async def test_barge_in_while_the_reply_sent_ahead_still_plays_clears_it(
+    base_url: str, runtime: Runtime, override: Callable[..., Runtime], tmp_path: Path
+) -> None:
+    """All of the reply has been sent (Pipecat's bot has stopped speaking) but the caller's end
+    still plays the lead: talking over it still stops it."""
+    override(pipeline={"call": {"audio_lead_secs": 1.5}})
+    question = _ulaw(tmp_path / "q.wav", ["Convene, what can you do?"])
+    interruption = _ulaw(tmp_path / "i.wav", ["Sorry, wait a moment, let me stop you there."])
+    last = _last_mark(runtime, runtime.prompts.report.unknown)
+    async with answered_stream(base_url, series="barge-tail") as client:
+        await client.send_connected()
+        await client.send_start()
+        await client.stream_audio(SILENCE * 50 + question, speed=0)
+        # The last mark follows the reply's last audio: all of it has been sent.
+        sent = await client.keep_line(lambda: last in client.result.received_marks, max_secs=60)
+        assert sent, "the reply was never sent in full"
+        sent_ms = client.result.received_ms
+        await client.stream_audio(interruption + SILENCE * 75, speed=1)
+        await client.send_stop()
+        await client.wait_closed(timeout=90)
+        result = client.result
+    assert result.received_clears >= 1
+    assert result.received_ms == sent_ms  # nothing more was sent
+    assert result.unplayed_at_clear_ms[0] > 0, result.unplayed_at_clear_ms
+    reply = await _reply_of(base_url, runtime, result)
+    assert reply["interrupted"] is True and reply["hung_up"] is False
+    assert reply["audio_played_ms"] < reply["audio_ms"], reply
+    _assert_played_as_heard(reply, result, lead_ms=1500)
