@@ -276,6 +276,7 @@ def build_extractor(
             temperature=knobs.local_llm.temperature,
             gate=knobs.extraction.gate,
             rules_too=knobs.extraction.rules_too,
+            max_backlog=knobs.extraction.max_backlog,
         )
     provider = knobs.llm_for(knobs.extraction.backend)
     if provider is None:
@@ -292,6 +293,7 @@ def build_extractor(
         model=knobs.llm.model,
         gate=knobs.extraction.gate,
         rules_too=knobs.extraction.rules_too,
+        max_backlog=knobs.extraction.max_backlog,
     )
 
 

@@ -170,6 +170,9 @@ class ExtractionKnobs(_Strict):
     # llm backends: the rules also read the windows the model reads; their items are kept beside
     # the model's (a model item for the same task dropped). Off: the model alone answers.
     rules_too: bool = True
+    # llm backends: with more utterances than this waiting (the model slower than the talk),
+    # the rules answer a window and it is queued for the model to re-read later; null: never.
+    max_backlog: int | None = Field(3, ge=0, le=1000)
     # Days between the series' meetings, for "for the next meeting"; None: from the gap between
     # its last two meetings (weekly, fortnightly, daily), else no date.
     cadence_days: int | None = Field(None, ge=1, le=366)

@@ -63,7 +63,9 @@ class ExtractionStats(RequestCounts):
     calls: API requests sent (retries included); retries: requests that were retries;
     failures: windows whose every attempt failed; fallbacks: windows answered by the offline
     rules; queued: windows written to the spool; recovered: spooled windows later extracted;
-    gated_out: windows the gate kept from the model (the rules answered them).
+    gated_out: windows the gate kept from the model (the rules answered them);
+    deferred: windows the rules answered because the model was behind the call (queued, and
+    re-read by the model later).
     """
 
     failures: int = 0
@@ -72,6 +74,7 @@ class ExtractionStats(RequestCounts):
     recovered: int = 0
     spool_errors: int = 0
     gated_out: int = 0
+    deferred: int = 0
 
 
 class LLMExtractor:
@@ -104,6 +107,7 @@ class LLMExtractor:
         temperature: float | None = None,
         gate: bool = False,
         rules_too: bool = False,
+        max_backlog: int | None = None,
     ) -> None:
         """`context` (e.g. call_id, series) is kept with spooled windows for the retry.
 
@@ -114,7 +118,8 @@ class LLMExtractor:
         (`domain.extraction_gate`); the rules answer the others. With `rules_too`, the rules
         also read the windows the model reads, and what they find is kept beside the model's
         items (a model item for the same task is dropped): a small local model adds recall on
-        messy talk, the rules keep the tidy forms they are sure of.
+        messy talk, the rules keep the tidy forms they are sure of. `max_backlog`: see `feed`
+        (None: the model reads every window however far behind it is).
         """
         window = fallback.window if window is None else window
         if window < 1 or batch_lines < 1:
@@ -149,6 +154,7 @@ class LLMExtractor:
         self._temperature = prompt.temperature if temperature is None else temperature
         self.gate = gate
         self.rules_too = rules_too
+        self.max_backlog = max_backlog
 
     @property
     def provider(self) -> Provider:
@@ -178,11 +184,19 @@ class LLMExtractor:
     # ----------------------------------------------------------------- public API
 
     async def feed(
-        self, utterance: Utterance, *, meeting_date: dt.date, next_meeting: dt.date | None = None
+        self,
+        utterance: Utterance,
+        *,
+        meeting_date: dt.date,
+        next_meeting: dt.date | None = None,
+        backlog: int = 0,
     ) -> list[Commitment]:
         """Add one final utterance; return the commitments it makes (never one twice).
 
-        `next_meeting` (the series' next meeting, when known) dates "for the next meeting"."""
+        `next_meeting` (the series' next meeting, when known) dates "for the next meeting".
+        `backlog`: utterances of the call still waiting behind this one. Above `max_backlog`
+        the model is behind the talk: the rules answer this window now and it is queued, so the
+        model re-reads it later (`retry_pending`), and nothing is lost."""
         self._window.append(utterance)
         self._fed += 1
         if not utterance.text.strip():
@@ -191,6 +205,8 @@ class LLMExtractor:
         dates = _Dates(meeting_date, next_meeting)
         if self.gate and not window_may_hold_commitment(lines, new_from=len(lines) - 1):
             found = await self._by_rules(lines, len(lines) - 1, dates)
+        elif self.max_backlog is not None and backlog > self.max_backlog:
+            found = await self._defer(lines, len(lines) - 1, dates, backlog)
         else:
             found = await self._extract_window(lines, len(lines) - 1, dates)
         return self._seen.fresh(found)
@@ -319,6 +335,20 @@ class LLMExtractor:
             return found
         rules = await self._rules(lines, new_from, dates)
         return rules + [item for item in found if not any(same_task(item, r) for r in rules)]
+
+    async def _defer(
+        self, lines: list[Utterance], new_from: int, dates: _Dates, backlog: int
+    ) -> list[Commitment]:
+        """The model is behind the call: the rules answer now, the window waits in the spool."""
+        self.stats.deferred += 1
+        await self._queue(lines, new_from, dates, f"behind the call ({backlog} waiting)")
+        log.info(
+            "LLM extraction: %d utterances waiting, the rules answer this window; the model "
+            "reads it later [%s]",
+            backlog,
+            self.stats,
+        )
+        return await self._rules(lines, new_from, dates)
 
     async def _by_rules(
         self, lines: list[Utterance], new_from: int, dates: _Dates
@@ -449,6 +479,7 @@ def build_llm_extractor(
     temperature: float | None = None,
     gate: bool = False,
     rules_too: bool = False,
+    max_backlog: int | None = None,
 ) -> LLMExtractor:
     """An LLMExtractor from `prompts/extraction.yaml`; ConfigError when the file or key is bad.
 
@@ -471,6 +502,7 @@ def build_llm_extractor(
         temperature=temperature,
         gate=gate,
         rules_too=rules_too,
+        max_backlog=max_backlog,
     )
 
 

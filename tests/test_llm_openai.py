@@ -336,7 +336,7 @@ async def test_connection_refused_falls_back(tmp_path: Path) -> None:
     "reply",
     [
         ToolCallReply('{"commitments": [{"owner": "Alice", '),
-        ToolCallReply({"commitments": [{**ALICE_ITEM, "due": "Friday"}]}),
+        ToolCallReply({"commitments": [{**ALICE_ITEM, "due": "2025-02-30"}]}),
         ToolCallReply({"items": []}),
         ToolCallReply({"commitments": []}, name="other_tool"),
         ToolCallReply({"commitments": [ALICE_ITEM]}, finish_reason="length"),
