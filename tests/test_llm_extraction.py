@@ -18,8 +18,8 @@ from typing import Any
 
 import anthropic
 import pytest
-from pipecat.tests.utils import run_test
 import yaml
+from pipecat.tests.utils import run_test
 
 from core.errors import ConfigError
 from core.settings import REPO_ROOT
