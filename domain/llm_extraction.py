@@ -150,7 +150,8 @@ class LLMExtractor:
         self._seen = Seen()
         self._retry_lock = asyncio.Lock()
         self._fallback_lock = asyncio.Lock()  # DeterministicExtractor.extract is stateful
-        self._system = prompt.system_text()
+        self._system = prompt.system
+        self._examples = prompt.example_turns()
         self._temperature = prompt.temperature if temperature is None else temperature
         self.gate = gate
         self.rules_too = rules_too
@@ -390,6 +391,7 @@ class LLMExtractor:
             user=text,
             max_tokens=self.prompt.max_tokens,
             temperature=self._temperature,
+            examples=self._examples,
         )
         return to_commitments(
             reply,

@@ -30,6 +30,8 @@ _DUE_SCHEMA = {
     "maxLength": 60,
     "description": "When, in the words said ('by Friday', 'for the next meeting'), or null.",
 }
+# Owners that mean nobody known: the item stands with owner null.
+NOBODY = frozenset({"unknown", "someone", "somebody", "none", "null", "n/a", "speaker", "?"})
 # Owners that mean the whole group: the window's speakers (the bot left out) own it together.
 GROUP_OWNERS = frozenset(
     {"everyone", "everybody", "we", "us", "all", "all of us", "the group", "the team", "team"}
@@ -144,7 +146,7 @@ def _problem(
         if day < meeting_date:
             return f"due {due} is before the meeting ({meeting_date.isoformat()})"
     owner = (item.owner or "").strip()
-    named = bool(owner) and owner.casefold() not in GROUP_OWNERS
+    named = bool(owner) and owner.casefold() not in GROUP_OWNERS | NOBODY
     if lines is not None and named and not _in_meeting(owner, lines):
         return f"owner {owner!r} is nobody in the meeting"
     return None
@@ -161,7 +163,7 @@ def _quoted_line(quote: str, lines: Sequence[Utterance]) -> str:
 
 def _owners(owner: str | None, lines: Sequence[Utterance] | None, bots: set[str]) -> list[str]:
     name = (owner or "").strip()
-    if not name or name.casefold() in bots:
+    if not name or name.casefold() in bots | NOBODY:
         return []
     if name.casefold() in GROUP_OWNERS:
         speakers = dict.fromkeys(

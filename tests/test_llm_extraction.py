@@ -201,16 +201,24 @@ async def test_happy_path_request_and_parsing(fake: FakeAnthropic, make: MakeExt
     assert body["model"] == "claude-sonnet-4-5" and body["max_tokens"] == 1024
     assert "temperature" not in body  # null in the YAML: not sent
     assert "record its action items" in body["system"]
-    assert "Worked examples" in body["system"] and '"due": "by Friday"' in body["system"]
+    prompt = load_extraction_prompt(PROMPT_PATH)
+    assert body["system"] == prompt.system
+    # The worked examples are earlier turns: each a window and the answer, then this window.
+    shown = body["messages"][:-1]
+    assert [m["role"] for m in shown] == ["user", "assistant"] * len(prompt.examples)
+    assert '"due": "by Friday"' in shown[1]["content"]
     assert body["tools"] == [json.loads(json.dumps(TOOL))]
     assert body["tools"][0]["input_schema"] == COMMITMENTS_SCHEMA
     assert body["tool_choice"] == {"type": "tool", "name": "record_commitments"}
-    [message] = body["messages"]
+    message = body["messages"][-1]
     assert message["role"] == "user"
     text = message["content"]
     assert "Meeting date: 2025-03-05 (Wednesday)" in text
-    assert "1. [context] Priya: Marco, can you update the pricing page before Monday?" in text
-    assert "2. [new] Marco: Sure, I'll get it done." in text
+    assert (
+        "Earlier lines (context only, already read):\n"
+        "Priya: Marco, can you update the pricing page before Monday?\n"
+        "New lines:\nMarco: Sure, I'll get it done."
+    ) in text
     assert extractor.stats.calls == 2 and extractor.stats.fallbacks == 0
 
 
@@ -255,8 +263,8 @@ async def test_overlapping_windows_never_report_twice(
     assert first[0].due == dt.date(2025, 3, 7)
     assert again == []
     assert [(c.owner, c.action) for c in third] == [("Bob", "book the venue")]
-    window = fake.requests[2].body["messages"][0]["content"]
-    assert "1. [context] Alice:" in window and "3. [new] Bob: I'll book the venue." in window
+    window = fake.requests[2].body["messages"][-1]["content"]
+    assert "Earlier lines" in window and window.endswith("New lines:\nBob: I'll book the venue.")
 
 
 async def test_extract_runs_chunks_with_context(fake: FakeAnthropic, make: MakeExtractor) -> None:
@@ -267,11 +275,11 @@ async def test_extract_runs_chunks_with_context(fake: FakeAnthropic, make: MakeE
     found = await extractor.extract(lines, meeting_date=MEETING)
 
     assert [c.owner for c in found] == ["Alice"]  # the repeat in chunk 2 is dropped
-    texts = [r.body["messages"][0]["content"] for r in fake.requests]
+    texts = [r.body["messages"][-1]["content"] for r in fake.requests]
     assert len(texts) == 3
-    assert "All 2 lines are new." in texts[0]
-    assert "1. [context] Alice: Line 1." in texts[1] and "3. [new] Alice: Line 3." in texts[1]
-    assert "1. [context] Alice: Line 3." in texts[2] and "2. [new] Alice: Line 4." in texts[2]
+    assert texts[0].endswith("Transcript:\nAlice: Line 0.\nAlice: Line 1.")
+    assert "already read):\nAlice: Line 1.\nNew lines:\nAlice: Line 2.\nAlice: Line 3." in texts[1]
+    assert "already read):\nAlice: Line 3.\nNew lines:\nAlice: Line 4." in texts[2]
 
 
 # --------------------------------------------------------------------------- the gate
@@ -290,9 +298,9 @@ async def test_the_gate_keeps_talk_without_a_cue_from_the_model(
 
     assert [c.owner for c in found] == ["Alice"]
     [sent] = fake.requests
-    window = sent.body["messages"][0]["content"]
+    window = sent.body["messages"][-1]["content"]
     # the model still reads the window's context, and the new line as new
-    assert "1. [context] Bob: Mm-hmm." in window and "3. [new] Alice: I'll send" in window
+    assert "Bob: Mm-hmm.\n" in window and "New lines:\nAlice: I'll send" in window
 
 
 async def test_extract_with_the_gate_asks_only_about_gated_runs(
@@ -307,9 +315,9 @@ async def test_extract_with_the_gate_asks_only_about_gated_runs(
 
     assert [c.owner for c in found] == ["Alice"]
     [sent] = fake.requests
-    text = sent.body["messages"][0]["content"]
-    assert "1. [context] Bob: It's blue, shade 2." in text
-    assert "2. [new] Alice: I'll send the security review" in text
+    text = sent.body["messages"][-1]["content"]
+    assert "already read):\nBob: It's blue, shade 2.\nNew lines:" in text
+    assert "New lines:\nAlice: I'll send the security review" in text
     assert "shade 3" not in text and "shade 1" not in text
     assert extractor.stats.gated_out == 2  # the runs before and after the promise
 
@@ -322,7 +330,7 @@ async def test_the_model_is_told_the_series_next_meeting(
     said = Utterance("Alice", "I'll bring the mock-ups to the next meeting.")
     await extractor.feed(said, meeting_date=MEETING, next_meeting=dt.date(2025, 3, 12))
     await extractor.feed(said, meeting_date=MEETING)
-    told, untold = (r.body["messages"][0]["content"] for r in fake.requests)
+    told, untold = (r.body["messages"][-1]["content"] for r in fake.requests)
     assert 'The series\' next meeting ("for the next meeting"): 2025-03-12 (Wednesday)' in told
     assert "next meeting (" not in untold
 
@@ -400,7 +408,7 @@ async def test_persistent_529_falls_back_queues_and_recovers(
     assert lines == [PROMISE]
     assert [(c.owner, c.due, c.confidence) for c in items] == [("Alice", dt.date(2025, 3, 7), 0.95)]
     assert spooled(spool) == [] and later.stats.recovered == 1
-    assert "Meeting date: 2025-03-05" in fake.requests[-1].body["messages"][0]["content"]
+    assert "Meeting date: 2025-03-05" in fake.requests[-1].body["messages"][-1]["content"]
 
 
 async def test_windows_spooled_before_the_upgrade_are_recovered(
@@ -419,7 +427,7 @@ async def test_windows_spooled_before_the_upgrade_are_recovered(
     assert window.context == {"call_id": "c-1", "series": "s"}
     assert [(c.owner, c.due) for c in items] == [("Alice", dt.date(2025, 3, 7))]
     assert len(fake.requests) == 2  # the 529 was retried by the client's policy
-    assert "Meeting date: 2025-03-05" in fake.requests[-1].body["messages"][0]["content"]
+    assert "Meeting date: 2025-03-05" in fake.requests[-1].body["messages"][-1]["content"]
     assert spooled(spool) == []
 
 
