@@ -125,7 +125,7 @@ def to_commitments(
         if lines is not None and not has_commitment_cue(_quoted_line(item.quote, lines)):
             log.info("LLM extraction: dropped a %s item: its line puts work on nobody", item.kind)
             continue
-        key = (item.kind, " ".join(_words(item.action)))
+        key = (item.kind, " ".join(_said(item.action)))
         owners = _owners(item.owner, lines, bots)
         if key in merged:
             merged[key][1].extend(o for o in owners if o not in merged[key][1])
@@ -154,9 +154,9 @@ def _problem(
 
 def _quoted_line(quote: str, lines: Sequence[Utterance]) -> str:
     """The line of the window that holds the quote (its first words), else the quote."""
-    wanted = " ".join(_words(quote))[:30]
+    wanted = " ".join(_said(quote))[:30]
     for line in lines:
-        if wanted and wanted in " ".join(_words(line.text)):
+        if wanted and wanted in " ".join(_said(line.text)):
             return line.text
     return quote
 
@@ -173,6 +173,11 @@ def _owners(owner: str | None, lines: Sequence[Utterance] | None, bots: set[str]
         )
         return list(speakers)
     return [name]
+
+
+def _said(text: str) -> list[str]:
+    """The words of a text, in order, lower case."""
+    return re.findall(r"[\w']+", text.casefold())
 
 
 def _words(text: str) -> set[str]:
