@@ -183,8 +183,10 @@ def free_port() -> int:
 
 
 def _die_with_parent() -> None:  # pragma: no cover  (runs in the child, before exec)
+    # SIGKILL, not SIGTERM: uvicorn would first finish the request it is generating (seconds),
+    # and the server keeps nothing worth a graceful stop.
     with contextlib.suppress(OSError, AttributeError):
-        ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
+        ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
 
 
 class LocalLlmServer:
