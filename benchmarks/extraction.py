@@ -24,14 +24,19 @@ Backends (`--backend`, repeatable; default every one that can run here):
                  (no cloud: skipped with a note otherwise).
   llm+gate       the same with the gate in front: the model reads gated windows (with their
                  context), the rules answer the others, as in a live call.
+  local-llm      the offline default: the packaged model (domain/local_llm.py) behind llama.cpp's
+                 OpenAI-compatible server, started for the run, through the same LLMExtractor a
+                 call uses; `local-llm+gate` with the gate (as calls and `convene extract` run
+                 it); `local-llm:<packaged name>[+gate]` for the other packaged candidates. Run
+                 only when named (minutes per set on a laptop CPU); `--every N` scores a sample.
 Other sessions add theirs with `register_backend(name, factory)`: the factory returns an object
 with `extract(utterances, *, meeting_date) -> list[Commitment]`, or raises `BackendUnavailable`
 (no model, no key) and the backend is listed as skipped.
 
 Cost. Windows per second: every window of the set extracted from scratch, repeated for
 --seconds (one pass for the LLM backends). CPU seconds per hour of meeting: this process' CPU
-time (`time.process_time`, so an LLM server's own CPU is NOT in it) for one pass over the set,
-divided by the set's meeting time. The AMI windows carry no timings, so meeting time is
+time (`time.process_time`; for local-llm backends plus the model server's, for `llm` a remote
+server's CPU is NOT in it) for one pass over the set, divided by the set's meeting time. The AMI windows carry no timings, so meeting time is
 estimated from the words at 150 words a minute (for every set alike).
 
 The gate (`--gate-report`, and in --json under "gate"): the share of windows with gold items it
@@ -64,6 +69,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import atexit
 import datetime as dt
 import json
 import os
@@ -80,6 +86,7 @@ import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from core.prompts import load_prompts  # noqa: E402
 from domain.extraction import (  # noqa: E402
     Commitment,
     DeterministicExtractor,
@@ -87,9 +94,17 @@ from domain.extraction import (  # noqa: E402
     parse_transcript_lines,
 )
 from domain.extraction_gate import may_hold_commitment, window_may_hold_commitment  # noqa: E402
-from domain.llm_extraction import build_llm_extractor  # noqa: E402
+from domain.llm import OPENAI_NO_KEY  # noqa: E402
+from domain.llm_extraction import build_llm_extractor, warm_up_server  # noqa: E402
+from domain.local_llm import (  # noqa: E402
+    DEFAULT_MODEL,
+    PACKAGED_MODELS,
+    PACKAGED_PREFIX,
+    LocalLlmServer,
+)
 from memory.tracking import content_words, word_credit  # noqa: E402
 
+ROOT = Path(__file__).resolve().parent.parent
 DATA = Path(__file__).parent / "data"
 DEFAULT_DATA = DATA / "extraction.jsonl"
 SETS: dict[str, tuple[Path, str]] = {
@@ -129,29 +144,93 @@ class Gated:
         return self.inner.extract(utterances, meeting_date=meeting_date)
 
 
-class SyncLlm:
-    """LLMExtractor (async) behind the benchmark's synchronous `extract`, on a loop of its own."""
+_SERVERS: dict[str, LocalLlmServer] = {}
 
-    def __init__(self, *, gate: bool) -> None:
-        base_url = os.environ.get("OPENAI_BASE_URL")
-        if not base_url:
-            raise BackendUnavailable("no OPENAI_BASE_URL: no openai-compatible server to ask")
-        try:
-            httpx.get(base_url.rstrip("/") + "/models", timeout=2.0)
-        except httpx.HTTPError as exc:
-            raise BackendUnavailable(f"{base_url} does not answer ({type(exc).__name__})") from exc
+
+def _local_server(model: str) -> LocalLlmServer:
+    """One llama.cpp server per packaged model for the whole run (stopped at exit); its data
+    dir (the joined model) is kept in ~/.cache/convene-bench so a rerun does not join it again."""
+    if model not in PACKAGED_MODELS:
+        raise BackendUnavailable(f"no packaged model {model!r}")
+    try:
+        import llama_cpp  # noqa: F401
+    except ImportError as exc:
+        raise BackendUnavailable("llama-cpp-python is not installed") from exc
+    server = _SERVERS.get(model)
+    if server is None:
+        knobs = load_prompts(ROOT / "prompts").pipeline
+        server = LocalLlmServer(
+            Path.home() / ".cache" / "convene-bench" / model,
+            model=f"{PACKAGED_PREFIX}{model}",
+            threads=knobs.local_llm.threads,
+            context_tokens=knobs.local_llm.context_tokens,
+        )
+        server.start()
+        _SERVERS[model] = server
+        atexit.register(server.stop)
+    return server
+
+
+class SyncLlm:
+    """LLMExtractor (async) behind the benchmark's synchronous `extract`, on a loop of its own.
+
+    `local`: a packaged model behind llama.cpp's server, as a call runs it (its prompt read once
+    first, not counted; its server's CPU counted); else the server at OPENAI_BASE_URL."""
+
+    def __init__(self, *, gate: bool, local: str | None = None) -> None:
+        self.server: LocalLlmServer | None = None
+        temperature = timeout = None
+        if local is not None:
+            self.server = _local_server(local)
+            knobs = load_prompts(ROOT / "prompts").pipeline.local_llm
+            base_url, api_key, model = self.server.base_url, OPENAI_NO_KEY, self.server.alias
+            temperature, timeout = knobs.temperature, knobs.timeout_secs
+        else:
+            base_url = os.environ.get("OPENAI_BASE_URL") or ""
+            if not base_url:
+                raise BackendUnavailable("no OPENAI_BASE_URL: no openai-compatible server to ask")
+            try:
+                httpx.get(base_url.rstrip("/") + "/models", timeout=2.0)
+            except httpx.HTTPError as exc:
+                raise BackendUnavailable(
+                    f"{base_url} does not answer ({type(exc).__name__})"
+                ) from exc
+            api_key, model = os.environ.get("OPENAI_API_KEY"), os.environ.get("LLM_MODEL")
         self._loop = asyncio.new_event_loop()
         self._spool = Path(tempfile.mkdtemp(prefix="convene-bench-")) / "spool.sqlite3"
         self.llm = build_llm_extractor(
-            prompt_path=Path(__file__).resolve().parent.parent / "prompts" / "extraction.yaml",
+            prompt_path=ROOT / "prompts" / "extraction.yaml",
             spool_path=self._spool,
             fallback=DeterministicExtractor(),
-            api_key=os.environ.get("OPENAI_API_KEY"),
+            api_key=api_key,
             base_url=base_url,
             provider="openai-compatible",
-            model=os.environ.get("LLM_MODEL"),
+            model=model,
             gate=gate,
+            rules_too=load_prompts(ROOT / "prompts").pipeline.extraction.rules_too,
+            timeout_secs=timeout,
+            temperature=temperature,
         )
+        if self.server is not None and self.server.alias not in _WARM:
+            _WARM.add(self.server.alias)
+            self._loop.run_until_complete(
+                warm_up_server(
+                    prompt_path=ROOT / "prompts" / "extraction.yaml",
+                    spool_path=self._spool,
+                    base_url=base_url,
+                    model=self.server.alias,
+                    temperature=temperature,
+                )
+            )
+
+    def cpu_seconds(self) -> float:
+        """This process' CPU time, plus the local model server's."""
+        own = time.process_time()
+        return own + self.server.cpu_seconds() if self.server is not None else own
+
+    @property
+    def fallbacks(self) -> int:
+        return self.llm.stats.fallbacks
 
     def extract(
         self, utterances: Sequence[Utterance], *, meeting_date: dt.date
@@ -171,7 +250,15 @@ BACKENDS: dict[str, Callable[[], Extractor]] = {
     "llm": lambda: SyncLlm(gate=False),
     "llm+gate": lambda: SyncLlm(gate=True),
 }
-SLOW = {"llm", "llm+gate"}  # one pass for the rates, not --seconds of them
+for _name in PACKAGED_MODELS:
+    _suffix = "" if _name == DEFAULT_MODEL else f":{_name}"
+    BACKENDS[f"local-llm{_suffix}"] = lambda n=_name: SyncLlm(gate=False, local=n)
+    BACKENDS[f"local-llm{_suffix}+gate"] = lambda n=_name: SyncLlm(gate=True, local=n)
+_WARM: set[str] = set()
+# One pass for the rates, not --seconds of them.
+SLOW = {name for name in BACKENDS if name.startswith(("llm", "local-llm"))}
+# Run only when named: minutes per set on a laptop's CPU.
+ON_REQUEST = {name for name in BACKENDS if name.startswith("local-llm")}
 WORDS_PER_MINUTE = 150
 
 
@@ -399,19 +486,22 @@ def gate_report(rows: list[dict[str, Any]]) -> dict[str, Any]:
 
 
 def run(
-    set_name: str, path: Path, backend: str, seconds: float
+    set_name: str, path: Path, backend: str, seconds: float, every: int = 1
 ) -> tuple[dict[str, Any], dict[str, list[str]]]:
-    rows = load(path)
+    rows = load(path)[::every]
     factory = BACKENDS[backend]
     extractor = factory()
-    start, started_cpu = time.perf_counter(), time.process_time()
+    clock_cpu = getattr(extractor, "cpu_seconds", time.process_time)
+    start, started_cpu = time.perf_counter(), clock_cpu()
+    fallbacks = 0
     try:
         score, misses = evaluate(rows, extractor)
     finally:
         if isinstance(extractor, SyncLlm):
+            fallbacks = extractor.fallbacks
             extractor.close()
     if backend in SLOW:  # the scored pass is the one timed: no model is asked twice
-        elapsed, cpu = time.perf_counter() - start, time.process_time() - started_cpu
+        elapsed, cpu = time.perf_counter() - start, clock_cpu() - started_cpu
         lines = sum(len(utterances(r)) for r in rows)
         windows_rate, utterance_rate = len(rows) / elapsed, lines / elapsed
     else:
@@ -440,6 +530,8 @@ def run(
         "cpu_secs_per_meeting_hour": round(cpu / meeting_hours(rows), 2),
         "meeting_hours": round(meeting_hours(rows), 2),
         "gate": gate_report(rows),
+        "every": every,
+        "llm_failures_answered_by_rules": fallbacks,
     }, misses
 
 
@@ -451,6 +543,9 @@ def main() -> None:
     parser.add_argument("--json", action="store_true")
     parser.add_argument("--misses", action="store_true", help="list each miss and extra")
     parser.add_argument("--seconds", type=float, default=2.0)
+    parser.add_argument(
+        "--every", type=int, default=1, help="score every Nth window only (a sample, said so)"
+    )
     parser.add_argument(
         "--gate-report", action="store_true", help="how the gate does on each set, then stop"
     )
@@ -472,7 +567,7 @@ def main() -> None:
             )
         return
     results: list[dict[str, Any]] = []
-    for backend in args.backends or list(BACKENDS):
+    for backend in args.backends or [b for b in BACKENDS if b not in ON_REQUEST]:
         if backend not in BACKENDS:
             raise SystemExit(f"unknown backend {backend!r}; known: {', '.join(BACKENDS)}")
         try:
@@ -483,13 +578,14 @@ def main() -> None:
             print(f"backend {backend}: skipped ({exc})", file=sys.stderr)
             continue
         for name, path, label in targets:
-            result, misses = run(name, path, backend, args.seconds)
+            result, misses = run(name, path, backend, args.seconds, args.every)
             results.append(result)
             if args.json:
                 continue
+            sample = f" (every {args.every}th window)" if args.every > 1 else ""
             print(
-                f"{backend} on {label}: {result['groups']} windows, {result['expected']} expected"
-                f" items, {result['negatives']} without any"
+                f"{backend} on {label}{sample}: {result['groups']} windows, "
+                f"{result['expected']} expected items, {result['negatives']} without any"
             )
             for key in (
                 "precision",
@@ -503,6 +599,10 @@ def main() -> None:
             ):
                 print(f"  {key:<20} {result[key]}")
             print(f"  fired on {result['negatives_fired']} of {result['negatives']} negatives")
+            if backend in SLOW:
+                print(
+                    f"  LLM failures the rules answered: {result['llm_failures_answered_by_rules']}"
+                )
             if args.misses:
                 for rid, notes in misses.items():
                     for note in notes:

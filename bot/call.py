@@ -37,8 +37,10 @@ from core.settings import Settings, reveal
 from core.stt_queue import shared_queue
 from domain.dates import next_meeting_date
 from domain.extraction import DeterministicExtractor
+from domain.llm import OPENAI_NO_KEY
 from domain.llm_extraction import LLMExtractor, build_llm_extractor
 from domain.llm_report import Reporter, TemplateReporter, build_llm_reporter
+from domain.local_llm import LocalLlmServer
 from domain.people import CallPeople, KnownVoice
 from memory.models import CommitmentRecord, WriteOp
 from memory.store import Store
@@ -86,6 +88,8 @@ class CallDeps:
     store: Store
     # Waits (at most the given seconds) until submitted writes are in Postgres or spooled.
     flush: Callable[[float], Awaitable[object]] | None = None
+    # The local model's server (extraction.backend local-llm); None when none is configured.
+    local_llm: LocalLlmServer | None = None
     # stt.quick_model, loaded once per process when the knobs use it (bot/models.py).
     quick_whisper_model: WhisperModel | None = None
 
@@ -255,6 +259,25 @@ def build_extractor(
     agent = deps.prompts.agent
     names = tuple(n.lower() for n in (agent.name, *agent.aliases))
     deterministic = DeterministicExtractor(window=knobs.extraction.window, bot_names=names)
+    if knobs.extraction.backend == "local-llm":
+        if deps.local_llm is None:
+            log.warning("extraction.backend is local-llm but no local model runs: rules only")
+            return deterministic
+        return build_llm_extractor(
+            prompt_path=deps.prompt_file("extraction.yaml"),
+            spool_path=deps.settings.llm_spool_path,
+            fallback=deterministic,
+            api_key=OPENAI_NO_KEY,
+            base_url=deps.local_llm.base_url,
+            context={"call_id": call_id, "series": series or ""},
+            provider="openai-compatible",
+            model=deps.local_llm.alias,
+            timeout_secs=knobs.local_llm.timeout_secs,
+            temperature=knobs.local_llm.temperature,
+            gate=knobs.extraction.gate,
+            rules_too=knobs.extraction.rules_too,
+            max_backlog=knobs.extraction.max_backlog,
+        )
     provider = knobs.llm_for(knobs.extraction.backend)
     if provider is None:
         return deterministic
@@ -269,6 +292,8 @@ def build_extractor(
         provider=provider,
         model=knobs.llm.model,
         gate=knobs.extraction.gate,
+        rules_too=knobs.extraction.rules_too,
+        max_backlog=knobs.extraction.max_backlog,
     )
 
 

@@ -144,13 +144,35 @@ class LlmKnobs(_Strict):
     model: str | None = None
 
 
+class LocalLlmKnobs(_Strict):
+    """`local_llm`: the offline model the `local-llm` extraction backend runs (one per process:
+    a series cannot override it)."""
+
+    # packaged:<name> (a model shipped in registry chunk packages) or a path to a .gguf file.
+    model: str = Field("packaged:qwen2.5-coder-1.5b-instruct", min_length=1)
+    threads: int = Field(2, ge=1, le=256)
+    context_tokens: int = Field(4096, ge=1024, le=131072)
+    # One request's limit: a window on a busy CPU takes seconds, not the cloud's 20 s default.
+    timeout_secs: float = Field(120.0, gt=0, le=600)
+    # Sent with every request (the prompt file's `temperature` is for the cloud models).
+    temperature: float = Field(0.0, ge=0.0, le=2.0)
+
+
 class ExtractionKnobs(_Strict):
-    # deterministic: offline rules. llm: `llm.provider` with prompts/extraction.yaml, the rules
-    # as fallback. anthropic: the same as llm with llm.provider anthropic (kept for old files).
-    backend: Literal["deterministic", "llm", "anthropic"] = "deterministic"
+    # local-llm: the offline model of `local_llm` (llama.cpp's server, started by Convene) with
+    # prompts/extraction.yaml, the rules as fallback. deterministic: offline rules only.
+    # llm: `llm.provider` with prompts/extraction.yaml, the rules as fallback. anthropic: the
+    # same as llm with llm.provider anthropic (kept for old files).
+    backend: Literal["local-llm", "deterministic", "llm", "anthropic"] = "local-llm"
     window: int = Field(4, ge=1, le=20)
     # llm backends: the model reads only windows the cheap gate passes (domain/extraction_gate.py)
     gate: bool = True
+    # llm backends: the rules also read the windows the model reads; their items are kept beside
+    # the model's (a model item for the same task dropped). Off: the model alone answers.
+    rules_too: bool = True
+    # llm backends: with more utterances than this waiting (the model slower than the talk),
+    # the rules answer a window and it is queued for the model to re-read later; null: never.
+    max_backlog: int | None = Field(3, ge=0, le=1000)
     # Days between the series' meetings, for "for the next meeting"; None: from the gap between
     # its last two meetings (weekly, fortnightly, daily), else no date.
     cadence_days: int | None = Field(None, ge=1, le=366)
@@ -272,6 +294,7 @@ class PipelineKnobs(_Strict):
     turn: TurnKnobs = TurnKnobs()
     extraction: ExtractionKnobs = ExtractionKnobs()
     llm: LlmKnobs = LlmKnobs()
+    local_llm: LocalLlmKnobs = LocalLlmKnobs()
     vad: VadKnobs = VadKnobs()
     stt: SttKnobs = SttKnobs()
     call: CallKnobs = CallKnobs()
@@ -300,6 +323,10 @@ class PipelineKnobs(_Strict):
         for name, override in self.series.items():
             if "series" in override:
                 raise ValueError(f"series.{name}: a series override cannot hold `series`")
+            if "local_llm" in override:
+                raise ValueError(
+                    f"series.{name}: `local_llm` is one per process; a series cannot override it"
+                )
             try:
                 self._merged(override)
             except ValidationError as exc:
@@ -320,8 +347,15 @@ class PipelineKnobs(_Strict):
             return self
         return self._merged(self.series[series])
 
+    def uses_local_llm(self) -> bool:
+        """Whether extraction runs the local model, globally or for some series."""
+        return any(
+            self.for_series(name).extraction.backend == "local-llm" for name in (None, *self.series)
+        )
+
     def llm_for(self, backend: str) -> LlmProvider | None:
-        """Which LLM provider an extraction/report backend value means; None: offline."""
+        """Which cloud/remote LLM provider an extraction/report backend value means; None:
+        offline (the rules, or `local-llm`, which is not `llm.provider`)."""
         if backend == "anthropic":
             return "anthropic"
         if backend == "llm" and self.llm.provider != "none":

@@ -28,7 +28,7 @@ from collections.abc import Sequence
 
 from domain.extraction import Utterance
 
-__all__ = ["may_hold_commitment", "window_may_hold_commitment"]
+__all__ = ["has_commitment_cue", "may_hold_commitment", "window_may_hold_commitment"]
 
 _I = re.IGNORECASE
 
@@ -119,3 +119,45 @@ def window_may_hold_commitment(lines: Sequence[Utterance], *, new_from: int = 0)
         if _ACCEPT.match(text) and any(_REQUEST.search(u.text) for u in lines[:index]):
             return True
     return False
+
+
+# Stricter than the gate: the line an LLM quotes for an item must put work on someone (a
+# promise, a hand-off, a request, a group task, a reminder, the next meeting) or report one
+# finished or called off. Without it (a plan for this meeting, an opinion, what the product
+# should do) a small model's item is dropped (domain.llm_extraction_tool).
+_PERSONAL = re.compile(
+    r"|".join(
+        (
+            r"\b(?:i|you|he|she|they|someone|somebody)(?:'ll|\s+will|\s+shall)\b",
+            r"\b(?:i'm|i\s+am|you're|you\s+are|he's|she's|they're|we're)\s+(?:gonna|going\s+to)\b",
+            r"\b(?:i|you)\s+(?:can|could|should|need\s+to|have\s+to|must|might|may)\b",
+            r"\b(?:can|could|would|will)\s+(?:you|someone|somebody|anyone)\b",
+            r"\bif\s+you\b|\b(?:like|want|need)\s+(?:you|him|her|them)\b|\blet\s+me\b",
+            r"\bdon't\s+forget\b|\bremember\s+to\b|\bmake\s+sure\b|\bbe\s+sure\s+to\b",
+            r"\b(?:everyone|everybody|each\s+of\s+you|all\s+of\s+you|you\s+two|you\s+both|"
+            r"we\s+all|we'll\s+all|the\s+two\s+of\s+you)\b",
+            r"\b(?:designer|expert|manager|engineer|lead|team)\s+(?:will|should|is\s+going\s+to|"
+            r"is\s+gonna|to|can|could|has\s+to)\b",
+            r"\b(?:is|are)\s+for\s+(?:you|[A-Z][a-z]+)\b|\bfor\s+you\b",
+            r"\b(?:for|before|until|by)\s+(?:the\s+)?next\s+(?:meeting|time|session|one)\b",
+            r"\bbefore\s+we\s+meet\b|\bwork(?:ing)?\s+together\b",
+            r"\b(?:sure|okay|ok|yes|yeah|will\s+do|no\s+problem|on\s+it)\b",
+            r"\b(?:done|finished|ready|sent|completed|fixed|shipped|merged|signed|booked|"
+            r"deployed|launched|released|updated|sorted)\b",
+            r"\b(?:cancel|cancell?ed|drop|dropping|scrap|scrapping|postpone|shelve|call\s+off|"
+            r"forget\s+(?:the|about)|won't|no\s+longer|not\s+needed)\b",
+        )
+    ),
+    _I,
+)
+# Someone named: "Sebastian should have a look", "Tom will", "Anna to work on" (case kept).
+_NAMED = re.compile(
+    r"\b(?!(?:We|It|This|That|They|You|He|She|There|What|Which|Who|So|And|But|Then|Okay|"
+    r"Yeah|Well|Maybe|One|Nobody|Something|Everything|Anything)\b)[A-Z][a-z]+\s+(?:will|should|is\s+going\s+to|is\s+gonna|can|could|has\s+to|"
+    r"needs\s+to|to\s+(?:work|look|do|prepare|make|check|find)|gets)\b"
+)
+
+
+def has_commitment_cue(text: str) -> bool:
+    """The line puts work on someone, or reports work finished or called off."""
+    return bool(_PERSONAL.search(text) or _NAMED.search(text))

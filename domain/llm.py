@@ -31,16 +31,17 @@ import email.utils
 import json
 import logging
 import os
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Generic, Protocol, TypeVar
+from typing import Any, Generic, Literal, Protocol, TypeVar
 
 import anthropic
 import openai
-from anthropic.types import Message, TextBlock, ToolChoiceToolParam, ToolParam
+from anthropic.types import Message, MessageParam, TextBlock, ToolChoiceToolParam, ToolParam
 from openai.types.chat import (
     ChatCompletion,
     ChatCompletionFunctionToolParam,
+    ChatCompletionMessageParam,
     ChatCompletionNamedToolChoiceParam,
 )
 from pydantic import BaseModel, ValidationError
@@ -450,16 +451,23 @@ class LlmClient:
         user: str,
         max_tokens: int,
         temperature: float | None = None,
+        examples: Sequence[tuple[str, str]] = (),
     ) -> M:
         """The model's call to `tool`, validated; retried per the policy, else the last error.
 
         `temperature` None is not sent. The Anthropic SDK 2.x has no `temperature` argument
         (API version 2026-10-21): a value goes in the request body, for models that take it.
+        `examples`: (user message, answer) turns shown before `user`, the answer as text.
         """
 
         async def once() -> M:
             reply = await self._create(
-                system=system, user=user, max_tokens=max_tokens, tool=tool, temperature=temperature
+                system=system,
+                user=user,
+                max_tokens=max_tokens,
+                tool=tool,
+                temperature=temperature,
+                examples=examples,
             )
             if isinstance(reply, ChatCompletion):
                 return tool.from_completion(reply)
@@ -486,29 +494,43 @@ class LlmClient:
         max_tokens: int,
         tool: Tool[Any] | None = None,
         temperature: float | None = None,
+        examples: Sequence[tuple[str, str]] = (),
     ) -> ChatCompletion | Message:
         """One request, not retried: a Chat Completion or a Messages reply, by the provider.
 
         With `tool` the model is made to call it; None sends no tools. `temperature` None is
         not sent (for Anthropic a value goes in the request body).
         """
+        turns: list[tuple[Literal["user", "assistant"], str]] = []
+        for shown, answer in examples:
+            turns += [("user", shown), ("assistant", answer)]
+        turns.append(("user", user))
         if isinstance(self._sdk, openai.AsyncOpenAI):
+            chat: list[ChatCompletionMessageParam] = [{"role": "system", "content": system}]
+            for role, content in turns:
+                if role == "user":
+                    chat.append({"role": "user", "content": content})
+                else:
+                    chat.append({"role": "assistant", "content": content})
             return await self._sdk.chat.completions.create(
                 model=self.model,
                 max_tokens=max_tokens,
-                messages=[
-                    {"role": "system", "content": system},
-                    {"role": "user", "content": user},
-                ],
+                messages=chat,
                 tools=openai.omit if tool is None else [tool.openai],
                 tool_choice=openai.omit if tool is None else tool.openai_choice,
                 temperature=openai.omit if temperature is None else temperature,
             )
+        said: list[MessageParam] = []
+        for role, text in turns:
+            if role == "user":
+                said.append({"role": "user", "content": text})
+            else:
+                said.append({"role": "assistant", "content": text})
         return await self._sdk.messages.create(
             model=self.model,
             max_tokens=max_tokens,
             system=system,
-            messages=[{"role": "user", "content": user}],
+            messages=said,
             tools=anthropic.omit if tool is None else [tool.anthropic],
             tool_choice=anthropic.omit if tool is None else tool.anthropic_choice,
             extra_body=None if temperature is None else {"temperature": temperature},

@@ -24,17 +24,20 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import logging
+import re
 import sqlite3
 from collections import deque
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from core import clock
 from core.errors import ConfigError
 from domain.extraction import Commitment, DeterministicExtractor, Utterance
 from domain.extraction_gate import window_may_hold_commitment
 from domain.llm import (
     FAILURES,
+    OPENAI_NO_KEY,
     BadOutput,
     LlmClient,
     Provider,
@@ -60,7 +63,9 @@ class ExtractionStats(RequestCounts):
     calls: API requests sent (retries included); retries: requests that were retries;
     failures: windows whose every attempt failed; fallbacks: windows answered by the offline
     rules; queued: windows written to the spool; recovered: spooled windows later extracted;
-    gated_out: windows the gate kept from the model (the rules answered them).
+    gated_out: windows the gate kept from the model (the rules answered them);
+    deferred: windows the rules answered because the model was behind the call (queued, and
+    re-read by the model later).
     """
 
     failures: int = 0
@@ -69,6 +74,7 @@ class ExtractionStats(RequestCounts):
     recovered: int = 0
     spool_errors: int = 0
     gated_out: int = 0
+    deferred: int = 0
 
 
 class LLMExtractor:
@@ -97,13 +103,23 @@ class LLMExtractor:
         context: Mapping[str, str] | None = None,
         provider: Provider = "anthropic",
         model: str | None = None,
+        timeout_secs: float | None = None,
+        temperature: float | None = None,
         gate: bool = False,
+        rules_too: bool = False,
+        max_backlog: int | None = None,
     ) -> None:
         """`context` (e.g. call_id, series) is kept with spooled windows for the retry.
 
-        `provider` picks the API; `model` overrides the prompt file's `model` (None: keep it).
+        `provider` picks the API; `model` overrides the prompt file's `model` (None: keep it);
+        `timeout_secs` the prompt file's `timeout_secs` (a local model on a busy CPU is slower)
+        and `temperature` its `temperature` (None: the file's).
         With `gate`, the model reads only windows whose new lines may hold a commitment
-        (`domain.extraction_gate`); the rules answer the others.
+        (`domain.extraction_gate`); the rules answer the others. With `rules_too`, the rules
+        also read the windows the model reads, and what they find is kept beside the model's
+        items (a model item for the same task is dropped): a small local model adds recall on
+        messy talk, the rules keep the tidy forms they are sure of. `max_backlog`: see `feed`
+        (None: the model reads every window however far behind it is).
         """
         window = fallback.window if window is None else window
         if window < 1 or batch_lines < 1:
@@ -113,7 +129,9 @@ class LLMExtractor:
         self.bot_names = fallback.bot_names if bot_names is None else bot_names
         self.stats = ExtractionStats()
         self.llm = LlmClient.for_prompt(
-            prompt,
+            prompt
+            if timeout_secs is None
+            else prompt.model_copy(update={"timeout_secs": timeout_secs}),
             provider=provider,
             model=model,
             api_key=_key(provider, api_key),
@@ -132,8 +150,12 @@ class LLMExtractor:
         self._seen = Seen()
         self._retry_lock = asyncio.Lock()
         self._fallback_lock = asyncio.Lock()  # DeterministicExtractor.extract is stateful
-        self._system = prompt.system_text()
+        self._system = prompt.system
+        self._examples = prompt.example_turns()
+        self._temperature = prompt.temperature if temperature is None else temperature
         self.gate = gate
+        self.rules_too = rules_too
+        self.max_backlog = max_backlog
 
     @property
     def provider(self) -> Provider:
@@ -163,11 +185,19 @@ class LLMExtractor:
     # ----------------------------------------------------------------- public API
 
     async def feed(
-        self, utterance: Utterance, *, meeting_date: dt.date, next_meeting: dt.date | None = None
+        self,
+        utterance: Utterance,
+        *,
+        meeting_date: dt.date,
+        next_meeting: dt.date | None = None,
+        backlog: int = 0,
     ) -> list[Commitment]:
         """Add one final utterance; return the commitments it makes (never one twice).
 
-        `next_meeting` (the series' next meeting, when known) dates "for the next meeting"."""
+        `next_meeting` (the series' next meeting, when known) dates "for the next meeting".
+        `backlog`: utterances of the call still waiting behind this one. Above `max_backlog`
+        the model is behind the talk: the rules answer this window now and it is queued, so the
+        model re-reads it later (`retry_pending`), and nothing is lost."""
         self._window.append(utterance)
         self._fed += 1
         if not utterance.text.strip():
@@ -176,6 +206,8 @@ class LLMExtractor:
         dates = _Dates(meeting_date, next_meeting)
         if self.gate and not window_may_hold_commitment(lines, new_from=len(lines) - 1):
             found = await self._by_rules(lines, len(lines) - 1, dates)
+        elif self.max_backlog is not None and backlog > self.max_backlog:
+            found = await self._defer(lines, len(lines) - 1, dates, backlog)
         else:
             found = await self._extract_window(lines, len(lines) - 1, dates)
         return self._seen.fresh(found)
@@ -275,6 +307,18 @@ class LLMExtractor:
             done.append((item, found))
         return done
 
+    async def warm_up(self) -> bool:
+        """Ask once about a line that holds nothing, so that a local server has the system
+        prompt in its cache before the first real window; nothing is returned, spooled or
+        counted as a failure. True when the model answered."""
+        probe = [Utterance(speaker=None, text="Good morning, everyone.")]
+        try:
+            await self._ask(probe, 0, clock.now().date())
+        except FAILURES as exc:
+            log.warning("LLM extraction: warm-up failed (%s)", describe_failure(exc))
+            return False
+        return True
+
     async def pending(self) -> list[PendingWindow]:
         """What is waiting in the spool, oldest first."""
         return await asyncio.to_thread(self.spool.load)
@@ -285,15 +329,38 @@ class LLMExtractor:
         self, lines: list[Utterance], new_from: int, dates: _Dates
     ) -> list[Commitment]:
         try:
-            return await self._ask(lines, new_from, dates.meeting, dates.next_meeting)
+            found = await self._ask(lines, new_from, dates.meeting, dates.next_meeting)
         except FAILURES as exc:
             return await self._fall_back(lines, new_from, dates, describe_failure(exc))
+        if not self.rules_too:
+            return found
+        rules = await self._rules(lines, new_from, dates)
+        return rules + [item for item in found if not any(same_task(item, r) for r in rules)]
+
+    async def _defer(
+        self, lines: list[Utterance], new_from: int, dates: _Dates, backlog: int
+    ) -> list[Commitment]:
+        """The model is behind the call: the rules answer now, the window waits in the spool."""
+        self.stats.deferred += 1
+        await self._queue(lines, new_from, dates, f"behind the call ({backlog} waiting)")
+        log.info(
+            "LLM extraction: %d utterances waiting, the rules answer this window; the model "
+            "reads it later [%s]",
+            backlog,
+            self.stats,
+        )
+        return await self._rules(lines, new_from, dates)
 
     async def _by_rules(
         self, lines: list[Utterance], new_from: int, dates: _Dates
     ) -> list[Commitment]:
         """A window the gate kept from the model: the rules' answer for its new lines."""
         self.stats.gated_out += 1
+        return await self._rules(lines, new_from, dates)
+
+    async def _rules(
+        self, lines: list[Utterance], new_from: int, dates: _Dates
+    ) -> list[Commitment]:
         async with self._fallback_lock:
             found = await asyncio.to_thread(
                 self.fallback.extract,
@@ -323,10 +390,15 @@ class LLMExtractor:
             system=self._system,
             user=text,
             max_tokens=self.prompt.max_tokens,
-            temperature=self.prompt.temperature,
+            temperature=self._temperature,
+            examples=self._examples,
         )
         return to_commitments(
-            reply, bot_names=self.bot_names, lines=lines, meeting_date=meeting_date
+            reply,
+            bot_names=self.bot_names,
+            lines=lines,
+            meeting_date=meeting_date,
+            next_meeting=next_meeting,
         )
 
     async def _fall_back(
@@ -405,7 +477,11 @@ def build_llm_extractor(
     context: Mapping[str, str] | None = None,
     provider: Provider = "anthropic",
     model: str | None = None,
+    timeout_secs: float | None = None,
+    temperature: float | None = None,
     gate: bool = False,
+    rules_too: bool = False,
+    max_backlog: int | None = None,
 ) -> LLMExtractor:
     """An LLMExtractor from `prompts/extraction.yaml`; ConfigError when the file or key is bad.
 
@@ -424,5 +500,80 @@ def build_llm_extractor(
         context=context,
         provider=provider,
         model=model,
+        timeout_secs=timeout_secs,
+        temperature=temperature,
         gate=gate,
+        rules_too=rules_too,
+        max_backlog=max_backlog,
     )
+
+
+#: How long a local model may take to read the extraction prompt the first time (a busy CPU).
+WARM_UP_TIMEOUT_SECS = 600.0
+
+
+async def warm_up_server(
+    *, prompt_path: Path, spool_path: Path, base_url: str, model: str, temperature: float | None
+) -> bool:
+    """Have an OpenAI-compatible local server read the extraction prompt once (it keeps it in
+    its prompt cache), with a timeout long enough for a cold start on a busy CPU."""
+    warm = build_llm_extractor(
+        prompt_path=prompt_path,
+        spool_path=spool_path,
+        fallback=DeterministicExtractor(),
+        api_key=OPENAI_NO_KEY,
+        base_url=base_url,
+        provider="openai-compatible",
+        model=model,
+        timeout_secs=WARM_UP_TIMEOUT_SECS,
+        temperature=temperature,
+    )
+    async with warm:
+        return await warm.warm_up()
+
+
+_FILLER = frozenset(
+    [
+        "a",
+        "an",
+        "the",
+        "to",
+        "of",
+        "on",
+        "for",
+        "and",
+        "or",
+        "with",
+        "about",
+        "into",
+        "our",
+        "their",
+        "his",
+        "her",
+        "my",
+        "your",
+        "it",
+        "this",
+        "that",
+        "be",
+        "do",
+        "get",
+        "make",
+        "go",
+        "will",
+    ]
+)
+
+
+def _task_words(action: str) -> set[str]:
+    return {w for w in re.findall(r"[a-z0-9']+", action.casefold()) if w not in _FILLER}
+
+
+def same_task(a: Commitment, b: Commitment) -> bool:
+    """Two items for one task: same kind, and at least half of the shorter action's words."""
+    if a.kind != b.kind:
+        return False
+    x, y = _task_words(a.action), _task_words(b.action)
+    if not x or not y:
+        return False
+    return len(x & y) >= 0.5 * min(len(x), len(y))

@@ -11,7 +11,7 @@ from pathlib import Path
 from pydantic import BaseModel, ConfigDict, Field
 
 from core.prompts import load_yaml_model
-from domain.extraction import Kind, Utterance
+from domain.extraction import Kind, Utterance, parse_transcript_lines
 
 #: The tool the model is made to call with what it found.
 TOOL_NAME = "record_commitments"
@@ -26,7 +26,9 @@ class ExampleCommitment(_Strict):
 
     owner: str | None
     action: str = Field(min_length=1)
-    due: dt.date | None
+    # The words said ("by Friday"), as the model is asked to give them; a YYYY-MM-DD date is
+    # accepted too (older prompt files).
+    due: str | None
     kind: Kind = "commitment"
     quote: str = Field(min_length=1)
 
@@ -51,6 +53,23 @@ class ExtractionPrompt(_Strict):
     max_retries: int = Field(3, ge=0, le=10)
     system: str = Field(min_length=1)
     examples: list[ExtractionExample] = Field(default_factory=list)
+
+    def example_turns(self) -> list[tuple[str, str]]:
+        """The worked examples as (user message, tool input JSON) pairs, shown to the model
+        as earlier turns of the conversation (small models follow turns better than text)."""
+        turns = []
+        for example in self.examples:
+            user = render_window(
+                parse_transcript_lines(example.lines),
+                new_from=0,
+                meeting_date=example.date,
+                bot_names=(),
+            )
+            output = [
+                {**item.model_dump(mode="json"), "confidence": 0.9} for item in example.output
+            ]
+            turns.append((user, json.dumps({"commitments": output})))
+        return turns
 
     def system_text(self) -> str:
         """The system prompt with the worked examples appended."""
@@ -82,12 +101,8 @@ def _date_label(day: dt.date) -> str:
 
 
 def _line(utterance: Utterance) -> str:
-    speaker = (utterance.speaker or "").strip() or "(unknown)"
+    speaker = (utterance.speaker or "").strip() or "Someone"
     return f"{speaker}: {' '.join(utterance.text.split())}"
-
-
-def _span(first: int, last: int) -> str:
-    return f"line {first}" if first == last else f"lines {first}-{last}"
 
 
 def render_window(
@@ -98,15 +113,10 @@ def render_window(
     bot_names: Sequence[str],
     next_meeting: dt.date | None = None,
 ) -> str:
-    """The user message: meeting date, bot names and the numbered window, new lines marked."""
-    count = len(lines)
-    if new_from <= 0:
-        scope = f"All {count} lines are new."
-    else:
-        scope = (
-            f"{_span(1, new_from).capitalize()}: context you have already seen. Record only "
-            f"what is made, accepted, finished or cancelled in the new {_span(new_from + 1, count)}."
-        )
+    """The user message: meeting date, who speaks, the bot's names, then the window's lines:
+    earlier ones as context, the new ones to record from. Short and plain, for small models."""
+    said = [(u.speaker or "").strip() for u in lines]
+    speakers = list(dict.fromkeys(name for name in said if name))
     header = [
         f"Meeting date: {_date_label(meeting_date)}",
         *(
@@ -114,12 +124,14 @@ def render_window(
             if next_meeting is not None
             else []
         ),
-        f"The meeting bot (never an owner): {', '.join(bot_names) or 'none'}",
-        f"Transcript window, oldest first. {scope}",
+        *([f"Speakers: {', '.join(speakers)}"] if speakers else []),
+        *([f"The meeting bot (never an owner): {', '.join(bot_names)}"] if bot_names else []),
     ]
+    context = [_line(u) for u in lines[:new_from]]
+    new = [_line(u) for u in lines[new_from:]]
     body = [
-        f"{number}. [{'new' if number > new_from else 'context'}] {_line(u)}"
-        for number, u in enumerate(lines, start=1)
+        *(["Earlier lines (context only, already read):", *context] if context else []),
+        "New lines:" if context else "Transcript:",
+        *new,
     ]
-    footer = [f"Call {TOOL_NAME} once, with an empty list if there is nothing to record."]
-    return "\n".join([*header, "", *body, "", *footer])
+    return "\n".join([*header, *body])

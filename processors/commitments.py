@@ -13,7 +13,7 @@ import datetime as dt
 import inspect
 import logging
 from collections.abc import Awaitable, Callable
-from typing import Protocol
+from typing import Protocol, cast
 
 from pipecat.frames.frames import CancelFrame, EndFrame, Frame, StartFrame
 from pipecat.processors.frame_processor import FrameDirection, FrameProcessor
@@ -141,8 +141,13 @@ class CommitmentExtractor(FrameProcessor):  # type: ignore[misc]
     async def _feed(self, utterance: Utterance) -> list[Commitment]:
         feed = self._extractor.feed
         if inspect.iscoroutinefunction(feed):
-            result: list[Commitment] = await feed(
-                utterance, meeting_date=self._meeting_date, next_meeting=self._next_meeting
+            # An LLM is told how far behind the call it is (it may let the rules answer).
+            llm_feed = cast(Callable[..., Awaitable[list[Commitment]]], feed)
+            result: list[Commitment] = await llm_feed(
+                utterance,
+                meeting_date=self._meeting_date,
+                next_meeting=self._next_meeting,
+                backlog=self._queue.qsize(),
             )
             return result
         # A plain extractor runs in a thread: even a slow one never stalls the event loop.

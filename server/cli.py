@@ -299,58 +299,107 @@ def extract(
         typer.Option(help="JSONL: one {id, date, lines[, next_meeting]} per line."),
     ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+    verbose: Verbose = False,
 ) -> None:
     """Find commitments (who promised what, by when) in a transcript, or in a batch of them.
 
+    The extractor is prompts/pipeline.yaml's `extraction.backend`: by default the local model
+    (started for the run; the rules answer a window it fails on, noted on stderr).
     With --batch, prints one {"id", "commitments"} per input line (or {"id", "error"} for a
     malformed line, also reported on stderr; the exit code is then 1).
     """
-    from server.extract_cli import extract_lines, run_batch
-
-    configure_logging("WARNING")
-    if batch is not None:
-        if not batch.is_file():
-            err.print(f"[red]error:[/] {batch}: no such file")
-            raise typer.Exit(2)
-        failed = 0
-        with batch.open(encoding="utf-8") as handle:
-            for result in run_batch(handle):
-                if result.error:
-                    failed += 1
-                    err.print(f"[red]error:[/] {batch}:{result.output['error']}")
-                if as_json:
-                    sys.stdout.write(json.dumps(result.output) + "\n")
-                elif not result.error:
-                    _print_commitments(str(result.output["id"]), result.output["commitments"])
-        raise typer.Exit(1 if failed else 0)
-    if date is None:
-        err.print("[red]error:[/] --date YYYY-MM-DD is required (due dates resolve against it)")
+    configure_logging("INFO" if verbose else "WARNING")
+    if batch is not None and not batch.is_file():
+        err.print(f"[red]error:[/] {batch}: no such file")
         raise typer.Exit(2)
-    try:
-        meeting_date = dt.date.fromisoformat(date)
-    except ValueError as exc:
-        err.print(f"[red]error:[/] --date {date!r}: expected YYYY-MM-DD")
-        raise typer.Exit(2) from exc
-    try:
-        next_date = dt.date.fromisoformat(next_meeting) if next_meeting else None
-    except ValueError as exc:
-        err.print(f"[red]error:[/] --next-meeting {next_meeting!r}: expected YYYY-MM-DD")
-        raise typer.Exit(2) from exc
-    if file is None or file == "-":
-        text = sys.stdin.read()
-    else:
-        path = Path(file)
-        if not path.is_file():
-            err.print(f"[red]error:[/] {path}: no such file")
+    text = ""
+    meeting_date = dt.date.min
+    next_date: dt.date | None = None
+    if batch is None:
+        if date is None:
+            err.print("[red]error:[/] --date YYYY-MM-DD is required (due dates resolve against it)")
             raise typer.Exit(2)
-        text = path.read_text(encoding="utf-8")
-    if not text.strip():
-        err.print("note: the transcript is empty; no commitments")
-    found = extract_lines(text.splitlines(), meeting_date=meeting_date, next_meeting=next_date)
-    if as_json:
-        sys.stdout.write(json.dumps({"commitments": found}) + "\n")
-    else:
-        _print_commitments(file or "stdin", found)
+        try:
+            meeting_date = dt.date.fromisoformat(date)
+        except ValueError as exc:
+            err.print(f"[red]error:[/] --date {date!r}: expected YYYY-MM-DD")
+            raise typer.Exit(2) from exc
+        try:
+            next_date = dt.date.fromisoformat(next_meeting) if next_meeting else None
+        except ValueError as exc:
+            err.print(f"[red]error:[/] --next-meeting {next_meeting!r}: expected YYYY-MM-DD")
+            raise typer.Exit(2) from exc
+        if file is None or file == "-":
+            text = sys.stdin.read()
+        else:
+            path = Path(file)
+            if not path.is_file():
+                err.print(f"[red]error:[/] {path}: no such file")
+                raise typer.Exit(2)
+            text = path.read_text(encoding="utf-8")
+        if not text.strip():
+            err.print("note: the transcript is empty; no commitments")
+    try:
+        code = asyncio.run(
+            _extract(
+                _settings(),
+                batch,
+                text,
+                meeting_date,
+                file=file,
+                as_json=as_json,
+                next_meeting=next_date,
+            )
+        )
+    except ConveneError as exc:
+        raise _fail(exc) from exc
+    raise typer.Exit(code)
+
+
+async def _extract(
+    settings: Settings,
+    batch: Path | None,
+    text: str,
+    meeting_date: dt.date,
+    *,
+    file: str | None,
+    as_json: bool,
+    next_meeting: dt.date | None = None,
+) -> int:
+    from server.extract_cli import extract_lines, open_extractor, run_batch
+
+    failed = 0
+    async with open_extractor(settings) as extractor:
+        if batch is not None:
+            with batch.open(encoding="utf-8") as handle:
+                async for result in run_batch(handle, extractor):
+                    if result.error:
+                        failed += 1
+                        err.print(f"[red]error:[/] {batch}:{result.output['error']}")
+                    if as_json:
+                        sys.stdout.write(json.dumps(result.output) + "\n")
+                        sys.stdout.flush()
+                    elif not result.error:
+                        _print_commitments(str(result.output["id"]), result.output["commitments"])
+        else:
+            found: list[dict[str, Any]] = []
+            if text.strip():
+                found = await extract_lines(
+                    text.splitlines(),
+                    meeting_date=meeting_date,
+                    extractor=extractor,
+                    next_meeting=next_meeting,
+                )
+            if as_json:
+                sys.stdout.write(json.dumps({"commitments": found}) + "\n")
+            else:
+                _print_commitments(file or "stdin", found)
+        if extractor.fallbacks:
+            err.print(
+                f"note: the LLM failed on {extractor.fallbacks} window(s); the rules answered "
+                "for them"
+            )
+    return 1 if failed else 0
 
 
 def _print_commitments(title: str, found: list[dict[str, object]]) -> None:

@@ -1,14 +1,132 @@
-"""`convene extract`: transcripts in, commitments out (single transcript or a JSONL batch)."""
+"""`convene extract`: transcripts in, commitments out (single transcript or a JSONL batch).
+
+The extractor is the one prompts/pipeline.yaml names (`extraction.backend`): by default the
+local model (`local-llm`: llama.cpp's server started for the run, stopped after it), the rules
+answering any window it fails on; `deterministic`: the rules only; `llm`/`anthropic`: the
+configured cloud or remote provider (its keys from the environment).
+"""
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import json
-from collections.abc import Iterable, Iterator
+import logging
+import tempfile
+from collections.abc import AsyncIterator, Iterable
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
-from domain.extraction import Commitment, DeterministicExtractor, parse_transcript_lines
+from core.prompts import load_prompts
+from core.settings import Settings, reveal
+from domain.extraction import Commitment, DeterministicExtractor, Utterance, parse_transcript_lines
+from domain.llm import OPENAI_NO_KEY
+from domain.llm_extraction import LLMExtractor, build_llm_extractor, warm_up_server
+from domain.local_llm import LocalLlmServer
+
+log = logging.getLogger(__name__)
+
+
+class CliExtractor:
+    """One extractor for the run: the rules, or an LLM (the rules as its fallback)."""
+
+    def __init__(self, rules: DeterministicExtractor, llm: LLMExtractor | None = None) -> None:
+        self.rules = rules
+        self.llm = llm
+
+    @property
+    def fallbacks(self) -> int:
+        """Windows the rules answered because the LLM failed on them."""
+        return self.llm.stats.fallbacks if self.llm is not None else 0
+
+    async def extract(
+        self,
+        utterances: list[Utterance],
+        *,
+        meeting_date: dt.date,
+        next_meeting: dt.date | None = None,
+    ) -> list[Commitment]:
+        if self.llm is None:
+            return self.rules.extract(
+                utterances, meeting_date=meeting_date, next_meeting=next_meeting
+            )
+        return await self.llm.extract(
+            utterances, meeting_date=meeting_date, next_meeting=next_meeting
+        )
+
+
+@asynccontextmanager
+async def open_extractor(settings: Settings) -> AsyncIterator[CliExtractor]:
+    """The extractor prompts/pipeline.yaml names; a local model's server lives as long as it."""
+    prompts = load_prompts(settings.convene_prompts_dir)
+    knobs = prompts.pipeline
+    agent = prompts.agent
+    names = tuple(n.lower() for n in (agent.name, *agent.aliases))
+    rules = DeterministicExtractor(window=knobs.extraction.window, bot_names=names)
+    backend = knobs.extraction.backend
+    provider = knobs.llm_for(backend)
+    if backend != "local-llm" and provider is None:
+        yield CliExtractor(rules)
+        return
+    server: LocalLlmServer | None = None
+    with tempfile.TemporaryDirectory(prefix="convene-extract-") as spool_dir:
+        try:
+            if backend == "local-llm":
+                local = knobs.local_llm
+                server = LocalLlmServer(
+                    settings.convene_home / "local-llm",
+                    model=local.model,
+                    threads=local.threads,
+                    context_tokens=local.context_tokens,
+                )
+                await asyncio.to_thread(server.start)
+                log.info("extraction by the local model %s at %s", server.alias, server.base_url)
+                await warm_up_server(
+                    prompt_path=settings.convene_prompts_dir / "extraction.yaml",
+                    spool_path=Path(spool_dir) / "llm-spool.sqlite3",
+                    base_url=server.base_url,
+                    model=server.alias,
+                    temperature=local.temperature,
+                )
+                llm = build_llm_extractor(
+                    prompt_path=settings.convene_prompts_dir / "extraction.yaml",
+                    spool_path=Path(spool_dir) / "llm-spool.sqlite3",
+                    fallback=rules,
+                    api_key=OPENAI_NO_KEY,
+                    base_url=server.base_url,
+                    provider="openai-compatible",
+                    model=server.alias,
+                    timeout_secs=local.timeout_secs,
+                    temperature=local.temperature,
+                    gate=knobs.extraction.gate,
+                    rules_too=knobs.extraction.rules_too,
+                )
+            else:
+                assert provider is not None
+                conf = settings.llm
+                secret, base_url = (
+                    (conf.anthropic_api_key, conf.anthropic_base_url)
+                    if provider == "anthropic"
+                    else (conf.openai_api_key, conf.openai_base_url)
+                )
+                llm = build_llm_extractor(
+                    prompt_path=settings.convene_prompts_dir / "extraction.yaml",
+                    spool_path=Path(spool_dir) / "llm-spool.sqlite3",
+                    fallback=rules,
+                    api_key=reveal(secret),
+                    base_url=base_url,
+                    provider=provider,
+                    model=knobs.llm.model,
+                    gate=knobs.extraction.gate,
+                    rules_too=knobs.extraction.rules_too,
+                )
+            async with llm:
+                yield CliExtractor(rules, llm)
+        finally:
+            if server is not None:
+                await asyncio.to_thread(server.stop)
 
 
 def commitment_json(item: Commitment) -> dict[str, Any]:
@@ -25,11 +143,15 @@ def commitment_json(item: Commitment) -> dict[str, Any]:
     return out
 
 
-def extract_lines(
-    lines: Iterable[str], *, meeting_date: dt.date, next_meeting: dt.date | None = None
+async def extract_lines(
+    lines: Iterable[str],
+    *,
+    meeting_date: dt.date,
+    extractor: CliExtractor,
+    next_meeting: dt.date | None = None,
 ) -> list[dict[str, Any]]:
     utterances = parse_transcript_lines(lines)
-    found = DeterministicExtractor().extract(
+    found = await extractor.extract(
         utterances, meeting_date=meeting_date, next_meeting=next_meeting
     )
     return [commitment_json(c) for c in found]
@@ -42,7 +164,7 @@ class BatchResult:
     error: str | None = None
 
 
-def _batch_item(line_no: int, raw: str) -> BatchResult:
+async def _batch_item(line_no: int, raw: str, extractor: CliExtractor) -> BatchResult:
     try:
         item = json.loads(raw)
     except json.JSONDecodeError as exc:
@@ -74,13 +196,16 @@ def _batch_item(line_no: int, raw: str) -> BatchResult:
     if problems or meeting_date is None or not isinstance(lines, list):
         message = f"line {line_no}: " + "; ".join(problems)
         return BatchResult(line_no, {"id": item_id, "error": message}, message)
-    found = extract_lines(lines, meeting_date=meeting_date, next_meeting=next_meeting)
+    found = await extract_lines(
+        lines, meeting_date=meeting_date, extractor=extractor, next_meeting=next_meeting
+    )
     return BatchResult(line_no, {"id": item_id, "commitments": found})
 
 
-def run_batch(raw_lines: Iterable[str]) -> Iterator[BatchResult]:
+async def run_batch(
+    raw_lines: Iterable[str], extractor: CliExtractor
+) -> AsyncIterator[BatchResult]:
     """One result per non-blank input line, in order; a bad line never stops the others."""
-    extractor_lines = enumerate(raw_lines, start=1)
-    for line_no, raw in extractor_lines:
+    for line_no, raw in enumerate(raw_lines, start=1):
         if raw.strip():
-            yield _batch_item(line_no, raw)
+            yield await _batch_item(line_no, raw, extractor)

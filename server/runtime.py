@@ -32,10 +32,12 @@ from core.prompts import LlmProvider, Prompts, load_prompts
 from core.settings import Settings, reveal
 from core.stt_queue import TranscriptionQueue, shared_queue
 from domain.extraction import DeterministicExtractor
-from domain.llm_extraction import LLMExtractor, build_llm_extractor
+from domain.llm import OPENAI_NO_KEY
+from domain.llm_extraction import LLMExtractor, build_llm_extractor, warm_up_server
 from domain.llm_extraction_prompt import load_extraction_prompt
 from domain.llm_pending import watch
 from domain.llm_report import load_report_prompt
+from domain.local_llm import LocalLlmServer, check_model
 from memory.embedded import EmbeddedPostgres, EmbeddedRedis
 from memory.journal import ActiveCalls, CallJournal
 from memory.models import CallCreated, CallEnded, StreamStarted
@@ -54,6 +56,11 @@ RETRIED_SEQ_BASE = 1_000_000
 # The first pause before the LLM's spooled windows are tried again; it doubles from there up
 # to CONVENE_LLM_RETRY_SECS while some are left.
 LLM_RETRY_FIRST_SECS = 1.0
+
+
+def _log_start_failure(task: asyncio.Task[str]) -> None:
+    if not task.cancelled() and task.exception() is not None:
+        log.error("the local LLM did not start: %s", task.exception())
 
 
 class _WindowsLeft(Exception):
@@ -121,6 +128,12 @@ def check_provider_settings(settings: Settings, prompts: Prompts) -> None:
                     "`openai-whisper` package is not installed "
                     "(uv sync --extra openai-whisper; it pulls PyTorch)"
                 ) from None
+        if knobs.extraction.backend == "local-llm":
+            try:
+                check_model(knobs.local_llm.model)
+            except ConfigError as exc:
+                raise ConfigError(f"{pipeline_yaml}: {prefix}local_llm.model: {exc}") from None
+            load_extraction_prompt(settings.convene_prompts_dir / "extraction.yaml")
         for prompt, backend in (
             ("extraction.yaml", knobs.extraction.backend),
             ("report_llm.yaml", knobs.report.backend),
@@ -189,6 +202,9 @@ class Runtime:
         default=None, repr=False
     )
     supervisor_task: asyncio.Task[None] | None = None
+    # The local model's server (extraction.backend local-llm), started in the background.
+    local_llm: LocalLlmServer | None = None
+    local_llm_task: asyncio.Task[str] | None = None  # start + warm-up
     _stream_tokens: tuple[tuple[object, ...], StreamTokens] | None = field(default=None, repr=False)
     _supervise_backoff: dict[str, tuple[int, float]] = field(default_factory=dict)
 
@@ -269,23 +285,71 @@ class Runtime:
             active_calls=ActiveCalls(journal),
         )
         knobs = prompts.pipeline
-        if any(
+        if knobs.uses_local_llm():
+            runtime.ensure_local_llm()
+        if knobs.uses_local_llm() or any(
             knobs.for_series(name).llm_for(knobs.for_series(name).extraction.backend)
             for name in (None, *knobs.series)
         ):
             runtime._start_llm_retry()
-        if embedded_pg is not None or embedded_redis is not None:
+        if runtime.supervisor_task is None and (
+            embedded_pg is not None or embedded_redis is not None
+        ):
             runtime.supervisor_task = asyncio.create_task(
                 runtime._supervise(), name="convene-supervisor"
             )
         return runtime
+
+    def ensure_local_llm(self) -> LocalLlmServer:
+        """The local model's server: made and started in the background on first need.
+
+        Its URL is known at once; windows asked before it serves fail over to the rules and
+        are spooled, and the retry loop sends them again once it serves."""
+        if self.local_llm is None:
+            local = self.prompts.pipeline.local_llm
+            self.local_llm = LocalLlmServer(
+                self.settings.convene_home / "local-llm",
+                model=local.model,
+                threads=local.threads,
+                context_tokens=local.context_tokens,
+            )
+        if self.local_llm_task is None:
+            self.local_llm_task = asyncio.create_task(
+                self._start_local_llm(self.local_llm), name="convene-local-llm-start"
+            )
+            self.local_llm_task.add_done_callback(_log_start_failure)
+            if self.supervisor_task is None:
+                self.supervisor_task = asyncio.create_task(
+                    self._supervise(), name="convene-supervisor"
+                )
+        return self.local_llm
+
+    async def _start_local_llm(self, server: LocalLlmServer) -> str:
+        """Start the server, then read the extraction prompt once: llama.cpp keeps it in its
+        cache, so a call's first window pays only for its own lines (like Whisper's warm-up)."""
+        url = await asyncio.to_thread(server.start)
+        await warm_up_server(
+            prompt_path=self.settings.convene_prompts_dir / "extraction.yaml",
+            spool_path=self.settings.llm_spool_path,
+            base_url=url,
+            model=server.alias,
+            temperature=self.prompts.pipeline.local_llm.temperature,
+        )
+        return url
+
+    async def local_llm_ready(self) -> str:
+        """Wait until the local model serves; its base URL."""
+        self.ensure_local_llm()
+        assert self.local_llm_task is not None
+        return await asyncio.shield(self.local_llm_task)
 
     async def supervise_once(self) -> None:
         """Restart an embedded server that died under us (not one stopped on purpose).
 
         A restart that fails (a full disk) is retried with backoff, up to a minute apart."""
         now = asyncio.get_running_loop().time()
-        for server in (self.embedded_postgres, self.embedded_redis):
+        local = self.local_llm if self.local_llm_task and self.local_llm_task.done() else None
+        for server in (self.embedded_postgres, self.embedded_redis, local):
             if server is None:
                 continue
             name = type(server).__name__
@@ -325,7 +389,9 @@ class Runtime:
 
         knobs = self.prompts.pipeline
         provider: LlmProvider = knobs.llm_for(knobs.extraction.backend) or (
-            "openai-compatible" if knobs.llm.provider == "openai-compatible" else "anthropic"
+            "openai-compatible"
+            if knobs.llm.provider == "openai-compatible" or knobs.extraction.backend == "local-llm"
+            else "anthropic"
         )
         llm = self.settings.llm
         secret, base_url = (
@@ -334,10 +400,15 @@ class Runtime:
             else (llm.openai_api_key, llm.openai_base_url)
         )
         api_key = reveal(secret)
+        model, timeout, temperature = knobs.llm.model, None, None
+        if knobs.extraction.backend == "local-llm":
+            local = self.ensure_local_llm()
+            api_key, base_url, model = OPENAI_NO_KEY, local.base_url, local.alias
+            timeout, temperature = knobs.local_llm.timeout_secs, knobs.local_llm.temperature
         prompt_path = self.settings.convene_prompts_dir / "extraction.yaml"
         # One extractor (one HTTP client, one read of extraction.yaml) for as long as the
         # configuration it was built from holds, not one per retry round.
-        key = (provider, api_key, base_url, knobs.llm.model, prompt_path)
+        key = (provider, api_key, base_url, model, prompt_path)
         if self._retry_extractor is None or self._retry_extractor[0] != key:
             if self._retry_extractor is not None:
                 await self._retry_extractor[1].aclose()
@@ -348,7 +419,9 @@ class Runtime:
                 api_key=api_key,
                 base_url=base_url,
                 provider=provider,
-                model=knobs.llm.model,
+                model=model,
+                timeout_secs=timeout,
+                temperature=temperature,
             )
             self._retry_extractor = (key, extractor)
         extractor = self._retry_extractor[1]
@@ -493,6 +566,7 @@ class Runtime:
             submit=self.writer.submit,
             flush=self.writer.flush,
             store=self.store,
+            local_llm=(self.ensure_local_llm() if self.prompts.pipeline.uses_local_llm() else None),
         )
 
     async def close(self) -> None:
@@ -504,6 +578,11 @@ class Runtime:
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
+        if self.local_llm is not None:
+            if self.local_llm_task is not None:
+                with contextlib.suppress(Exception):
+                    await self.local_llm_task  # a start under way is finished, then stopped
+            await asyncio.to_thread(self.local_llm.stop)
         if self._retry_extractor is not None:
             await self._retry_extractor[1].aclose()
             self._retry_extractor = None

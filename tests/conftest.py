@@ -32,6 +32,26 @@ TEST_ACCOUNT_SID = "AC" + "0" * 32
 TEST_API_TOKEN = "test-api-token-5b0c1e7d9a2f4e68"
 API_HEADERS = {"Authorization": f"Bearer {TEST_API_TOKEN}"}
 
+REPO_PROMPTS = Path(__file__).resolve().parent.parent / "prompts"
+_RULES_PROMPTS: list[Path] = []
+
+
+def rules_prompts() -> Path:
+    """The repository's prompts with `extraction.backend: deterministic`: the prompts every test
+    runtime and server gets unless it says otherwise. Tests of the rules, the call path and the
+    store pin the rules so that the local model (the shipped default, tested for real in
+    tests/test_local_llm.py and tests/test_extract_cli.py) is not started by each of them."""
+    if not _RULES_PROMPTS:
+        folder = Path(tempfile.mkdtemp(prefix="convene-rules-prompts-"))
+        shutil.copytree(REPO_PROMPTS, folder, dirs_exist_ok=True)
+        pipeline = folder / "pipeline.yaml"
+        text = pipeline.read_text()
+        assert "  backend: local-llm" in text, "prompts/pipeline.yaml's default moved"
+        pipeline.write_text(text.replace("  backend: local-llm", "  backend: deterministic", 1))
+        _RULES_PROMPTS.append(folder)
+    return _RULES_PROMPTS[0]
+
+
 MEETING_TURNS = [
     "Good morning everyone, let's start the weekly planning meeting.",
     "I will send the security review to the legal team by Friday.",
@@ -60,6 +80,7 @@ def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line(
         "markers", "dates: depends on meeting dates or the calendar; re-run with --today in CI"
     )
+    config.add_cleanup(lambda: [shutil.rmtree(p, ignore_errors=True) for p in _RULES_PROMPTS])
     today = config.getoption("--today")
     if today:
         import datetime as dt
@@ -81,6 +102,7 @@ def make_settings(home: Path, **overrides: object) -> Settings:
         "public_host": None,
         "convene_writer_retry_secs": 0.3,
         "convene_bootstrap_token": SecretStr(TEST_API_TOKEN),
+        "convene_prompts_dir": rules_prompts(),
         # Calls tests answer or dial and never stream stay `ringing`/`queued` (no status
         # callbacks) and count against the call cap for a while: no cap but where tested.
         "convene_max_calls": 10_000,

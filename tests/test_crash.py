@@ -26,7 +26,7 @@ import psutil
 from server.audio import to_twilio_ulaw
 from server.simulate import request_twiml
 from server.simulator import simulate_stream, stream_url_from_twiml
-from tests.conftest import API_HEADERS, MEETING_TURNS, TEST_API_TOKEN
+from tests.conftest import API_HEADERS, MEETING_TURNS, TEST_API_TOKEN, rules_prompts
 from tests.speech import wer
 
 AUTH_TOKEN = "crash-test-token"
@@ -52,7 +52,7 @@ class Serve:
             "CONVENE_HOME": str(home),
             "TWILIO_AUTH_TOKEN": AUTH_TOKEN,
             "CONVENE_BOOTSTRAP_TOKEN": TEST_API_TOKEN,
-            "CONVENE_PROMPTS_DIR": str(REPO / "prompts"),
+            "CONVENE_PROMPTS_DIR": str(rules_prompts()),
         }
         for name in ("PUBLIC_HOST", "DATABASE_URL", "REDIS_URL"):
             env.pop(name, None)

@@ -19,6 +19,7 @@ from typing import Any
 import anthropic
 import pytest
 import yaml
+from pipecat.tests.utils import run_test
 
 from core.errors import ConfigError
 from core.settings import REPO_ROOT
@@ -26,8 +27,17 @@ from domain.extraction import KINDS, Commitment, DeterministicExtractor, Utteran
 from domain.llm import API_KEY_ENV
 from domain.llm_extraction import LLMExtractor, build_llm_extractor
 from domain.llm_extraction_prompt import load_extraction_prompt
-from domain.llm_extraction_tool import COMMITMENTS_SCHEMA, TOOL, TOOL_CHOICE
+from domain.llm_extraction_tool import (
+    COMMITMENTS_SCHEMA,
+    TOOL,
+    TOOL_CHOICE,
+    ToolInput,
+    to_commitments,
+)
 from domain.llm_pending import PendingSpool
+from memory.models import CommitmentRecord, WriteOp
+from processors.commitments import CommitmentExtractor
+from processors.frames import TranscriptSegmentFrame
 from server.local_server import serve_in_process
 from tests.fakes.anthropic_api import (
     FakeAnthropic,
@@ -96,6 +106,8 @@ async def make(
         batch_lines: int = 40,
         retry_after_cap_secs: float = 5.0,
         gate: bool = False,
+        rules_too: bool = False,
+        max_backlog: int | None = None,
         **prompt_changes: Any,
     ) -> LLMExtractor:
         prompt = load_extraction_prompt(PROMPT_PATH).model_copy(update=prompt_changes)
@@ -112,6 +124,8 @@ async def make(
             retry_after_cap_secs=retry_after_cap_secs,
             sleep=recording_sleep,
             gate=gate,
+            rules_too=rules_too,
+            max_backlog=max_backlog,
         )
         made.append(extractor)
         return extractor
@@ -186,17 +200,25 @@ async def test_happy_path_request_and_parsing(fake: FakeAnthropic, make: MakeExt
     assert re.fullmatch(r"\d{4}-\d{2}-\d{2}", sent.anthropic_version or "")
     assert body["model"] == "claude-sonnet-4-5" and body["max_tokens"] == 1024
     assert "temperature" not in body  # null in the YAML: not sent
-    assert "record the commitments people make" in body["system"]
-    assert "Worked examples" in body["system"] and "2025-03-07" in body["system"]
+    assert "record its action items" in body["system"]
+    prompt = load_extraction_prompt(PROMPT_PATH)
+    assert body["system"] == prompt.system
+    # The worked examples are earlier turns: each a window and the answer, then this window.
+    shown = body["messages"][:-1]
+    assert [m["role"] for m in shown] == ["user", "assistant"] * len(prompt.examples)
+    assert '"due": "by Friday"' in shown[1]["content"]
     assert body["tools"] == [json.loads(json.dumps(TOOL))]
     assert body["tools"][0]["input_schema"] == COMMITMENTS_SCHEMA
     assert body["tool_choice"] == {"type": "tool", "name": "record_commitments"}
-    [message] = body["messages"]
+    message = body["messages"][-1]
     assert message["role"] == "user"
     text = message["content"]
     assert "Meeting date: 2025-03-05 (Wednesday)" in text
-    assert "1. [context] Priya: Marco, can you update the pricing page before Monday?" in text
-    assert "2. [new] Marco: Sure, I'll get it done." in text
+    assert (
+        "Earlier lines (context only, already read):\n"
+        "Priya: Marco, can you update the pricing page before Monday?\n"
+        "New lines:\nMarco: Sure, I'll get it done."
+    ) in text
     assert extractor.stats.calls == 2 and extractor.stats.fallbacks == 0
 
 
@@ -213,7 +235,7 @@ def test_tool_schema_is_the_reply_models_schema_made_strict() -> None:
     props = item["properties"]
     assert props["kind"] == {"type": "string", "enum": list(KINDS)}
     assert props["due"]["type"] == ["string", "null"]
-    assert props["due"]["pattern"] == r"^\d{4}-\d{2}-\d{2}$"
+    assert props["due"]["maxLength"] == 60 and "words said" in props["due"]["description"]
     assert props["confidence"] == {"type": "number", "minimum": 0.0, "maximum": 1.0}
     assert all("description" in props[k] for k in ("owner", "action", "due", "quote"))
     assert "$ref" not in json.dumps(COMMITMENTS_SCHEMA)
@@ -241,8 +263,8 @@ async def test_overlapping_windows_never_report_twice(
     assert first[0].due == dt.date(2025, 3, 7)
     assert again == []
     assert [(c.owner, c.action) for c in third] == [("Bob", "book the venue")]
-    window = fake.requests[2].body["messages"][0]["content"]
-    assert "1. [context] Alice:" in window and "3. [new] Bob: I'll book the venue." in window
+    window = fake.requests[2].body["messages"][-1]["content"]
+    assert "Earlier lines" in window and window.endswith("New lines:\nBob: I'll book the venue.")
 
 
 async def test_extract_runs_chunks_with_context(fake: FakeAnthropic, make: MakeExtractor) -> None:
@@ -253,11 +275,11 @@ async def test_extract_runs_chunks_with_context(fake: FakeAnthropic, make: MakeE
     found = await extractor.extract(lines, meeting_date=MEETING)
 
     assert [c.owner for c in found] == ["Alice"]  # the repeat in chunk 2 is dropped
-    texts = [r.body["messages"][0]["content"] for r in fake.requests]
+    texts = [r.body["messages"][-1]["content"] for r in fake.requests]
     assert len(texts) == 3
-    assert "All 2 lines are new." in texts[0]
-    assert "1. [context] Alice: Line 1." in texts[1] and "3. [new] Alice: Line 3." in texts[1]
-    assert "1. [context] Alice: Line 3." in texts[2] and "2. [new] Alice: Line 4." in texts[2]
+    assert texts[0].endswith("Transcript:\nAlice: Line 0.\nAlice: Line 1.")
+    assert "already read):\nAlice: Line 1.\nNew lines:\nAlice: Line 2.\nAlice: Line 3." in texts[1]
+    assert "already read):\nAlice: Line 3.\nNew lines:\nAlice: Line 4." in texts[2]
 
 
 # --------------------------------------------------------------------------- the gate
@@ -276,9 +298,9 @@ async def test_the_gate_keeps_talk_without_a_cue_from_the_model(
 
     assert [c.owner for c in found] == ["Alice"]
     [sent] = fake.requests
-    window = sent.body["messages"][0]["content"]
+    window = sent.body["messages"][-1]["content"]
     # the model still reads the window's context, and the new line as new
-    assert "1. [context] Bob: Mm-hmm." in window and "3. [new] Alice: I'll send" in window
+    assert "Bob: Mm-hmm.\n" in window and "New lines:\nAlice: I'll send" in window
 
 
 async def test_extract_with_the_gate_asks_only_about_gated_runs(
@@ -293,9 +315,9 @@ async def test_extract_with_the_gate_asks_only_about_gated_runs(
 
     assert [c.owner for c in found] == ["Alice"]
     [sent] = fake.requests
-    text = sent.body["messages"][0]["content"]
-    assert "1. [context] Bob: It's blue, shade 2." in text
-    assert "2. [new] Alice: I'll send the security review" in text
+    text = sent.body["messages"][-1]["content"]
+    assert "already read):\nBob: It's blue, shade 2.\nNew lines:" in text
+    assert "New lines:\nAlice: I'll send the security review" in text
     assert "shade 3" not in text and "shade 1" not in text
     assert extractor.stats.gated_out == 2  # the runs before and after the promise
 
@@ -308,7 +330,7 @@ async def test_the_model_is_told_the_series_next_meeting(
     said = Utterance("Alice", "I'll bring the mock-ups to the next meeting.")
     await extractor.feed(said, meeting_date=MEETING, next_meeting=dt.date(2025, 3, 12))
     await extractor.feed(said, meeting_date=MEETING)
-    told, untold = (r.body["messages"][0]["content"] for r in fake.requests)
+    told, untold = (r.body["messages"][-1]["content"] for r in fake.requests)
     assert 'The series\' next meeting ("for the next meeting"): 2025-03-12 (Wednesday)' in told
     assert "next meeting (" not in untold
 
@@ -386,7 +408,7 @@ async def test_persistent_529_falls_back_queues_and_recovers(
     assert lines == [PROMISE]
     assert [(c.owner, c.due, c.confidence) for c in items] == [("Alice", dt.date(2025, 3, 7), 0.95)]
     assert spooled(spool) == [] and later.stats.recovered == 1
-    assert "Meeting date: 2025-03-05" in fake.requests[-1].body["messages"][0]["content"]
+    assert "Meeting date: 2025-03-05" in fake.requests[-1].body["messages"][-1]["content"]
 
 
 async def test_windows_spooled_before_the_upgrade_are_recovered(
@@ -405,7 +427,7 @@ async def test_windows_spooled_before_the_upgrade_are_recovered(
     assert window.context == {"call_id": "c-1", "series": "s"}
     assert [(c.owner, c.due) for c in items] == [("Alice", dt.date(2025, 3, 7))]
     assert len(fake.requests) == 2  # the 529 was retried by the client's policy
-    assert "Meeting date: 2025-03-05" in fake.requests[-1].body["messages"][0]["content"]
+    assert "Meeting date: 2025-03-05" in fake.requests[-1].body["messages"][-1]["content"]
     assert spooled(spool) == []
 
 
@@ -460,7 +482,7 @@ async def test_timeout_falls_back(fake: FakeAnthropic, make: MakeExtractor) -> N
 @pytest.mark.parametrize(
     "reply",
     [
-        ToolReply({"commitments": [{**ALICE_ITEM, "due": "Friday"}]}),
+        ToolReply({"commitments": [{**ALICE_ITEM, "due": "2025-02-30"}]}),
         ToolReply({"commitments": [{**ALICE_ITEM, "kind": "promise", "confidence": 3}]}),
         ToolReply({"items": []}),
         ToolReply({"commitments": []}, name="other_tool"),
@@ -645,3 +667,120 @@ async def test_streaming_smoke(fake: FakeAnthropic, fake_api: tuple[FakeAnthropi
     block = final.content[0]
     assert block.type == "tool_use" and block.input == {"commitments": [ALICE_ITEM]}
     assert spoken == "Alice will send the security review by Friday."
+
+
+def _item(owner: str | None, action: str, quote: str, due: str | None = None) -> dict[str, Any]:
+    return {
+        "owner": owner,
+        "action": action,
+        "due": due,
+        "kind": "commitment",
+        "quote": quote,
+        "confidence": 0.8,
+    }
+
+
+def test_model_items_become_commitments_as_the_window_says() -> None:
+    """Due words are resolved against the meeting date (and the next meeting); "everyone" is
+    the window's speakers as one group task (the bot left out); one action given to two owners
+    is one task; an item whose quoted line puts work on nobody (this meeting's agenda) and one
+    owned by nobody in the window are dropped, never returned."""
+    meeting = dt.date(2026, 3, 4)  # a Wednesday
+    lines = [
+        Utterance("Project Manager", "First we'll look at the minutes, then the presentations."),
+        Utterance("Project Manager", "Tom, you'll be working on the casing by Friday."),
+        Utterance("Tom", "Okay. And don't forget the questionnaire before the next meeting."),
+        Utterance("Convene", "Noted."),
+    ]
+    reply = ToolInput.model_validate(
+        {
+            "commitments": [
+                _item("Project Manager", "look at the minutes", "we'll look at the minutes"),
+                _item("Tom", "work on the casing", "you'll be working on the casing", "by Friday"),
+                _item("Project Manager", "work on the casing", "you'll be working on the casing"),
+                _item(
+                    "everyone",
+                    "fill in the questionnaire",
+                    "don't forget the questionnaire",
+                    "before the next meeting",
+                ),
+                _item("Zed", "book the room", "you'll be working on the casing"),
+            ]
+        }
+    )
+    found = to_commitments(
+        reply,
+        bot_names=["convene"],
+        lines=lines,
+        meeting_date=meeting,
+        next_meeting=dt.date(2026, 3, 11),
+    )
+    assert [(c.owner, c.owners, c.action, c.due) for c in found] == [
+        (
+            "Tom and Project Manager",
+            ("Tom", "Project Manager"),
+            "work on the casing",
+            dt.date(2026, 3, 6),
+        ),
+        (
+            "Project Manager and Tom",
+            ("Project Manager", "Tom"),
+            "fill in the questionnaire",
+            dt.date(2026, 3, 11),
+        ),
+    ]
+
+
+# --------------------------------------------------------------------------- behind the call
+
+
+async def test_a_model_slower_than_the_talk_loses_nothing(
+    fake: FakeAnthropic, make: MakeExtractor, tmp_path: Path
+) -> None:
+    """A real pipeline (the commitment processor) over an LLM extractor whose model answers
+    each window only after a delay, while the talk goes on: once more than `max_backlog`
+    utterances wait, the rules answer the windows at once (audio and transcripts never wait)
+    and each such window is queued; the model re-reads them later, and every promise said is
+    found. The gate keeps the model off the small talk."""
+    spool = tmp_path / "behind.sqlite3"
+    extractor = make(spool=spool, gate=True, max_backlog=1)
+    promises = [
+        Utterance("Alice", "I'll send the security review to the legal team by Friday."),
+        Utterance("Bob", "I will book the venue for the offsite by Thursday."),
+        Utterance("Carol", "I'll update the pricing page by Monday."),
+        Utterance("Dan", "I'll call the vendor about the contract tomorrow."),
+    ]
+    fake.default = slow(0.4, then=commitments())  # the model: slow, and finds nothing new
+    written: list[WriteOp] = []
+    processor = CommitmentExtractor(
+        call_id="00000000-0000-0000-0000-0000000000b1",
+        series="behind",
+        meeting_date=MEETING,
+        extractor=extractor,
+        submit=written.append,
+    )
+    frames = [
+        TranscriptSegmentFrame(
+            text=u.text, start_ms=n * 1000, end_ms=n * 1000 + 900, seq=n, person=u.speaker
+        )
+        for n, u in enumerate([Utterance(None, "Good morning everyone."), *promises])
+    ]
+    down, _ = await run_test(processor, frames_to_send=frames)
+
+    assert sum(isinstance(f, TranscriptSegmentFrame) for f in down) == len(frames)
+    assert extractor.stats.gated_out == 1  # the greeting never reached the model
+    deferred = extractor.stats.deferred
+    assert deferred >= 1 and extractor.stats.queued == deferred  # behind: rules now, model later
+    assert len(fake.requests) == len(promises) - deferred
+    # The deferred windows were answered by the rules at once (the model, which read the
+    # others, found nothing in them: the fake says nothing), and wait in the spool.
+    waiting = spooled(spool)
+    assert len(waiting) == deferred
+    deferred_speakers = {lines[-1]["speaker"] for _, lines, _ in waiting}
+    assert {r.owner for r in written if isinstance(r, CommitmentRecord)} == deferred_speakers
+
+    # Later, the model re-reads each deferred window; nothing is left in the spool.
+    fake.default = commitments(ALICE_ITEM)
+    recovered = await extractor.retry_pending_windows()
+    assert len(recovered) == deferred and spooled(spool) == []
+    assert all(items for _, items in recovered)  # the model's answer for each of them

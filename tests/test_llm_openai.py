@@ -220,14 +220,16 @@ async def test_tool_call_is_parsed_and_request_is_chat_completions(
     body = sent.body
     assert body["model"] == MODEL  # llm.model overrides the prompt file's
     assert body["max_tokens"] == 1024 and "temperature" not in body
-    system, user = body["messages"]
+    system, *shown, user = body["messages"]
     prompt = load_extraction_prompt(EXTRACTION_PROMPT)
-    assert system == {"role": "system", "content": prompt.system_text()}
-    assert "Worked examples" in system["content"]
+    assert system == {"role": "system", "content": prompt.system}
+    # The worked examples, as earlier turns: a window, then the answer as JSON text.
+    assert [m["role"] for m in shown] == ["user", "assistant"] * len(prompt.examples)
+    assert [m["content"] for m in shown[::2]] == [u for u, _ in prompt.example_turns()]
     assert user["role"] == "user"
     assert "Meeting date: 2025-03-05 (Wednesday)" in user["content"]
-    assert "1. [context] Priya: Marco, can you update the pricing page" in user["content"]
-    assert "2. [new] Marco: Sure, I'll get it done." in user["content"]
+    assert "already read):\nPriya: Marco, can you update the pricing page" in user["content"]
+    assert "New lines:\nMarco: Sure, I'll get it done." in user["content"]
     assert body["tools"] == [json.loads(json.dumps(OPENAI_TOOL))]
     assert body["tools"][0]["type"] == "function"
     assert body["tools"][0]["function"]["parameters"] == COMMITMENTS_SCHEMA
@@ -336,7 +338,7 @@ async def test_connection_refused_falls_back(tmp_path: Path) -> None:
     "reply",
     [
         ToolCallReply('{"commitments": [{"owner": "Alice", '),
-        ToolCallReply({"commitments": [{**ALICE_ITEM, "due": "Friday"}]}),
+        ToolCallReply({"commitments": [{**ALICE_ITEM, "due": "2025-02-30"}]}),
         ToolCallReply({"items": []}),
         ToolCallReply({"commitments": []}, name="other_tool"),
         ToolCallReply({"commitments": [ALICE_ITEM]}, finish_reason="length"),

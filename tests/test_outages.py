@@ -526,7 +526,7 @@ async def test_spooled_llm_windows_are_retried_by_the_runtime_with_backoff(tmp_p
 
             sent = fake.requests
             assert len(sent) == 4  # the call's try, two failed rounds, the one that worked
-            assert all(promise in r.body["messages"][0]["content"] for r in sent)
+            assert all(promise in r.body["messages"][-1]["content"] for r in sent)
             # Backoff between the runtime's rounds: 1 s, then doubled.
             assert sent[2].at - sent[1].at >= 1.0 and sent[3].at - sent[2].at >= 2.0
             [record] = merged

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import httpx
 
-from tests.conftest import MEETING_TURNS, TEST_API_TOKEN
+from tests.conftest import MEETING_TURNS, TEST_API_TOKEN, rules_prompts
 from tests.speech import wer
 
 
@@ -31,7 +31,7 @@ def test_serve_and_simulate_url_in_separate_processes(tmp_path: Path, meeting_wa
         # The server takes this token; `simulate --url` reads the call back with it.
         "CONVENE_BOOTSTRAP_TOKEN": TEST_API_TOKEN,
         "CONVENE_API_TOKEN": TEST_API_TOKEN,
-        "CONVENE_PROMPTS_DIR": str(Path(__file__).resolve().parent.parent / "prompts"),
+        "CONVENE_PROMPTS_DIR": str(rules_prompts()),
     }
     env.pop("PUBLIC_HOST", None)
     server = subprocess.Popen(
