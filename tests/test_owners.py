@@ -11,7 +11,7 @@ import datetime as dt
 import pytest
 
 from domain.extraction import Commitment, DeterministicExtractor, Utterance, parse_transcript_lines
-from server.extract_cli import extract_lines
+from server.extract_cli import CliExtractor, extract_lines
 
 MEETING = dt.date(2026, 11, 24)
 
@@ -229,8 +229,13 @@ def test_reported_speech_with_a_pronoun_is_still_no_task() -> None:
     assert owners("Tom: Hi.", "Priya: Tom said he'd call the vendor.") == []
 
 
-def test_the_cli_json_lists_a_group_task_owners() -> None:
-    out = extract_lines(["Priya: Poppy and Tara will draw the prototype."], meeting_date=MEETING)
+async def test_the_cli_json_lists_a_group_task_owners() -> None:
+    rules = CliExtractor(DeterministicExtractor())
+    out = await extract_lines(
+        ["Priya: Poppy and Tara will draw the prototype."], meeting_date=MEETING, extractor=rules
+    )
     assert [(c["owner"], c.get("owners")) for c in out] == [("Poppy and Tara", ["Poppy", "Tara"])]
-    single = extract_lines(["Tom: I'll send the deck."], meeting_date=MEETING)
+    single = await extract_lines(
+        ["Tom: I'll send the deck."], meeting_date=MEETING, extractor=rules
+    )
     assert "owners" not in single[0]
