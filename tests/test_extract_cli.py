@@ -56,7 +56,6 @@ def test_batch_runs_the_local_model_by_default(tmp_path: Path) -> None:
     assert found["none"] == []
     [item] = found["promise"]
     assert item["owner"] == "Priya" and "security review" in item["action"]
-    assert item["kind"] == "commitment"
 
 
 def test_extract_json_from_stdin() -> None:
