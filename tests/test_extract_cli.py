@@ -35,8 +35,9 @@ def convene(
 @pytest.mark.timeout(900)  # a bound on 2 busy cores, not a budget: see tests/test_local_llm.py
 def test_batch_runs_the_local_model_by_default(tmp_path: Path) -> None:
     """The shipped default (`extraction.backend: local-llm`): llama.cpp's server starts with
-    the packaged model and reads each window; none falls back to the rules (which would say so
-    on stderr), and the model's answers are the commitments printed."""
+    the packaged model and reads each window the gate passes; none falls back to the rules
+    (which would say so on stderr), and the commitments printed are the model's with the rules'
+    beside them (`rules_too`), one item per task."""
     batch = tmp_path / "in.jsonl"
     rows = [
         {
@@ -54,8 +55,6 @@ def test_batch_runs_the_local_model_by_default(tmp_path: Path) -> None:
     found = {row["id"]: row["commitments"] for row in map(json.loads, out.stdout.splitlines())}
     assert found["none"] == []
     [item] = found["promise"]
-    # The 0.5B model finds who and what; it often calls a promise "status_done" (README,
-    # "Extraction quality"), so the kind is not asserted here.
     assert item["owner"] == "Priya" and "security review" in item["action"]
 
 
