@@ -167,8 +167,8 @@ class ExtractionKnobs(_Strict):
     window: int = Field(4, ge=1, le=20)
     # llm backends: the model reads only windows the cheap gate passes (domain/extraction_gate.py)
     gate: bool = True
-    # llm backends: the rules also read the windows the model reads; their items are kept beside
-    # the model's (a model item for the same task dropped). Off: the model alone answers.
+    # llm backends: the rules read each window first; when they find something in its new lines
+    # their answer stands and the model is not asked. Off: the model alone answers.
     rules_too: bool = True
     # llm backends: with more utterances than this waiting (the model slower than the talk),
     # the rules answer a window and it is queued for the model to re-read later; null: never.

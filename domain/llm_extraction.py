@@ -24,7 +24,6 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import logging
-import re
 import sqlite3
 from collections import deque
 from collections.abc import Mapping, Sequence
@@ -65,7 +64,8 @@ class ExtractionStats(RequestCounts):
     rules; queued: windows written to the spool; recovered: spooled windows later extracted;
     gated_out: windows the gate kept from the model (the rules answered them);
     deferred: windows the rules answered because the model was behind the call (queued, and
-    re-read by the model later).
+    re-read by the model later); by_rules: windows the gate passed whose new lines the rules
+    read with certainty (rules_too), so the model was not asked.
     """
 
     failures: int = 0
@@ -75,6 +75,7 @@ class ExtractionStats(RequestCounts):
     spool_errors: int = 0
     gated_out: int = 0
     deferred: int = 0
+    by_rules: int = 0
 
 
 class LLMExtractor:
@@ -116,9 +117,9 @@ class LLMExtractor:
         and `temperature` its `temperature` (None: the file's).
         With `gate`, the model reads only windows whose new lines may hold a commitment
         (`domain.extraction_gate`); the rules answer the others. With `rules_too`, the rules
-        also read the windows the model reads, and what they find is kept beside the model's
-        items (a model item for the same task is dropped): a small local model adds recall on
-        messy talk, the rules keep the tidy forms they are sure of. `max_backlog`: see `feed`
+        read each window first: when they find something in its new lines their answer stands
+        and the model is not asked; the model reads what they missed. A small local model adds
+        recall on messy talk; the tidy forms the rules are sure of are answered at once. `max_backlog`: see `feed`
         (None: the model reads every window however far behind it is).
         """
         window = fallback.window if window is None else window
@@ -328,14 +329,18 @@ class LLMExtractor:
     async def _extract_window(
         self, lines: list[Utterance], new_from: int, dates: _Dates
     ) -> list[Commitment]:
+        rules: list[Commitment] = []
+        if self.rules_too:
+            # The rules first: what they are sure of stands at once (a status update said just
+            # before a question is in the answer), and the model reads what they missed.
+            rules = await self._rules(lines, new_from, dates)
+            if rules:
+                self.stats.by_rules += 1
+                return rules
         try:
-            found = await self._ask(lines, new_from, dates.meeting, dates.next_meeting)
+            return await self._ask(lines, new_from, dates.meeting, dates.next_meeting)
         except FAILURES as exc:
             return await self._fall_back(lines, new_from, dates, describe_failure(exc))
-        if not self.rules_too:
-            return found
-        rules = await self._rules(lines, new_from, dates)
-        return rules + [item for item in found if not any(same_task(item, r) for r in rules)]
 
     async def _defer(
         self, lines: list[Utterance], new_from: int, dates: _Dates, backlog: int
@@ -530,50 +535,3 @@ async def warm_up_server(
     )
     async with warm:
         return await warm.warm_up()
-
-
-_FILLER = frozenset(
-    [
-        "a",
-        "an",
-        "the",
-        "to",
-        "of",
-        "on",
-        "for",
-        "and",
-        "or",
-        "with",
-        "about",
-        "into",
-        "our",
-        "their",
-        "his",
-        "her",
-        "my",
-        "your",
-        "it",
-        "this",
-        "that",
-        "be",
-        "do",
-        "get",
-        "make",
-        "go",
-        "will",
-    ]
-)
-
-
-def _task_words(action: str) -> set[str]:
-    return {w for w in re.findall(r"[a-z0-9']+", action.casefold()) if w not in _FILLER}
-
-
-def same_task(a: Commitment, b: Commitment) -> bool:
-    """Two items for one task: same kind, and at least half of the shorter action's words."""
-    if a.kind != b.kind:
-        return False
-    x, y = _task_words(a.action), _task_words(b.action)
-    if not x or not y:
-        return False
-    return len(x & y) >= 0.5 * min(len(x), len(y))

@@ -35,9 +35,9 @@ def convene(
 @pytest.mark.timeout(900)  # a bound on 2 busy cores, not a budget: see tests/test_local_llm.py
 def test_batch_runs_the_local_model_by_default(tmp_path: Path) -> None:
     """The shipped default (`extraction.backend: local-llm`): llama.cpp's server starts with
-    the packaged model and reads each window the gate passes; none falls back to the rules
-    (which would say so on stderr), and the commitments printed are the model's with the rules'
-    beside them (`rules_too`), one item per task."""
+    the packaged model; the rules read each window first (their tidy promise stands), the
+    model reads the window they miss; none falls back to the rules (which would say so on
+    stderr)."""
     batch = tmp_path / "in.jsonl"
     rows = [
         {
@@ -46,6 +46,11 @@ def test_batch_runs_the_local_model_by_default(tmp_path: Path) -> None:
             "lines": ["Priya: I will send the security review to the legal team."],
         },
         {"id": "none", "date": "2026-11-24", "lines": ["Ken: The weather was nice last week."]},
+        {
+            "id": "messy",
+            "date": "2026-11-24",
+            "lines": ["Ana: Um, for next time, the the pricing thing, you could look into it."],
+        },
     ]
     batch.write_text("".join(json.dumps(row) + "\n" for row in rows))
     out = convene("extract", "--batch", str(batch), "--json", "-v", prompts=REPO_PROMPTS)
@@ -54,6 +59,9 @@ def test_batch_runs_the_local_model_by_default(tmp_path: Path) -> None:
     assert "the rules answered" not in out.stderr and "failed" not in out.stderr
     found = {row["id"]: row["commitments"] for row in map(json.loads, out.stdout.splitlines())}
     assert found["none"] == []
+    # The model was asked: once to read the prompt at start, once for the window the rules
+    # missed (`-v` logs each request).
+    assert out.stderr.count("/v1/chat/completions") >= 2
     [item] = found["promise"]
     assert item["owner"] == "Priya" and "security review" in item["action"]
 

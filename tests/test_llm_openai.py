@@ -582,7 +582,7 @@ async def openai_backend(override: Callable[..., Runtime]) -> AsyncIterator[Fake
             settings={"openai_api_key": SecretStr(key), "openai_base_url": f"{url}/v1"},
             pipeline={
                 "llm": LlmKnobs(provider="openai-compatible", model=MODEL),
-                "extraction": {"backend": "llm"},
+                "extraction": {"backend": "llm", "rules_too": False},
                 "report": {"backend": "llm"},
             },
         )

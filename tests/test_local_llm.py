@@ -147,15 +147,22 @@ async def test_a_server_that_died_is_restarted_by_the_supervisor(server: LocalLl
 async def test_live_call_commitments_come_from_the_local_model(
     runtime: Runtime, base_url: str, override: Callable[..., Runtime], tmp_path: Path
 ) -> None:
-    """A phone call with the shipped defaults (local-llm, the gate, the rules beside the model):
-    the runtime starts the local model, the call's windows go to it (none falls back to the
-    rules or waits in the spool), and the commitment is stored, found by the model and the rules
-    (one item). What the model alone finds on real talk is benchmarks/extraction.py's to say."""
+    """A phone call with the shipped defaults (local-llm, the gate, the rules first): the
+    runtime starts the local model; the tidy promise is the rules' and stored at once; the
+    messy hand-off the rules miss goes to the model (its server works; no window falls back
+    to the rules or waits in the spool). What the model finds on real talk is
+    benchmarks/extraction.py's to say."""
     override(pipeline={"extraction": {"backend": "local-llm"}})
     await runtime.local_llm_ready()
     assert runtime.local_llm is not None and runtime.local_llm.running
     served_before = runtime.local_llm.cpu_seconds()
-    wav = write_meeting(tmp_path / "m.wav", ["Priya will send the security review to legal."])
+    wav = write_meeting(
+        tmp_path / "m.wav",
+        [
+            "Priya will send the security review to legal.",
+            "Um, so for next time, the the pricing thing, you could maybe look into that.",
+        ],
+    )
     result = await simulate_meeting(
         wav,
         base_url=base_url,
@@ -171,6 +178,7 @@ async def test_live_call_commitments_come_from_the_local_model(
     finally:
         spool.close()
     assert spooled == []  # no window fell back to the rules
-    [item] = result["commitments"]
-    assert item["owner"] == "Priya" and "security review" in item["action"]
+    promised = [c for c in result["commitments"] if "security review" in c["action"]]
+    [item] = promised
+    assert item["owner"] == "Priya"
     assert item["due"] is None  # no date was said

@@ -34,7 +34,10 @@ async def anthropic_backend(runtime: Runtime) -> AsyncIterator[FakeAnthropic]:
         runtime.settings = saved_settings.updated(
             **{"anthropic_api_key": SecretStr(KEY), "anthropic_base_url": url}
         )
-        extraction = saved_prompts.pipeline.extraction.model_copy(update={"backend": "anthropic"})
+        # The model alone reads the call (rules_too off): these tests are about the cloud path.
+        extraction = saved_prompts.pipeline.extraction.model_copy(
+            update={"backend": "anthropic", "rules_too": False}
+        )
         pipeline = saved_prompts.pipeline.model_copy(update={"extraction": extraction})
         runtime.prompts = saved_prompts.model_copy(update={"pipeline": pipeline})
         try:
