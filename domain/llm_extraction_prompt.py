@@ -71,25 +71,6 @@ class ExtractionPrompt(_Strict):
             turns.append((user, json.dumps({"commitments": output})))
         return turns
 
-    def system_text(self) -> str:
-        """The system prompt with the worked examples appended."""
-        if not self.examples:
-            return self.system
-        parts = [
-            self.system.rstrip(),
-            "",
-            "Worked examples (every line in them is new; confidence is left out of them, "
-            "but always give it):",
-        ]
-        for number, example in enumerate(self.examples, start=1):
-            parts.append(f"<example {number}>")
-            parts.append(f"Meeting date: {_date_label(example.date)}")
-            parts.extend(example.lines)
-            output = [item.model_dump(mode="json") for item in example.output]
-            parts.append(f"{TOOL_NAME} input: {json.dumps({'commitments': output})}")
-            parts.append(f"</example {number}>")
-        return "\n".join(parts)
-
 
 def load_extraction_prompt(path: Path) -> ExtractionPrompt:
     """Load `prompts/extraction.yaml`; ConfigError names the file, key path and reason."""
